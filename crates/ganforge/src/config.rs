@@ -1,0 +1,444 @@
+//! Run configuration: paper defaults, presets as small diffs from them, a TOML file and
+//! `--set key=value` overrides, resolved in that order. Unknown keys are errors that list the
+//! valid ones, and the resolved config is validated before any work starts.
+
+use std::path::Path;
+
+use burn::config::Config;
+
+use crate::nets::dcgan::DcganConfig;
+use crate::nets::fc::FcConfig;
+use crate::nets::{Arch, ModelShape};
+
+/// Where the images come from.
+#[derive(Config, Debug)]
+pub struct DataConfig {
+    /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge), "idx:DIR_OR_FILE"
+    /// (IDX image files such as MNIST and its look-alikes) or "folder:DIR" (PNG/JPEG files).
+    #[config(default = "String::from(\"mnist\")")]
+    pub spec: String,
+    /// Batches prepared ahead of the training step by the loader thread.
+    #[config(default = 4)]
+    pub prefetch: usize,
+}
+
+/// The optimization schedule and what a run writes.
+#[derive(Config, Debug)]
+pub struct TrainConfig {
+    /// Images per batch (128 in the DCGAN paper; 64 in PyTorch's DCGAN example).
+    #[config(default = 64)]
+    pub batch_size: usize,
+    /// Training steps, each one D update and one G update.
+    #[config(default = 5000)]
+    pub steps: u64,
+    /// If above 0, train for this many passes over the data instead of `steps`.
+    #[config(default = 0)]
+    pub epochs: u64,
+    /// Adam learning rate of D (2e-4 in the DCGAN paper).
+    #[config(default = 2e-4)]
+    pub lr_d: f64,
+    /// Adam learning rate of G (2e-4 in the DCGAN paper). Separate rates counter the
+    /// "colourful grid" failure of an unbalanced game (Heusel et al. 2017: two time scales).
+    #[config(default = 2e-4)]
+    pub lr_g: f64,
+    /// Adam beta1 (0.5 in the DCGAN paper: 0.9 oscillated and was unstable).
+    #[config(default = 0.5)]
+    pub beta1: f64,
+    /// Adam beta2 (0.999, Adam's default).
+    #[config(default = 0.999)]
+    pub beta2: f64,
+    /// Adam epsilon (1e-8, PyTorch's default that the DCGAN reference code uses; burn's is 1e-5).
+    #[config(default = 1e-8)]
+    pub eps: f64,
+    /// Append a line to metrics.jsonl every this many steps.
+    #[config(default = 10)]
+    pub log_every: u64,
+    /// Write a sample grid from the fixed latent batch every this many steps.
+    #[config(default = 500)]
+    pub sample_every: u64,
+    /// Write a checkpoint every this many steps (and always at the end).
+    #[config(default = 500)]
+    pub checkpoint_every: u64,
+    /// Checkpoints kept; older ones are deleted.
+    #[config(default = 3)]
+    pub keep_checkpoints: usize,
+    /// Images in each sample grid (the fixed latent batch).
+    #[config(default = 64)]
+    pub grid_images: usize,
+}
+
+/// The stabilizing tricks collected by Salimans et al. 2016 ("Improved Techniques for
+/// Training GANs") and Soumith Chintala's "ganhacks"; all off by default.
+#[derive(Config, Debug)]
+pub struct TricksConfig {
+    /// Soft labels: real targets drawn from U[0.9, 1.0], fake targets from U[0.0, 0.1].
+    #[config(default = false)]
+    pub soft_labels: bool,
+    /// Probability of flipping each of D's targets (real <-> fake); 0.05 is the usual value.
+    #[config(default = 0.0)]
+    pub label_flip_p: f64,
+    /// Swapped labels: 1 means fake and 0 means real, for D and G alike.
+    #[config(default = false)]
+    pub swap_labels: bool,
+    /// Instance noise (Sonderby et al. 2016): std of Gaussian noise added to every input of D,
+    /// decaying linearly to 0. 0 turns it off; 0.1 is a common start.
+    #[config(default = 0.0)]
+    pub instance_noise: f64,
+    /// Steps over which the instance noise decays to 0; 0 means over the whole run.
+    #[config(default = 0)]
+    pub instance_noise_steps: u64,
+}
+
+/// Everything a run needs; written to `config.toml` in the run folder.
+#[derive(Config, Debug)]
+pub struct GanConfig {
+    /// The preset this config started from (informational).
+    #[config(default = "String::from(\"mnist\")")]
+    pub preset: String,
+    /// Seed for every random choice: weights, data order, latents, label noise.
+    #[config(default = 42)]
+    pub seed: u64,
+    /// Data source.
+    #[config(default = "DataConfig::new()")]
+    pub data: DataConfig,
+    /// Image and latent shapes, and the network family.
+    #[config(default = "ModelShape::new()")]
+    pub model: ModelShape,
+    /// DCGAN settings.
+    #[config(default = "DcganConfig::new()")]
+    pub dcgan: DcganConfig,
+    /// Fully connected GAN settings.
+    #[config(default = "FcConfig::new()")]
+    pub fc: FcConfig,
+    /// Optimization and output schedule.
+    #[config(default = "TrainConfig::new()")]
+    pub train: TrainConfig,
+    /// Stabilizing tricks.
+    #[config(default = "TricksConfig::new()")]
+    pub tricks: TricksConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown preset '{name}'; valid presets: {}", valid.join(", "))]
+    UnknownPreset { name: String, valid: Vec<String> },
+    #[error("unknown config key '{key}'; valid keys{}: {}", if section.is_empty() { String::new() } else { format!(" in [{section}]") }, valid.join(", "))]
+    UnknownKey { key: String, section: String, valid: Vec<String> },
+    #[error("'{key}' is a section, not a value; its keys are: {}", valid.join(", "))]
+    NotAValue { key: String, valid: Vec<String> },
+    #[error("--set expects key=value, got '{0}'")]
+    BadSet(String),
+    #[error("cannot read config file {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// A preset: a name, what it is for, and its diff from the defaults.
+pub struct Preset {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub diff: &'static [(&'static str, &'static str)],
+}
+
+/// The presets. `mnist` is the default.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "mnist",
+        about: "MNIST at 32x32 with narrow nets: recognizable digits within minutes on a laptop CPU",
+        diff: &[
+            ("model.image_size", "32"),
+            ("dcgan.ngf", "32"),
+            ("dcgan.ndf", "32"),
+            ("train.steps", "2000"),
+            ("train.sample_every", "250"),
+            ("train.checkpoint_every", "250"),
+        ],
+    },
+    Preset {
+        name: "mnist64",
+        about: "the classic DCGAN setup: MNIST upscaled to 64x64, widths 64, batch 64, lr 2e-4",
+        diff: &[("preset", "\"mnist64\"")],
+    },
+    Preset {
+        name: "mnist-fc",
+        about: "the fully connected GAN of Goodfellow et al. 2014 on MNIST at 32x32, as a baseline",
+        diff: &[
+            ("preset", "\"mnist-fc\""),
+            ("model.arch", "\"fc\""),
+            ("model.image_size", "32"),
+            ("train.steps", "5000"),
+        ],
+    },
+];
+
+pub fn preset_names() -> Vec<String> {
+    PRESETS.iter().map(|p| p.name.to_string()).collect()
+}
+
+fn sorted_keys(t: &toml::Table) -> Vec<String> {
+    let mut k: Vec<String> = t.keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// Parses the right-hand side of `key=value` as a TOML value; bare words become strings so that
+/// `--set data.spec=folder:/data` works without quotes.
+fn parse_value(raw: &str) -> toml::Value {
+    match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed key"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// Sets a dotted key inside `tree`, refusing keys that the defaults do not have.
+fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut table = tree;
+    for (i, part) in parts.iter().enumerate() {
+        let section = parts[..i].join(".");
+        let valid = sorted_keys(table);
+        let Some(slot) = table.get_mut(*part) else {
+            return Err(ConfigError::UnknownKey { key: key.to_string(), section, valid });
+        };
+        if i + 1 == parts.len() {
+            if let toml::Value::Table(t) = slot {
+                return Err(ConfigError::NotAValue { key: key.to_string(), valid: sorted_keys(t) });
+            }
+            // An integer where a float is expected is fine (lr_d = 1 means 1.0).
+            *slot = match (&*slot, value) {
+                (toml::Value::Float(_), toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+                (old, v) if old.type_str() == v.type_str() => v,
+                (old, v) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "{key} expects {} {}, got {} {v}",
+                        if old.type_str() == "integer" { "an" } else { "a" },
+                        old.type_str(),
+                        v.type_str()
+                    )))
+                }
+            };
+            return Ok(());
+        }
+        match slot {
+            toml::Value::Table(t) => table = t,
+            _ => {
+                return Err(ConfigError::UnknownKey {
+                    key: key.to_string(),
+                    section: parts[..=i].join("."),
+                    valid: vec![],
+                })
+            }
+        }
+    }
+    unreachable!("split always yields at least one part")
+}
+
+/// Overlays a parsed TOML table onto `tree`, key by key.
+fn overlay(tree: &mut toml::Table, file: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    for (k, v) in file {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            toml::Value::Table(sub) => {
+                // Make sure the section exists before descending into it.
+                let mut probe = tree.clone();
+                set_key(&mut probe, &key, toml::Value::Table(toml::Table::new())).or_else(|e| match e {
+                    ConfigError::NotAValue { .. } => Ok(()),
+                    other => Err(other),
+                })?;
+                overlay(tree, sub, &key)?;
+            }
+            other => set_key(tree, &key, other.clone())?,
+        }
+    }
+    Ok(())
+}
+
+impl GanConfig {
+    /// The config as a TOML document.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes to TOML")
+    }
+
+    /// Resolves defaults + preset + config file + `--set` overrides, then validates.
+    pub fn resolve(preset: Option<&str>, file: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
+        let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
+        let name = preset.unwrap_or("mnist");
+        let p = PRESETS
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ConfigError::UnknownPreset { name: name.to_string(), valid: preset_names() })?;
+        set_key(&mut tree, "preset", toml::Value::String(p.name.to_string()))?;
+        for (k, v) in p.diff {
+            set_key(&mut tree, k, parse_value(v))?;
+        }
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+            let parsed: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })?;
+            overlay(&mut tree, &parsed, "")?;
+        }
+        for s in sets {
+            let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::BadSet(s.clone()))?;
+            set_key(&mut tree, k.trim(), parse_value(v.trim()))?;
+        }
+        Self::from_tree(tree, "config")
+    }
+
+    /// Reads a resolved config (the `config.toml` of a run folder).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let parsed: toml::Table = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })?;
+        let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
+        overlay(&mut tree, &parsed, "")?;
+        Self::from_tree(tree, &path.display().to_string())
+    }
+
+    fn from_tree(tree: toml::Table, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: GanConfig = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { origin: origin.to_string(), message: e.message().to_string() })?;
+        cfg.validate().map_err(ConfigError::Invalid)?;
+        Ok(cfg)
+    }
+
+    /// Checks every value that would otherwise fail (or silently misbehave) mid-run.
+    pub fn validate(&self) -> Result<(), String> {
+        self.model.validate()?;
+        match self.model.arch {
+            Arch::Dcgan => self.dcgan.validate()?,
+            Arch::Fc => self.fc.validate()?,
+        }
+        let t = &self.train;
+        if t.batch_size < 2 {
+            return Err(format!("train.batch_size = {} is too small: batch norm needs at least 2 images", t.batch_size));
+        }
+        if t.steps == 0 && t.epochs == 0 {
+            return Err("train.steps and train.epochs are both 0: nothing to train".into());
+        }
+        for (name, lr) in [("train.lr_d", t.lr_d), ("train.lr_g", t.lr_g)] {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(format!("{name} = {lr} must be a positive number"));
+            }
+        }
+        for (name, b) in [("train.beta1", t.beta1), ("train.beta2", t.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(format!("{name} = {b} must be in [0, 1)"));
+            }
+        }
+        if !(t.eps.is_finite() && t.eps > 0.0) {
+            return Err(format!("train.eps = {} must be a positive number", t.eps));
+        }
+        if t.log_every == 0 || t.sample_every == 0 || t.checkpoint_every == 0 {
+            return Err("train.log_every, train.sample_every and train.checkpoint_every must be at least 1".into());
+        }
+        if t.keep_checkpoints == 0 {
+            return Err("train.keep_checkpoints must be at least 1".into());
+        }
+        if t.grid_images == 0 || t.grid_images > 1024 {
+            return Err(format!("train.grid_images = {} must be between 1 and 1024", t.grid_images));
+        }
+        if self.data.prefetch == 0 {
+            return Err("data.prefetch must be at least 1".into());
+        }
+        let k = &self.tricks;
+        if !(0.0..=1.0).contains(&k.label_flip_p) {
+            return Err(format!("tricks.label_flip_p = {} must be a probability in [0, 1]", k.label_flip_p));
+        }
+        if !(k.instance_noise.is_finite() && k.instance_noise >= 0.0) {
+            return Err(format!("tricks.instance_noise = {} must be 0 or more", k.instance_noise));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_preset_is_a_small_diff() {
+        let c = GanConfig::resolve(None, None, &[]).unwrap();
+        assert_eq!(c.preset, "mnist");
+        assert_eq!(c.model.image_size, 32);
+        assert_eq!(c.dcgan.ngf, 32);
+        assert_eq!(c.train.lr_d, 2e-4);
+        assert_eq!(c.train.beta1, 0.5);
+        assert_eq!(c.train.eps, 1e-8);
+        let c = GanConfig::resolve(Some("mnist64"), None, &[]).unwrap();
+        assert_eq!((c.model.image_size, c.dcgan.ngf, c.dcgan.ndf, c.train.batch_size), (64, 64, 64, 64));
+    }
+
+    #[test]
+    fn set_overrides_and_coerces() {
+        let sets = vec!["train.lr_d=1".into(), "data.spec=folder:/tmp/x".into(), "tricks.soft_labels=true".into()];
+        let c = GanConfig::resolve(None, None, &sets).unwrap();
+        assert_eq!(c.train.lr_d, 1.0);
+        assert_eq!(c.data.spec, "folder:/tmp/x");
+        assert!(c.tricks.soft_labels);
+    }
+
+    #[test]
+    fn unknown_keys_list_valid_ones() {
+        let e = GanConfig::resolve(None, None, &["train.lr=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("unknown config key 'train.lr'"), "{e}");
+        assert!(e.contains("lr_d") && e.contains("lr_g") && e.contains("[train]"), "{e}");
+        let e = GanConfig::resolve(None, None, &["nope=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("'nope'") && e.contains("train"), "{e}");
+        let e = GanConfig::resolve(None, None, &["train=1".into()]).unwrap_err().to_string();
+        assert!(e.contains("is a section"), "{e}");
+        let e = GanConfig::resolve(None, None, &["novalue".into()]).unwrap_err().to_string();
+        assert!(e.contains("key=value"), "{e}");
+    }
+
+    #[test]
+    fn unknown_preset_lists_presets() {
+        let e = GanConfig::resolve(Some("dogz"), None, &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown preset 'dogz'") && e.contains("mnist64"), "{e}");
+    }
+
+    #[test]
+    fn config_file_overlays_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "seed = 7\n[train]\nlr_g = 3e-4\n").unwrap();
+        let c = GanConfig::resolve(None, Some(&p), &[]).unwrap();
+        assert_eq!((c.seed, c.train.lr_g), (7, 3e-4));
+        std::fs::write(&p, "[train]\nlearning_rate = 3e-4\n").unwrap();
+        let e = GanConfig::resolve(None, Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("train.learning_rate") && e.contains("lr_g"), "{e}");
+        std::fs::write(&p, "[trian]\nlr_g = 3e-4\n").unwrap();
+        let e = GanConfig::resolve(None, Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("'trian"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let e = GanConfig::resolve(None, None, &["model.image_size=48".into()]).unwrap_err().to_string();
+        assert!(e.contains("power of two"), "{e}");
+        let e = GanConfig::resolve(None, None, &["dcgan.g_kernel=3".into()]).unwrap_err().to_string();
+        assert!(e.contains("checkerboard") && e.contains("resize_conv"), "{e}");
+        // The cure is accepted.
+        GanConfig::resolve(None, None, &["dcgan.g_kernel=3".into(), "dcgan.upsample=resize_conv".into()]).unwrap();
+        let e = GanConfig::resolve(None, None, &["model.image_size=\"big\"".into()]).unwrap_err().to_string();
+        assert!(e.contains("image_size") || e.contains("integer"), "{e}");
+        let e = GanConfig::resolve(None, None, &["tricks.label_flip_p=2".into()]).unwrap_err().to_string();
+        assert!(e.contains("probability"), "{e}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = GanConfig::resolve(Some("mnist-fc"), None, &["seed=9".into()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, c.to_toml()).unwrap();
+        let back = GanConfig::load(&p).unwrap();
+        assert_eq!(back.to_toml(), c.to_toml());
+        assert_eq!(back.model.arch, Arch::Fc);
+    }
+}

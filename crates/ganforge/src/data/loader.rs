@@ -1,0 +1,175 @@
+//! The prefetching loader: a thread that decodes, resizes and batches images ahead of the
+//! training step, through a bounded queue, so that a step never waits on files.
+//!
+//! The order is a function of (seed, step) alone: epoch `e` visits the images in a
+//! permutation drawn from the seed and `e`, and the last partial batch is dropped. A loader
+//! started at step N therefore yields exactly the batches an uninterrupted run would.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::{to_model_bytes, to_unit_range, DataError, Source};
+use crate::rng::GanRng;
+
+/// One batch, ready to become a tensor.
+pub struct Batch {
+    pub epoch: u64,
+    /// Images as floats in [-1, 1], [b, c, s, s] row-major.
+    pub images: Vec<f32>,
+    /// Class labels, when the dataset has them.
+    pub labels: Option<Vec<u32>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoaderOptions {
+    pub batch_size: usize,
+    pub image_size: usize,
+    pub channels: usize,
+    pub seed: u64,
+    pub prefetch: usize,
+}
+
+pub struct Loader {
+    rx: Receiver<Result<Batch, DataError>>,
+    _worker: JoinHandle<()>,
+    pub batches_per_epoch: u64,
+    /// Images that failed to decode during the run (each replaced by the next good one).
+    pub decode_failures: Arc<AtomicUsize>,
+}
+
+impl Loader {
+    /// Starts loading at `start_step` (the number of batches already consumed).
+    pub fn spawn(source: Arc<dyn Source>, opts: LoaderOptions, start_step: u64) -> Result<Self, DataError> {
+        let n = source.len();
+        if n < opts.batch_size {
+            return Err(DataError::TooSmall { images: n, batch: opts.batch_size });
+        }
+        let bpe = (n / opts.batch_size) as u64;
+        let (tx, rx) = sync_channel(opts.prefetch);
+        let failures = Arc::new(AtomicUsize::new(0));
+        let worker_failures = failures.clone();
+        let worker = std::thread::Builder::new()
+            .name("ganforge-loader".into())
+            .spawn(move || {
+                let mut step = start_step;
+                let mut perm: Option<(u64, Vec<usize>)> = None;
+                loop {
+                    let epoch = step / bpe;
+                    if perm.as_ref().map(|p| p.0) != Some(epoch) {
+                        perm = Some((epoch, GanRng::for_epoch(opts.seed, epoch).permutation(n)));
+                    }
+                    let order = &perm.as_ref().expect("set above").1;
+                    let b = (step % bpe) as usize;
+                    let batch = make_batch(&*source, &order[b * opts.batch_size..(b + 1) * opts.batch_size], &opts, &worker_failures)
+                        .map(|(images, labels)| Batch { epoch, images, labels });
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        return; // the trainer hung up, or there is nothing left to load
+                    }
+                    step += 1;
+                }
+            })
+            .map_err(|e| DataError::Io { path: "<loader thread>".into(), source: e })?;
+        Ok(Self { rx, _worker: worker, batches_per_epoch: bpe, decode_failures: failures })
+    }
+
+    /// The next batch; blocks only if the loader has fallen behind.
+    pub fn next_batch(&self) -> Result<Batch, DataError> {
+        self.rx
+            .recv()
+            .unwrap_or_else(|_| Err(DataError::Empty("the loader thread stopped".into())))
+    }
+}
+
+fn make_batch(
+    source: &dyn Source,
+    indices: &[usize],
+    opts: &LoaderOptions,
+    failures: &AtomicUsize,
+) -> Result<(Vec<f32>, Option<Vec<u32>>), DataError> {
+    let n = source.len();
+    let mut images = Vec::with_capacity(indices.len() * opts.channels * opts.image_size * opts.image_size);
+    let mut labels = Vec::with_capacity(indices.len());
+    for &first in indices {
+        // A file that decoded at open time but fails now is replaced by the next good one,
+        // deterministically, so the run goes on and stays repeatable.
+        let mut i = first;
+        let img = loop {
+            match source.image(i) {
+                Ok(img) => break img,
+                Err(e) => {
+                    let count = failures.fetch_add(1, Ordering::Relaxed) + 1;
+                    if count >= n {
+                        return Err(DataError::Empty(format!("no image could be decoded (last error: {e})")));
+                    }
+                    i = (i + 1) % n;
+                }
+            }
+        };
+        to_unit_range(&to_model_bytes(&img, opts.image_size, opts.channels), &mut images);
+        labels.push(source.label(i));
+    }
+    let labels = labels.into_iter().collect::<Option<Vec<u32>>>();
+    Ok((images, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, GrayImage};
+
+    /// Image i is a flat grey of value i.
+    struct Flat(usize);
+    impl Source for Flat {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn image(&self, i: usize) -> Result<DynamicImage, DataError> {
+            if i == 3 {
+                return Err(DataError::BadFile { path: "3.png".into(), message: "broken".into() });
+            }
+            Ok(DynamicImage::ImageLuma8(GrayImage::from_pixel(4, 4, image::Luma([i as u8]))))
+        }
+        fn label(&self, i: usize) -> Option<u32> {
+            Some(i as u32)
+        }
+        fn describe(&self) -> String {
+            "flat".into()
+        }
+    }
+
+    fn opts() -> LoaderOptions {
+        LoaderOptions { batch_size: 4, image_size: 16, channels: 1, seed: 5, prefetch: 2 }
+    }
+
+    #[test]
+    fn epochs_are_permutations_and_resume_matches() {
+        let src: Arc<dyn Source> = Arc::new(Flat(10));
+        let l = Loader::spawn(src.clone(), opts(), 0).unwrap();
+        assert_eq!(l.batches_per_epoch, 2);
+        let batches: Vec<Batch> = (0..6).map(|_| l.next_batch().unwrap()).collect();
+        assert_eq!(batches.iter().map(|b| b.epoch).collect::<Vec<_>>(), vec![0, 0, 1, 1, 2, 2]);
+        // Epoch 0 is the first 8 of the seed's permutation; broken image 3 becomes image 4.
+        let expect: Vec<u32> = GanRng::for_epoch(5, 0).permutation(10)[..8]
+            .iter()
+            .map(|&i| if i == 3 { 4 } else { i as u32 })
+            .collect();
+        let got: Vec<u32> = batches[0].labels.clone().unwrap().into_iter().chain(batches[1].labels.clone().unwrap()).collect();
+        assert_eq!(got, expect);
+        assert_eq!(batches[0].images[0], expect[0] as f32 / 127.5 - 1.0);
+        assert!(batches[0].images.iter().all(|v| (-1.0..=1.0).contains(v)));
+        assert_eq!(batches[0].images.len(), 4 * 16 * 16);
+        // Starting at step 3 gives what the uninterrupted loader gave at step 3.
+        let resumed = Loader::spawn(src, opts(), 3).unwrap().next_batch().unwrap();
+        assert_eq!(resumed.images, batches[3].images);
+        assert_eq!(resumed.labels, batches[3].labels);
+    }
+
+    #[test]
+    fn too_small_for_a_batch() {
+        let e = Loader::spawn(Arc::new(Flat(3)), opts(), 0).err().unwrap().to_string();
+        assert!(e.contains("fewer than one batch of 4"), "{e}");
+    }
+}

@@ -1,0 +1,198 @@
+//! Image sources and the loader that feeds the training loop.
+//!
+//! A source is chosen by a spec `KIND[:PATH]`:
+//! - `mnist`: the MNIST training set shipped inside ganforge (60,000 digits, 28x28);
+//! - `idx:PATH`: an IDX image file, or a folder holding one, with its label file if beside it;
+//! - `folder:DIR`: every PNG/JPEG file under DIR, recursively.
+//!
+//! Every image is brought to the model's size (bilinear resize, then a centre crop when the
+//! aspect ratio differs) and channel count, and scaled to [-1, 1] to match G's tanh output.
+
+pub mod folder;
+pub mod idx;
+pub mod loader;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, GrayImage};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("empty dataset: {0}")]
+    Empty(String),
+    #[error("unknown data spec '{0}': expected mnist, idx:PATH or folder:DIR")]
+    UnknownSpec(String),
+    #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
+    TooSmall { images: usize, batch: usize },
+}
+
+/// A dataset: images by index, decoded at their native size.
+pub trait Source: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Image `i`, decoded.
+    fn image(&self, i: usize) -> Result<DynamicImage, DataError>;
+    /// Class label of image `i`, when the dataset has labels.
+    fn label(&self, _i: usize) -> Option<u32> {
+        None
+    }
+    /// One line for logs: what was loaded.
+    fn describe(&self) -> String;
+}
+
+const MNIST_TRAIN_IMAGES: &[u8] = include_bytes!("../../../../data/mnist/train-images-idx3-ubyte.gz");
+const MNIST_TRAIN_LABELS: &[u8] = include_bytes!("../../../../data/mnist/train-labels-idx1-ubyte.gz");
+
+/// Grey images held in memory (MNIST and other IDX sets).
+pub struct GreySet {
+    images: idx::IdxImages,
+    name: String,
+}
+
+impl GreySet {
+    /// The MNIST training set compiled into ganforge (see data/mnist/MANIFEST).
+    pub fn mnist() -> Result<Self, DataError> {
+        let images = idx::read_idx_bytes(Path::new("<bundled mnist train-images>"), MNIST_TRAIN_IMAGES)?;
+        let labels = idx::read_idx_bytes(Path::new("<bundled mnist train-labels>"), MNIST_TRAIN_LABELS)?;
+        let images = idx::IdxImages::from_arrays(Path::new("<bundled mnist>"), images, Some(("<bundled mnist labels>".into(), labels)))?;
+        Ok(Self { images, name: "MNIST train (bundled)".into() })
+    }
+
+    pub fn open_idx(path: &Path) -> Result<Self, DataError> {
+        let (image_path, label_path) = idx::locate(path)?;
+        let images = idx::read_idx_file(&image_path)?;
+        let labels = match label_path {
+            Some(p) => Some((p.clone(), idx::read_idx_file(&p)?)),
+            None => None,
+        };
+        let images = idx::IdxImages::from_arrays(&image_path, images, labels)?;
+        Ok(Self { images, name: image_path.display().to_string() })
+    }
+}
+
+impl Source for GreySet {
+    fn len(&self) -> usize {
+        self.images.n
+    }
+
+    fn image(&self, i: usize) -> Result<DynamicImage, DataError> {
+        let (h, w) = (self.images.height, self.images.width);
+        let px = self.images.pixels[i * h * w..(i + 1) * h * w].to_vec();
+        let img = GrayImage::from_raw(w as u32, h as u32, px).expect("slice has h*w bytes");
+        Ok(DynamicImage::ImageLuma8(img))
+    }
+
+    fn label(&self, i: usize) -> Option<u32> {
+        self.images.labels.as_ref().map(|l| l[i] as u32)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}: {} images {}x{}, {}",
+            self.name,
+            self.images.n,
+            self.images.height,
+            self.images.width,
+            if self.images.labels.is_some() { "with labels" } else { "no labels" }
+        )
+    }
+}
+
+/// Opens the dataset named by `spec`.
+pub fn open(spec: &str) -> Result<Arc<dyn Source>, DataError> {
+    let (kind, path) = match spec.split_once(':') {
+        Some((k, p)) => (k, Some(p)),
+        None => (spec, None),
+    };
+    let need_path = |p: Option<&str>| -> Result<PathBuf, DataError> {
+        match p {
+            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            _ => Err(DataError::UnknownSpec(format!("{spec}' needs a path, as in '{kind}:/path/to/data"))),
+        }
+    };
+    match kind {
+        "mnist" if path.is_none() => Ok(Arc::new(GreySet::mnist()?)),
+        "idx" => Ok(Arc::new(GreySet::open_idx(&need_path(path)?)?)),
+        "folder" => Ok(Arc::new(folder::FolderSet::open(&need_path(path)?)?)),
+        _ => Err(DataError::UnknownSpec(spec.to_string())),
+    }
+}
+
+/// Brings an image to `size` x `size` with `channels` channels, as bytes in CHW order.
+/// Bilinear resize of the shorter side to `size`, then a centre crop; the same as
+/// torchvision's `Resize(size)` + `CenterCrop(size)` used by the DCGAN reference code.
+pub fn to_model_bytes(img: &DynamicImage, size: usize, channels: usize) -> Vec<u8> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let s = size as f64 / w.min(h) as f64;
+    let (nw, nh) = (((w as f64 * s).round() as u32).max(size as u32), ((h as f64 * s).round() as u32).max(size as u32));
+    let resized = if (nw as usize, nh as usize) == (w, h) { img.clone() } else { img.resize_exact(nw, nh, FilterType::Triangle) };
+    let (x0, y0) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
+    let cropped = resized.crop_imm(x0, y0, size as u32, size as u32);
+    if channels == 1 {
+        cropped.to_luma8().into_raw()
+    } else {
+        let rgb = cropped.to_rgb8();
+        let mut chw = vec![0u8; 3 * size * size];
+        for (i, px) in rgb.pixels().enumerate() {
+            for c in 0..3 {
+                chw[c * size * size + i] = px[c];
+            }
+        }
+        chw
+    }
+}
+
+/// Bytes 0..=255 to floats in [-1, 1].
+pub fn to_unit_range(bytes: &[u8], out: &mut Vec<f32>) {
+    out.extend(bytes.iter().map(|&b| b as f32 / 127.5 - 1.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_mnist_matches_its_manifest() {
+        let m = GreySet::mnist().unwrap();
+        assert_eq!(m.len(), 60_000);
+        // First labels per the MANIFEST: 5 0 4 1 9 2 1 3 1 4.
+        let first: Vec<u32> = (0..10).map(|i| m.label(i).unwrap()).collect();
+        assert_eq!(first, vec![5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+        // Mean pixel of the training set: 33.318 per the MANIFEST.
+        let mean = m.images.pixels.iter().map(|&p| p as f64).sum::<f64>() / m.images.pixels.len() as f64;
+        assert!((mean - 33.318).abs() < 1e-3, "{mean}");
+    }
+
+    #[test]
+    fn resize_and_scale() {
+        let img = DynamicImage::ImageLuma8(GrayImage::from_fn(28, 28, |x, _| image::Luma([if x < 14 { 0 } else { 255 }])));
+        let b = to_model_bytes(&img, 64, 1);
+        assert_eq!(b.len(), 64 * 64);
+        assert_eq!((b[0], b[63]), (0, 255));
+        let b3 = to_model_bytes(&img, 16, 3);
+        assert_eq!(b3.len(), 3 * 16 * 16);
+        // Centre crop of a wide image keeps the middle.
+        let wide = DynamicImage::ImageLuma8(GrayImage::from_fn(40, 20, |x, _| image::Luma([if (10..30).contains(&x) { 200 } else { 0 }])));
+        let c = to_model_bytes(&wide, 20, 1);
+        assert!(c.iter().all(|&v| v == 200));
+        let mut f = Vec::new();
+        to_unit_range(&[0, 255], &mut f);
+        assert_eq!(f, vec![-1.0, 1.0]);
+    }
+
+    #[test]
+    fn bad_specs() {
+        assert!(open("cifar").err().unwrap().to_string().contains("unknown data spec"));
+        assert!(open("folder:").err().unwrap().to_string().contains("needs a path"));
+        let e = open("folder:/definitely/not/here").err().unwrap().to_string();
+        assert!(e.contains("/definitely/not/here"), "{e}");
+    }
+}

@@ -1,0 +1,201 @@
+//! DCGAN: "Unsupervised Representation Learning with Deep Convolutional Generative Adversarial
+//! Networks", Radford, Metz & Chintala, 2015 (arXiv:1511.06434).
+//!
+//! The paper's architecture guidelines, all kept here: strided (transposed) convolutions instead
+//! of pooling, no fully connected hidden layers, batch norm in G on all but the output layer and
+//! in D on all but the input layer, ReLU in G with tanh at the output, LeakyReLU(0.2) in D.
+//! D mirrors G. For a 64x64 image the layer widths are those of the paper (and of PyTorch's
+//! DCGAN example): G 100 -> 8ngf@4 -> 4ngf@8 -> 2ngf@16 -> ngf@32 -> c@64; other power-of-two
+//! sizes add or drop a doubling stage.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::tensor::activation::{relu, tanh};
+use burn::tensor::module::interpolate;
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{leaky_relu_02, ModelShape};
+
+/// How G doubles the resolution at each stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsample {
+    /// Strided transposed convolution (the paper's choice).
+    Transposed,
+    /// Nearest-neighbour resize by 2, then a 3x3 stride-1 convolution: free of checkerboard
+    /// artifacts by construction (Odena, Dumoulin & Olah, "Deconvolution and Checkerboard
+    /// Artifacts", Distill 2016).
+    ResizeConv,
+}
+
+/// DCGAN-specific settings; image size, channels and nz are in [`ModelShape`].
+#[derive(Config, Debug)]
+pub struct DcganConfig {
+    /// Width of G: channels of its last hidden layer (the paper and PyTorch's example use 64).
+    #[config(default = 64)]
+    pub ngf: usize,
+    /// Width of D: channels of its first layer (64 in the paper).
+    #[config(default = 64)]
+    pub ndf: usize,
+    /// Kernel size of G's stride-2 transposed convolutions (4 in the paper). Must be a multiple
+    /// of the stride (2), or the kernel overlaps unevenly and paints a checkerboard.
+    #[config(default = 4)]
+    pub g_kernel: usize,
+    /// Up-sampling in G: "transposed" (the paper) or "resize_conv" (nearest resize + conv).
+    #[config(default = "Upsample::Transposed")]
+    pub upsample: Upsample,
+}
+
+/// Why a kernel that is not a multiple of the stride is refused.
+pub fn checkerboard_message(kernel: usize, stride: usize) -> String {
+    format!(
+        "dcgan.g_kernel = {kernel} is not a multiple of the stride {stride}: a transposed convolution \
+         whose kernel does not divide evenly by its stride overlaps unevenly, so some output pixels \
+         receive more kernel taps than their neighbours and the images show a checkerboard pattern \
+         (Odena et al., Distill 2016). Use an even kernel such as 4 (the DCGAN paper's), or set \
+         dcgan.upsample = \"resize_conv\" (nearest-neighbour resize, then a stride-1 convolution)"
+    )
+}
+
+impl DcganConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ngf == 0 || self.ndf == 0 {
+            return Err("dcgan.ngf and dcgan.ndf must be at least 1".into());
+        }
+        if self.upsample == Upsample::Transposed && (self.g_kernel < 2 || self.g_kernel % 2 != 0) {
+            return Err(checkerboard_message(self.g_kernel, 2));
+        }
+        Ok(())
+    }
+}
+
+/// Number of stride-2 stages between 4x4 and the image size.
+fn stages(image_size: usize) -> usize {
+    image_size.trailing_zeros() as usize - 2
+}
+
+fn conv_bias_free(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+fn conv_t_bias_free(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> ConvTranspose2d {
+    ConvTranspose2dConfig::new([cin, cout], [k, k])
+        .with_stride([stride, stride])
+        .with_padding([pad, pad])
+        .with_bias(false)
+        .init(device)
+}
+
+/// One doubling of resolution.
+#[derive(Module, Debug)]
+pub enum Up {
+    Transposed(ConvTranspose2d),
+    ResizeConv(Conv2d),
+}
+
+impl Up {
+    fn new(cin: usize, cout: usize, cfg: &DcganConfig, device: &Device) -> Self {
+        match cfg.upsample {
+            // out = 2*in requires k - 2*pad = 2.
+            Upsample::Transposed => {
+                Up::Transposed(conv_t_bias_free(cin, cout, cfg.g_kernel, 2, (cfg.g_kernel - 2) / 2, device))
+            }
+            Upsample::ResizeConv => Up::ResizeConv(conv_bias_free(cin, cout, 3, 1, 1, device)),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Up::Transposed(conv) => conv.forward(x),
+            Up::ResizeConv(conv) => {
+                let [_, _, h, w] = x.dims();
+                let x = interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]));
+                conv.forward(x)
+            }
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct GBlock {
+    up: Up,
+    bn: BatchNorm,
+}
+
+/// The DCGAN generator: z [b, nz] -> image [b, c, s, s] in [-1, 1].
+#[derive(Module, Debug)]
+pub struct Generator {
+    project: ConvTranspose2d,
+    project_bn: BatchNorm,
+    blocks: Vec<GBlock>,
+    to_image: Up,
+}
+
+impl Generator {
+    pub fn new(shape: &ModelShape, cfg: &DcganConfig, device: &Device) -> Self {
+        let n = stages(shape.image_size);
+        let width = |stage: usize| cfg.ngf << (n - 1 - stage); // ngf * 2^(n-1-stage)
+        let project = conv_t_bias_free(shape.nz, width(0), 4, 1, 0, device);
+        let project_bn = BatchNormConfig::new(width(0)).init(device);
+        let blocks = (1..n)
+            .map(|s| GBlock { up: Up::new(width(s - 1), width(s), cfg, device), bn: BatchNormConfig::new(width(s)).init(device) })
+            .collect();
+        let to_image = Up::new(cfg.ngf, shape.channels, cfg, device);
+        Self { project, project_bn, blocks, to_image }
+    }
+
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        let [b, nz] = z.dims();
+        let x = z.reshape([b, nz, 1, 1]); // [b, nz, 1, 1]
+        let mut x = relu(self.project_bn.forward(self.project.forward(x))); // [b, 8ngf, 4, 4] at 64px
+        for block in &self.blocks {
+            x = relu(block.bn.forward(block.up.forward(x))); // [b, w/2, 2h, 2w]
+        }
+        tanh(self.to_image.forward(x)) // [b, c, s, s]
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct DBlock {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+/// The DCGAN discriminator: image [b, c, s, s] -> one logit per image [b].
+#[derive(Module, Debug)]
+pub struct Discriminator {
+    from_image: Conv2d,
+    blocks: Vec<DBlock>,
+    head: Conv2d,
+}
+
+impl Discriminator {
+    pub fn new(shape: &ModelShape, cfg: &DcganConfig, device: &Device) -> Self {
+        let n = stages(shape.image_size);
+        let width = |stage: usize| cfg.ndf << stage;
+        let from_image = conv_bias_free(shape.channels, cfg.ndf, 4, 2, 1, device);
+        let blocks = (1..n)
+            .map(|s| DBlock { conv: conv_bias_free(width(s - 1), width(s), 4, 2, 1, device), bn: BatchNormConfig::new(width(s)).init(device) })
+            .collect();
+        let head = conv_bias_free(width(n - 1), 1, 4, 1, 0, device);
+        Self { from_image, blocks, head }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        let mut x = leaky_relu_02(self.from_image.forward(x)); // [b, ndf, s/2, s/2], no BN on the input layer
+        for block in &self.blocks {
+            x = leaky_relu_02(block.bn.forward(block.conv.forward(x))); // [b, 2w, h/2, w/2]
+        }
+        let logits = self.head.forward(x); // [b, 1, 1, 1]
+        let [b, _, _, _] = logits.dims();
+        logits.reshape([b])
+    }
+}

@@ -1,0 +1,146 @@
+//! The networks, one file per family, each with its generator, discriminator and config.
+
+pub mod dcgan;
+pub mod fc;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::params::{map_named, HostTensor};
+use crate::rng::{GanRng, Stream};
+
+/// The network family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// Deep convolutional GAN (Radford et al. 2015).
+    Dcgan,
+    /// Fully connected GAN (Goodfellow et al. 2014).
+    Fc,
+}
+
+/// What every family shares: the image and latent shapes.
+#[derive(Config, Debug)]
+pub struct ModelShape {
+    /// Network family: "dcgan" or "fc".
+    #[config(default = "Arch::Dcgan")]
+    pub arch: Arch,
+    /// Side of the square images, a power of two from 16 to 256 (64 in the DCGAN paper).
+    #[config(default = 64)]
+    pub image_size: usize,
+    /// Image channels: 1 (grey) or 3 (RGB).
+    #[config(default = 1)]
+    pub channels: usize,
+    /// Length of the latent vector z ~ N(0, I) (100 in the DCGAN paper).
+    #[config(default = 100)]
+    pub nz: usize,
+}
+
+impl ModelShape {
+    pub fn pixels(&self) -> usize {
+        self.channels * self.image_size * self.image_size
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let s = self.image_size;
+        if !(16..=256).contains(&s) || !s.is_power_of_two() {
+            return Err(format!(
+                "model.image_size = {s} is not supported: it must be a power of two from 16 to 256 (16, 32, 64, 128 or 256)"
+            ));
+        }
+        if self.channels != 1 && self.channels != 3 {
+            return Err(format!("model.channels = {} is not supported: use 1 (grey) or 3 (RGB)", self.channels));
+        }
+        if self.nz == 0 {
+            return Err("model.nz must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A generator of any family.
+#[derive(Module, Debug)]
+pub enum Generator {
+    Dcgan(dcgan::Generator),
+    Fc(fc::Generator),
+}
+
+impl Generator {
+    pub fn new(shape: &ModelShape, dcgan: &dcgan::DcganConfig, fc: &fc::FcConfig, device: &Device) -> Self {
+        match shape.arch {
+            Arch::Dcgan => Generator::Dcgan(dcgan::Generator::new(shape, dcgan, device)),
+            Arch::Fc => Generator::Fc(fc::Generator::new(shape, fc, device)),
+        }
+    }
+
+    /// z [b, nz] -> images [b, c, s, s] in [-1, 1].
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        match self {
+            Generator::Dcgan(g) => g.forward(z),
+            Generator::Fc(g) => g.forward(z),
+        }
+    }
+}
+
+/// A discriminator of any family.
+#[derive(Module, Debug)]
+pub enum Discriminator {
+    Dcgan(dcgan::Discriminator),
+    Fc(fc::Discriminator),
+}
+
+impl Discriminator {
+    pub fn new(shape: &ModelShape, dcgan: &dcgan::DcganConfig, fc: &fc::FcConfig, device: &Device) -> Self {
+        match shape.arch {
+            Arch::Dcgan => Discriminator::Dcgan(dcgan::Discriminator::new(shape, dcgan, device)),
+            Arch::Fc => Discriminator::Fc(fc::Discriminator::new(shape, fc, device)),
+        }
+    }
+
+    /// images [b, c, s, s] -> logits [b] (no sigmoid: the loss works on logits).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+        match self {
+            Discriminator::Dcgan(d) => d.forward(x),
+            Discriminator::Fc(d) => d.forward(x),
+        }
+    }
+}
+
+/// LeakyReLU with slope 0.2, as in the DCGAN paper, written as max(x, 0.2x): one binary
+/// element-wise op forward and backward, cheaper on the CPU backend than a compare-and-select.
+pub fn leaky_relu_02<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone().max_pair(x.mul_scalar(0.2))
+}
+
+/// DCGAN's weight initialization (the paper, section 4): every weight N(0, 0.02), batch-norm
+/// scales N(1, 0.02), biases and batch-norm shifts 0. Running statistics keep their defaults.
+/// Draws come from the run's `Init` stream in module order, so they repeat on every backend.
+pub fn init_weights<M: Module>(module: M, rng: &mut GanRng) -> M {
+    map_named(module, |path, current| {
+        let n = current.values.len();
+        let name = path.rsplit('.').next().unwrap_or(path);
+        let values = match name {
+            "weight" => rng.normal_vec(n, 0.0, 0.02),
+            "gamma" => rng.normal_vec(n, 1.0, 0.02),
+            "bias" | "beta" => vec![0.0; n],
+            _ => return None,
+        };
+        Some(HostTensor { shape: current.shape.clone(), values })
+    })
+}
+
+/// Builds and initializes both networks of a model from the run seed.
+pub fn build(
+    shape: &ModelShape,
+    dcgan: &dcgan::DcganConfig,
+    fc: &fc::FcConfig,
+    seed: u64,
+    device: &Device,
+) -> (Generator, Discriminator) {
+    let mut rng = GanRng::new(seed, Stream::Init);
+    let g = init_weights(Generator::new(shape, dcgan, fc, device), &mut rng);
+    let d = init_weights(Discriminator::new(shape, dcgan, fc, device), &mut rng);
+    (g, d)
+}

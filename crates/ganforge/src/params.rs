@@ -1,0 +1,96 @@
+//! Named access to every tensor of a module (parameters and batch-norm running statistics),
+//! keyed by its path in the module tree (`blocks.0.bn.gamma`).
+//!
+//! Checkpoints, weight initialization and the optimizer all address tensors by these names, so
+//! that a file written by one process maps onto a model built by another.
+
+use std::collections::BTreeMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Tensor, TensorData};
+
+/// A tensor taken off the device: its shape and row-major values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+impl HostTensor {
+    pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> Self {
+        let data = t.to_data().convert::<f32>();
+        Self {
+            shape: data.shape().to_vec(),
+            values: data.try_to_vec::<f32>().expect("f32 data after convert"),
+        }
+    }
+
+    pub fn to_tensor<const D: usize>(&self, like: &Tensor<D>) -> Tensor<D> {
+        Tensor::from_data(
+            TensorData::new(self.values.clone(), self.shape.clone()),
+            &like.device(),
+        )
+    }
+}
+
+/// All float tensors of `module`, by path.
+pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
+    struct Collect {
+        path: Vec<String>,
+        out: BTreeMap<String, HostTensor>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.out.insert(self.path.join("."), HostTensor::from_tensor(&param.val()));
+        }
+    }
+    let mut c = Collect { path: Vec::new(), out: BTreeMap::new() };
+    module.visit(&mut c);
+    c.out
+}
+
+/// The shapes of all float tensors of `module`, by path.
+pub fn named_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
+    named_tensors(module).into_iter().map(|(k, v)| (k, v.shape)).collect()
+}
+
+/// Rebuilds each float tensor of `module` from `f(path, current)`; `None` keeps it.
+/// Gradient tracking and the device are kept as they were.
+pub fn map_named<M: Module>(
+    module: M,
+    mut f: impl FnMut(&str, &HostTensor) -> Option<HostTensor>,
+) -> M {
+    struct Mapper<'a> {
+        path: Vec<String>,
+        f: &'a mut dyn FnMut(&str, &HostTensor) -> Option<HostTensor>,
+    }
+    impl ModuleMapper for Mapper<'_> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let current = HostTensor::from_tensor(&tensor);
+            let path = self.path.join(".");
+            let tensor = match (self.f)(&path, &current) {
+                Some(new) => {
+                    let require_grad = tensor.is_require_grad();
+                    let t = new.to_tensor(&tensor);
+                    if require_grad { t.require_grad() } else { t }
+                }
+                None => tensor,
+            };
+            Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+    module.map(&mut Mapper { path: Vec::new(), f: &mut f })
+}
