@@ -1,1 +1,291 @@
-fn main() {}
+//! `ganforge`: the command-line program. Errors are reported in one line with their context
+//! and a non-zero exit status; the path of a new run is the last line of standard output.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use ganforge::config::{GanConfig, PRESETS};
+use ganforge::device::parse_device;
+use ganforge::image_io::{grid_cols, save_png};
+use ganforge::sample::Sampler;
+use ganforge::train::run_dir::RunDir;
+use ganforge::train::step::StepStats;
+use ganforge::train::{train, Observer, TrainOptions};
+
+#[derive(Parser)]
+#[command(name = "ganforge", version, about = "Train, sample and inspect GANs on image data")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a GAN; prints the new run folder as the last line of output.
+    #[command(after_help = "Examples:
+  ganforge train                                   # DCGAN on the bundled MNIST (preset mnist)
+  ganforge train --preset mnist64 --steps 20000    # the classic DCGAN setup, 64x64
+  ganforge train --data folder:~/pictures --set model.channels=3 --set model.image_size=64
+  ganforge train --set train.lr_d=1e-4 --set tricks.soft_labels=true
+  ganforge train --resume runs/00003-mnist --steps 4000   # continue a run in place")]
+    Train(TrainArgs),
+    /// Generate images from a trained run.
+    #[command(after_help = "Examples:
+  ganforge sample --run runs/00003-mnist --n 64 --grid --out grid.png
+  ganforge sample --run runs/00003-mnist --n 1000 --out samples/ --seed 7
+  ganforge sample --run runs/00003-mnist --latents z.npy --raw out.npy --out imgs/")]
+    Sample(SampleArgs),
+    /// List the presets and what each is for.
+    Presets,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Preset to start from (see `ganforge presets`); default: mnist.
+    #[arg(long)]
+    preset: Option<String>,
+    /// TOML config file applied on top of the preset.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one config key, e.g. --set train.lr_d=1e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Dataset: mnist, idx:PATH or folder:DIR.
+    #[arg(long, value_name = "SPEC")]
+    data: Option<String>,
+    /// Folder that holds the numbered run folders.
+    #[arg(long, default_value = "runs", value_name = "DIR")]
+    out: PathBuf,
+    /// Train for this many steps (one D and one G update each).
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<u64>,
+    /// Train for this many passes over the data.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Seed for every random choice of the run.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue this run folder from its latest checkpoint (with --steps/--epochs for a new end).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Run folder to sample from.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// Checkpoint folder or g.safetensors file; default: the run's latest checkpoint.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Number of images (ignored with --latents).
+    #[arg(long, default_value_t = 64)]
+    n: usize,
+    /// Output: a folder for PNG files, or a .png file with --grid.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Seed of the latent vectors; default: the run's seed (the latents of its sample grids).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write one grid PNG instead of one file per image.
+    #[arg(long)]
+    grid: bool,
+    /// Sample exactly these latents: a float32 .npy of shape [N, nz].
+    #[arg(long, value_name = "FILE.npy")]
+    latents: Option<PathBuf>,
+    /// Also write G's raw float32 output [N, C, H, W] to this .npy file.
+    #[arg(long, value_name = "FILE.npy")]
+    raw: Option<PathBuf>,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// Progress bar on a terminal; a line every 5% otherwise (logs, CI).
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    every: u64,
+}
+
+impl Observer for Progress {
+    fn start(&mut self, run: &RunDir, start: u64, total: u64) {
+        eprintln!("run folder: {}", run.path.display());
+        self.total = total;
+        self.every = (total / 20).max(1);
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total).with_position(start);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+                    .expect("valid template"),
+            );
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, step: u64, s: &StepStats, ips: f64) {
+        let msg = format!("loss D {:.3} G {:.3}  D(x) {:.2} D(G(z)) {:.2}  {:.0} img/s", s.loss_d, s.loss_g, s.d_real, s.d_fake, ips);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step);
+                bar.set_message(msg);
+            }
+            None if step % self.every == 0 || step == self.total => eprintln!("step {step}/{}  {msg}", self.total),
+            None => {}
+        }
+    }
+
+    fn message(&mut self, msg: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let cfg = match &a.resume {
+        Some(run) => {
+            if a.preset.is_some() || a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.seed.is_some() {
+                bail!("--resume continues a run with its own config; only --steps, --epochs, --device and --out may be given with it");
+            }
+            let run = RunDir::open(run)?;
+            let mut sets = Vec::new();
+            if let Some(s) = a.steps {
+                sets.extend([format!("train.steps={s}"), "train.epochs=0".into()]);
+            }
+            if let Some(e) = a.epochs {
+                sets.push(format!("train.epochs={e}"));
+            }
+            let saved = GanConfig::load(&run.config_path()).context("reading the run's config")?;
+            let tmp = tempfile_config(&saved)?;
+            GanConfig::resolve(Some(&saved.preset), Some(tmp.path()), &sets)?
+        }
+        None => {
+            let mut sets = Vec::new();
+            if let Some(d) = &a.data {
+                sets.push(format!("data.spec={d}"));
+            }
+            if let Some(s) = a.steps {
+                sets.extend([format!("train.steps={s}"), "train.epochs=0".into()]);
+            }
+            if let Some(e) = a.epochs {
+                sets.push(format!("train.epochs={e}"));
+            }
+            if let Some(s) = a.seed {
+                sets.push(format!("seed={s}"));
+            }
+            sets.extend(a.sets.iter().cloned());
+            GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &sets)?
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a final checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let mut progress = Progress { bar: None, total: 0, every: 1 };
+    let run = train(cfg, TrainOptions { out: a.out, device, resume: a.resume, stop }, &mut progress)?;
+    println!("{}", run.path.display());
+    Ok(())
+}
+
+/// The saved config as a file that `resolve` can overlay (so --steps applies on top of it).
+fn tempfile_config(cfg: &GanConfig) -> Result<TempFile> {
+    let path = std::env::temp_dir().join(format!("ganforge-resume-{}.toml", std::process::id()));
+    std::fs::write(&path, cfg.to_toml()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(TempFile(path))
+}
+
+struct TempFile(PathBuf);
+impl TempFile {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn cmd_sample(a: SampleArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let sampler = Sampler::load(&a.run, a.checkpoint.as_deref(), &device)?;
+    let z = match &a.latents {
+        Some(p) => {
+            let arr = ganforge::npy::read(p)?;
+            sampler.check_latents(&arr.shape).with_context(|| format!("reading {}", p.display()))?;
+            arr.values
+        }
+        None => {
+            if a.n == 0 || a.n > 100_000 {
+                bail!("--n {} is out of range: ask for 1 to 100000 images", a.n);
+            }
+            sampler.latents(a.n, a.seed.unwrap_or(sampler.cfg.seed))
+        }
+    };
+    let images = sampler.generate(&z);
+    if let Some(raw) = &a.raw {
+        ganforge::npy::write(raw, &[images.n, images.channels, images.height, images.width], &images.values)?;
+    }
+    if a.grid {
+        save_png(&a.out, &images.grid(grid_cols(images.n))).with_context(|| format!("writing {}", a.out.display()))?;
+        println!("{}", a.out.display());
+    } else {
+        std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+        let width = images.n.to_string().len().max(5);
+        for i in 0..images.n {
+            let p = a.out.join(format!("{i:0width$}.png"));
+            ganforge::fsutil::write_atomic(&p, &images.png(i)).with_context(|| format!("writing {}", p.display()))?;
+        }
+        println!("{}", a.out.display());
+    }
+    eprintln!("{} images from {}", images.n, sampler.checkpoint.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd_train(a),
+        Command::Sample(a) => cmd_sample(a),
+        Command::Presets => {
+            for p in PRESETS {
+                println!("{:10} {}", p.name, p.about);
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -84,8 +84,9 @@ pub struct TricksConfig {
     /// decaying linearly to 0. 0 turns it off; 0.1 is a common start.
     #[config(default = 0.0)]
     pub instance_noise: f64,
-    /// Steps over which the instance noise decays to 0; 0 means over the whole run.
-    #[config(default = 0)]
+    /// Steps over which the instance noise decays linearly to 0. A fixed horizon rather than
+    /// "the whole run", so that extending a run with --resume does not change its past.
+    #[config(default = 10000)]
     pub instance_noise_steps: u64,
 }
 
@@ -352,6 +353,9 @@ impl GanConfig {
         }
         if !(k.instance_noise.is_finite() && k.instance_noise >= 0.0) {
             return Err(format!("tricks.instance_noise = {} must be 0 or more", k.instance_noise));
+        }
+        if k.instance_noise > 0.0 && k.instance_noise_steps == 0 {
+            return Err("tricks.instance_noise_steps must be at least 1 when instance noise is on".into());
         }
         Ok(())
     }

@@ -13,10 +13,15 @@
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod fsutil;
+pub mod image_io;
 pub mod loss;
 pub mod nets;
+pub mod npy;
 pub mod optim;
 pub mod params;
 pub mod rng;
+pub mod sample;
+pub mod train;
 
 pub use burn;

@@ -33,6 +33,21 @@ impl HostTensor {
     }
 }
 
+/// Path bookkeeping for visitors: the variant of an enum module (`Generator::Dcgan`,
+/// `Up::Transposed`) is not part of a name, so names read like the network they describe
+/// (`blocks.0.up.weight`) and a file does not depend on how the code wraps its layers.
+pub(crate) fn enter(path: &mut Vec<String>, name: &str, container: &str) {
+    if !container.starts_with("Enum:") {
+        path.push(name.to_string());
+    }
+}
+
+pub(crate) fn exit(path: &mut Vec<String>, container: &str) {
+    if !container.starts_with("Enum:") {
+        path.pop();
+    }
+}
+
 /// All float tensors of `module`, by path.
 pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
     struct Collect {
@@ -40,18 +55,20 @@ pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
         out: BTreeMap<String, HostTensor>,
     }
     impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
         }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
             self.out.insert(self.path.join("."), HostTensor::from_tensor(&param.val()));
         }
     }
     let mut c = Collect { path: Vec::new(), out: BTreeMap::new() };
-    module.visit(&mut c);
+    // `valid()` folds pending batch-norm statistics updates into their value; visiting the
+    // module as it is could read running statistics one update old.
+    module.valid().visit(&mut c);
     c.out
 }
 
@@ -71,11 +88,11 @@ pub fn map_named<M: Module>(
         f: &'a mut dyn FnMut(&str, &HostTensor) -> Option<HostTensor>,
     }
     impl ModuleMapper for Mapper<'_> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.path.push(name.to_string());
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
         }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.pop();
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
         }
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, tensor, mapper) = param.consume();

@@ -1,0 +1,107 @@
+//! Pictures out: single images and sample grids as PNG, written atomically.
+
+use std::path::Path;
+
+use image::{GrayImage, RgbImage};
+
+use crate::fsutil::write_atomic;
+
+/// A batch of images on the host: values in [-1, 1], [n, c, h, w] row-major.
+#[derive(Clone, Debug)]
+pub struct ImageBatch {
+    pub values: Vec<f32>,
+    pub n: usize,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl ImageBatch {
+    pub fn from_tensor(t: burn::tensor::Tensor<4>) -> Self {
+        let [n, channels, height, width] = t.dims();
+        let values = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert");
+        Self { values, n, channels, height, width }
+    }
+
+    fn to_byte(v: f32) -> u8 {
+        ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
+    }
+
+    /// Pixel (channel `c`, row `y`, column `x`) of image `i` as a byte.
+    fn byte(&self, i: usize, c: usize, y: usize, x: usize) -> u8 {
+        Self::to_byte(self.values[((i * self.channels + c) * self.height + y) * self.width + x])
+    }
+
+    /// A grid with `cols` images per row and a 2-pixel border, as RGB.
+    pub fn grid(&self, cols: usize) -> RgbImage {
+        let cols = cols.clamp(1, self.n.max(1));
+        let rows = self.n.div_ceil(cols);
+        let pad = 2;
+        let (w, h) = (cols * (self.width + pad) + pad, rows * (self.height + pad) + pad);
+        let mut out = RgbImage::from_pixel(w as u32, h as u32, image::Rgb([40, 40, 40]));
+        for i in 0..self.n {
+            let (ox, oy) = (pad + (i % cols) * (self.width + pad), pad + (i / cols) * (self.height + pad));
+            for y in 0..self.height {
+                for x in 0..self.width {
+                    let px = if self.channels == 1 {
+                        let g = self.byte(i, 0, y, x);
+                        [g, g, g]
+                    } else {
+                        [self.byte(i, 0, y, x), self.byte(i, 1, y, x), self.byte(i, 2, y, x)]
+                    };
+                    out.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb(px));
+                }
+            }
+        }
+        out
+    }
+
+    /// Image `i` encoded as PNG bytes (grey or RGB).
+    pub fn png(&self, i: usize) -> Vec<u8> {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        if self.channels == 1 {
+            let img = GrayImage::from_fn(self.width as u32, self.height as u32, |x, y| image::Luma([self.byte(i, 0, y as usize, x as usize)]));
+            img.write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
+        } else {
+            let img = RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
+                let (x, y) = (x as usize, y as usize);
+                image::Rgb([self.byte(i, 0, y, x), self.byte(i, 1, y, x), self.byte(i, 2, y, x)])
+            });
+            img.write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
+        }
+        buf.into_inner()
+    }
+}
+
+/// Writes `img` as a PNG file, atomically.
+pub fn save_png(path: &Path, img: &RgbImage) -> std::io::Result<()> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png).map_err(std::io::Error::other)?;
+    write_atomic(path, &buf.into_inner())
+}
+
+/// Columns for a near-square grid of `n` images.
+pub fn grid_cols(n: usize) -> usize {
+    (n as f64).sqrt().ceil().max(1.0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_layout_and_values() {
+        // Two 1x2x2 images: all -1 (black) and all +1 (white).
+        let b = ImageBatch { values: vec![-1.0, -1.0, -1.0, -1.0, 1.0, 1.0, 1.0, 1.0], n: 2, channels: 1, height: 2, width: 2 };
+        let g = b.grid(2);
+        assert_eq!((g.width(), g.height()), (2 * 4 + 2, 4 + 2));
+        assert_eq!(g.get_pixel(2, 2).0, [0, 0, 0]);
+        assert_eq!(g.get_pixel(6, 2).0, [255, 255, 255]);
+        assert_eq!(g.get_pixel(0, 0).0, [40, 40, 40]);
+        let png = b.png(1);
+        let back = image::load_from_memory(&png).unwrap().to_luma8();
+        assert_eq!(back.get_pixel(1, 1).0, [255]);
+        assert_eq!(grid_cols(64), 8);
+        assert_eq!(grid_cols(10), 4);
+    }
+}

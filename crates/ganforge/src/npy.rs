@@ -1,0 +1,133 @@
+//! NumPy `.npy` files of float32, for exchanging latents and raw outputs with other tools.
+//! Version 1.0 is written; versions 1.0 to 3.0 are read, little-endian float32, C order only.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NpyError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+}
+
+/// A float32 array: shape and values in C order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyF32 {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let shape_txt = match shape {
+        [n] => format!("({n},)"),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
+    let unpadded = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+pub fn write(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), NpyError> {
+    crate::fsutil::write_atomic(path, &encode(shape, values)).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })
+}
+
+/// Value of `'key': ...` in the header dict, up to the next top-level comma or brace.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let start = header.find(&format!("'{key}'"))? + key.len() + 2;
+    let rest = header[start..].trim_start().strip_prefix(':')?.trim_start();
+    let end = if rest.starts_with('(') { rest.find(')')? + 1 } else { rest.find([',', '}'])? };
+    Some(rest[..end].trim())
+}
+
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<NpyF32, NpyError> {
+    let bad = |m: String| NpyError::Format { path: path.to_path_buf(), message: m };
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
+    }
+    let (hlen, hstart) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(bad(format!("unsupported .npy version {v}"))),
+    };
+    let header = bytes
+        .get(hstart..hstart.saturating_add(hlen))
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| bad("truncated or non-text .npy header".into()))?;
+    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
+    if descr != "'<f4'" {
+        return Err(bad(format!("dtype {descr} is not supported: save float32 ('<f4'), e.g. arr.astype(np.float32)")));
+    }
+    if dict_value(header, "fortran_order") != Some("False") {
+        return Err(bad("Fortran-order arrays are not supported: save with np.ascontiguousarray".into()));
+    }
+    let shape_txt = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'".into()))?;
+    let shape = shape_txt
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad(format!("bad shape {shape_txt}")))?;
+    let data = &bytes[hstart + hlen..];
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("shape overflows".into()))?;
+    if n.checked_mul(4) != Some(data.len()) {
+        return Err(bad(format!("shape {shape:?} needs {} bytes of data, the file has {}", n.saturating_mul(4), data.len())));
+    }
+    let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(NpyF32 { shape, values })
+}
+
+pub fn read(path: &Path) -> Result<NpyF32, NpyError> {
+    let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })?;
+    decode(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_alignment() {
+        let bytes = encode(&[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.5]);
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let a = decode(Path::new("a.npy"), &bytes).unwrap();
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.values[5], 6.5);
+        assert_eq!(decode(Path::new("b"), &encode(&[4], &[0.0; 4])).unwrap().shape, vec![4]);
+    }
+
+    /// A file written by NumPy (`np.save`), from tests/fixtures/make_fixtures.py.
+    #[test]
+    fn reads_numpy_output() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/latents_3x4.npy"));
+        let a = read(path).unwrap();
+        assert_eq!(a.shape, vec![3, 4]);
+        let expect: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
+        assert_eq!(a.values, expect);
+    }
+
+    #[test]
+    fn refuses_other_dtypes_and_bad_sizes() {
+        let mut f8 = encode(&[1], &[0.0]);
+        let at = f8.windows(3).position(|w| w == b"<f4").unwrap();
+        f8[at + 2] = b'8';
+        let e = decode(Path::new("x"), &f8).unwrap_err().to_string();
+        assert!(e.contains("'<f8' is not supported"), "{e}");
+        let mut short = encode(&[3], &[0.0, 1.0, 2.0]);
+        short.pop();
+        assert!(decode(Path::new("x"), &short).unwrap_err().to_string().contains("needs 12 bytes"));
+        assert!(decode(Path::new("x"), b"hello world").unwrap_err().to_string().contains("not a .npy"));
+    }
+}

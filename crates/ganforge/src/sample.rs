@@ -1,0 +1,91 @@
+//! Images out of a trained generator.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use crate::config::GanConfig;
+use crate::image_io::ImageBatch;
+use crate::nets::{self, Generator};
+use crate::rng::{GanRng, Stream};
+use crate::train::checkpoint::{load_module, CheckpointError};
+use crate::train::run_dir::{RunDir, RunError};
+use crate::train::generate;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("latents have shape {shape:?}, expected [N, {nz}] float32 (nz = model.nz of this run)")]
+    LatentShape { shape: Vec<usize>, nz: usize },
+    #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
+    BadCheckpoint(PathBuf),
+}
+
+/// A generator loaded from a run, ready to sample.
+pub struct Sampler {
+    pub cfg: GanConfig,
+    pub g: Generator,
+    pub checkpoint: PathBuf,
+    device: Device,
+}
+
+/// Images per generator call: bounds memory whatever N is asked for. Batch norm runs on its
+/// running statistics here, so the split does not change any image.
+const CHUNK: usize = 256;
+
+impl Sampler {
+    /// Loads G from `run`'s latest checkpoint, or from `checkpoint` (a checkpoint folder or a
+    /// `g.safetensors` file) built with this run's config.
+    pub fn load(run: &Path, checkpoint: Option<&Path>, device: &Device) -> Result<Self, SampleError> {
+        let run = RunDir::open(run)?;
+        let cfg = GanConfig::load(&run.config_path())?;
+        let file = match checkpoint {
+            None => run.latest_checkpoint()?.join("g.safetensors"),
+            Some(p) if p.is_dir() => p.join("g.safetensors"),
+            Some(p) if p.extension().is_some_and(|e| e == "safetensors") => p.to_path_buf(),
+            Some(p) => return Err(SampleError::BadCheckpoint(p.to_path_buf())),
+        };
+        let (g, _) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, device);
+        let g = load_module(g, &file)?;
+        Ok(Self { cfg, g, checkpoint: file, device: device.clone() })
+    }
+
+    /// `n` latent vectors from `seed`. With the run's own seed and n = train.grid_images these
+    /// are the latents of the run's sample grids.
+    pub fn latents(&self, n: usize, seed: u64) -> Vec<f32> {
+        GanRng::new(seed, Stream::FixedNoise).normal_vec(n * self.cfg.model.nz, 0.0, 1.0)
+    }
+
+    /// Checks a user-supplied latent array and returns its rows.
+    pub fn check_latents(&self, shape: &[usize]) -> Result<usize, SampleError> {
+        match shape {
+            [n, nz] if *nz == self.cfg.model.nz && *n > 0 => Ok(*n),
+            _ => Err(SampleError::LatentShape { shape: shape.to_vec(), nz: self.cfg.model.nz }),
+        }
+    }
+
+    /// G(z) for host latents `z` ([n * nz]), in chunks.
+    pub fn generate(&self, z: &[f32]) -> ImageBatch {
+        let nz = self.cfg.model.nz;
+        let g = self.g.valid();
+        let mut out: Option<ImageBatch> = None;
+        for chunk in z.chunks(CHUNK * nz) {
+            let part = generate(&g, chunk, nz, &self.device);
+            out = Some(match out {
+                None => part,
+                Some(mut acc) => {
+                    acc.values.extend(part.values);
+                    acc.n += part.n;
+                    acc
+                }
+            });
+        }
+        out.expect("at least one latent")
+    }
+}

@@ -1,0 +1,236 @@
+//! Training: the step ([`step`]), run folders ([`run_dir`]), checkpoints ([`checkpoint`]) and
+//! the loop below that ties them to the data loader and writes what a run produces.
+
+pub mod checkpoint;
+pub mod run_dir;
+pub mod step;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::config::GanConfig;
+use crate::data::loader::{Loader, LoaderOptions};
+use crate::data::{self, DataError};
+use crate::image_io::{grid_cols, save_png, ImageBatch};
+use crate::nets::{self, Generator};
+use crate::optim::Adam;
+use crate::rng::{GanRng, Stream};
+use checkpoint::{CheckpointError, Parts, TrainState};
+use run_dir::{step_name, RunDir, RunError};
+use step::{train_step, Gan, StepNoise, StepStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); the last good checkpoint is kept in {run}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks")]
+    Diverged { step: u64, stats: StepStats, run: PathBuf },
+}
+
+/// One line of metrics.jsonl: means over the steps since the previous line.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct MetricsRecord {
+    pub step: u64,
+    pub epoch: u64,
+    pub loss_d: f32,
+    pub loss_g: f32,
+    /// Mean D(x) on real images.
+    pub d_real: f32,
+    /// Mean D(G(z)) on generated images, before D's update.
+    pub d_fake: f32,
+    pub lr_d: f64,
+    pub lr_g: f64,
+    pub images_per_s: f64,
+    pub elapsed_s: f64,
+}
+
+/// What the caller sees of a run: progress and messages. The CLI draws a progress bar.
+pub trait Observer {
+    fn start(&mut self, _run: &RunDir, _start_step: u64, _total_steps: u64) {}
+    fn step(&mut self, _step: u64, _stats: &StepStats, _images_per_s: f64) {}
+    fn message(&mut self, _msg: &str) {}
+    fn finish(&mut self) {}
+}
+
+/// An observer that ignores everything (tests, library use).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+pub struct TrainOptions {
+    /// Folder that holds the numbered run folders.
+    pub out: PathBuf,
+    pub device: Device,
+    /// Continue this run instead of starting a new one.
+    pub resume: Option<PathBuf>,
+    /// Set from another thread (Ctrl-C) to checkpoint and stop after the current step.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// The fixed latent batch that every sample grid of a run is drawn from.
+pub fn fixed_latents(cfg: &GanConfig) -> Vec<f32> {
+    GanRng::new(cfg.seed, Stream::FixedNoise).normal_vec(cfg.train.grid_images * cfg.model.nz, 0.0, 1.0)
+}
+
+/// Runs G (in inference mode: batch norm uses its running statistics) on host latents.
+pub fn generate(g: &Generator, z: &[f32], nz: usize, device: &Device) -> ImageBatch {
+    let g = g.valid();
+    let n = z.len() / nz;
+    let z = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, nz]), &device.clone().inner()); // [n, nz]
+    ImageBatch::from_tensor(g.forward(z)) // [n, c, s, s]
+}
+
+/// Total steps the config asks for.
+pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
+    if cfg.train.epochs > 0 {
+        cfg.train.epochs * batches_per_epoch
+    } else {
+        cfg.train.steps
+    }
+}
+
+/// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
+pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
+    let device = opts.device.clone().autodiff();
+    let source = data::open(&cfg.data.spec)?;
+    obs.message(&format!("data: {}", source.describe()));
+
+    let (mut g, mut d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, &device);
+    let t = &cfg.train;
+    let mut opt_g = Adam::new(t.lr_g, t.beta1, t.beta2, t.eps);
+    let mut opt_d = Adam::new(t.lr_d, t.beta1, t.beta2, t.eps);
+    let config_toml = cfg.to_toml();
+
+    let (run, mut state) = match &opts.resume {
+        Some(path) => {
+            let run = RunDir::open(path)?;
+            let ckpt = run.latest_checkpoint()?;
+            let (g2, d2, state) = checkpoint::load(&ckpt, g, d, &mut opt_g, &mut opt_d)?;
+            (g, d) = (g2, d2);
+            obs.message(&format!("resuming from {} (step {})", ckpt.display(), state.step));
+            (run, state)
+        }
+        None => {
+            let run = RunDir::create(&opts.out, &cfg.preset)?;
+            let state = TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
+            (run, state)
+        }
+    };
+    let ioerr = |path: PathBuf| move |source| TrainError::Io { path, source };
+    crate::fsutil::write_atomic(&run.config_path(), config_toml.as_bytes()).map_err(ioerr(run.config_path()))?;
+
+    let (b, c, s, nz) = (t.batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.nz);
+    let loader = Loader::spawn(
+        source,
+        LoaderOptions { batch_size: b, image_size: s, channels: c, seed: cfg.seed, prefetch: cfg.data.prefetch },
+        state.step,
+    )?;
+    let total = total_steps(&cfg, loader.batches_per_epoch);
+    obs.start(&run, state.step, total);
+
+    let fixed_z = fixed_latents(&cfg);
+    let save_samples = |g: &Generator, step: u64| -> Result<(), TrainError> {
+        let imgs = generate(g, &fixed_z, nz, &device);
+        let p = run.samples_dir().join(format!("{}.png", step_name(step)));
+        save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(ioerr(p))
+    };
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.metrics_path())
+        .map_err(ioerr(run.metrics_path()))?;
+
+    let mut gan = Gan { g, d, opt_g, opt_d };
+    let mut acc = (StepStats::default(), 0u32);
+    let mut interval_start = Instant::now();
+    let mut session_start = Instant::now();
+    let elapsed_before = state.elapsed_s;
+    let pixels = c * s * s;
+    let mut first_batch = opts.resume.is_none();
+
+    while state.step < total {
+        let batch = loader.next_batch()?;
+        if first_batch {
+            let real = ImageBatch { values: batch.images[..pixels * b.min(64)].to_vec(), n: b.min(64), channels: c, height: s, width: s };
+            let p = run.path.join("real.png");
+            save_png(&p, &real.grid(grid_cols(real.n))).map_err(ioerr(p))?;
+            first_batch = false;
+            // Do not count the one-off start-up (first batch, image writing) as training speed.
+            interval_start = Instant::now();
+            session_start = Instant::now();
+        }
+        let real = Tensor::<4>::from_data(TensorData::new(batch.images, [b, c, s, s]), &device); // [b, c, s, s]
+        let k = &cfg.tricks;
+        let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
+        let noise = StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma);
+
+        let (next, stats) = train_step(gan, real, &noise, &device);
+        gan = next;
+        if !stats.is_finite() {
+            return Err(TrainError::Diverged { step: state.step + 1, stats, run: run.path.clone() });
+        }
+        state.step += 1;
+        state.epoch = state.step / loader.batches_per_epoch;
+        state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
+        acc.0 = StepStats {
+            loss_d: acc.0.loss_d + stats.loss_d,
+            loss_g: acc.0.loss_g + stats.loss_g,
+            d_real: acc.0.d_real + stats.d_real,
+            d_fake: acc.0.d_fake + stats.d_fake,
+        };
+        acc.1 += 1;
+        let ips = (acc.1 as usize * b) as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
+        obs.step(state.step, &stats, ips);
+
+        let stopping = opts.stop.load(Ordering::SeqCst);
+        let last = state.step == total || stopping;
+        if state.step % t.log_every == 0 || last {
+            let n = acc.1 as f32;
+            let rec = MetricsRecord {
+                step: state.step,
+                epoch: state.epoch,
+                loss_d: acc.0.loss_d / n,
+                loss_g: acc.0.loss_g / n,
+                d_real: acc.0.d_real / n,
+                d_fake: acc.0.d_fake / n,
+                lr_d: gan.opt_d.lr,
+                lr_g: gan.opt_g.lr,
+                images_per_s: ips,
+                elapsed_s: state.elapsed_s,
+            };
+            let line = serde_json::to_string(&rec).expect("record serializes");
+            writeln!(metrics, "{line}").and_then(|_| metrics.flush()).map_err(ioerr(run.metrics_path()))?;
+            acc = (StepStats::default(), 0);
+            interval_start = Instant::now();
+        }
+        if state.step % t.sample_every == 0 || last {
+            save_samples(&gan.g, state.step)?;
+        }
+        if state.step % t.checkpoint_every == 0 || last {
+            state.adam_g_steps = gan.opt_g.steps;
+            state.adam_d_steps = gan.opt_d.steps;
+            let parts = Parts { g: &gan.g, d: &gan.d, opt_g: &gan.opt_g, opt_d: &gan.opt_d };
+            checkpoint::save(&run.checkpoints_dir(), &state, parts, &config_toml, t.keep_checkpoints)?;
+        }
+        if stopping {
+            obs.message(&format!("stopped at step {}; continue with --resume {}", state.step, run.path.display()));
+            break;
+        }
+    }
+    obs.finish();
+    Ok(run)
+}

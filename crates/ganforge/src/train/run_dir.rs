@@ -1,0 +1,135 @@
+//! Run folders: `runs/00000-mnist/`, numbered, created atomically and never reused.
+//!
+//! ```text
+//! 00003-mnist/
+//!   config.toml            the resolved config
+//!   metrics.jsonl          one JSON object per logged step
+//!   real.png               a grid of training images, as the model sees them
+//!   samples/step_000500.png  grids from one fixed latent batch
+//!   checkpoints/step_000500/ g, d and optimizer tensors (safetensors) and state.json
+//! ```
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0} is not a ganforge run folder (it has no config.toml); pass the folder that `ganforge train` printed")]
+    NotARun(PathBuf),
+    #[error("run folder {0} has no checkpoint yet")]
+    NoCheckpoint(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+/// File name of a step, zero-padded so that names sort by step.
+pub fn step_name(step: u64) -> String {
+    format!("step_{step:06}")
+}
+
+impl RunDir {
+    /// Creates the next numbered folder `NNNNN-name` inside `out`.
+    pub fn create(out: &Path, name: &str) -> Result<Self, RunError> {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        let mut next = std::fs::read_dir(out)
+            .map_err(io(out))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.split('-').next().filter(|p| p.len() == 5).and_then(|p| p.parse::<u64>().ok())
+            })
+            .max()
+            .map_or(0, |m| m + 1);
+        let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+        loop {
+            let path = out.join(format!("{next:05}-{safe}"));
+            // create_dir fails if the folder exists, so two runs started at once never share one.
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    let run = Self { path };
+                    for sub in [run.samples_dir(), run.checkpoints_dir()] {
+                        std::fs::create_dir_all(&sub).map_err(io(&sub))?;
+                    }
+                    return Ok(run);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => next += 1,
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+    }
+
+    /// Opens an existing run folder.
+    pub fn open(path: &Path) -> Result<Self, RunError> {
+        let run = Self { path: path.to_path_buf() };
+        if !run.config_path().is_file() {
+            return Err(RunError::NotARun(path.to_path_buf()));
+        }
+        Ok(run)
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path.join("config.toml")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.path.join("metrics.jsonl")
+    }
+    pub fn samples_dir(&self) -> PathBuf {
+        self.path.join("samples")
+    }
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.path.join("checkpoints")
+    }
+
+    /// Completed checkpoints, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<PathBuf>, RunError> {
+        let dir = self.checkpoints_dir();
+        if !dir.is_dir() {
+            return Ok(vec![]);
+        }
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_")))
+            .filter(|p| p.join("state.json").is_file())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    pub fn latest_checkpoint(&self) -> Result<PathBuf, RunError> {
+        self.checkpoints()?.pop().ok_or_else(|| RunError::NoCheckpoint(self.path.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_and_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = RunDir::create(dir.path(), "mnist").unwrap();
+        let b = RunDir::create(dir.path(), "mnist").unwrap();
+        assert!(a.path.ends_with("00000-mnist") && b.path.ends_with("00001-mnist"));
+        std::fs::create_dir(dir.path().join("00007-other")).unwrap();
+        let c = RunDir::create(dir.path(), "a b/c").unwrap();
+        assert!(c.path.ends_with("00008-a_b_c"), "{:?}", c.path);
+        assert!(c.samples_dir().is_dir() && c.checkpoints_dir().is_dir());
+        assert_eq!(step_name(500), "step_000500");
+    }
+
+    #[test]
+    fn not_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = RunDir::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is not a ganforge run folder"), "{e}");
+    }
+}

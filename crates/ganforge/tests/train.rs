@@ -1,0 +1,229 @@
+//! End-to-end tests of the training loop on tiny models: run folders, exact resume,
+//! determinism, every network and trick, sampling and checkpoint checks.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use ganforge::burn::tensor::Device;
+use ganforge::config::GanConfig;
+use ganforge::sample::Sampler;
+use ganforge::train::checkpoint::{load_module, read_safetensors};
+use ganforge::train::{train, MetricsRecord, Quiet, TrainOptions};
+
+/// A 16x16 DCGAN with widths 8 on batches of 8: a step takes milliseconds.
+fn tiny(extra: &[&str]) -> GanConfig {
+    let mut sets: Vec<String> = [
+        "model.image_size=16",
+        "dcgan.ngf=8",
+        "dcgan.ndf=8",
+        "fc.hidden=16",
+        "train.batch_size=8",
+        "train.steps=4",
+        "train.log_every=1",
+        "train.sample_every=2",
+        "train.checkpoint_every=2",
+        "train.keep_checkpoints=2",
+        "train.grid_images=4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    GanConfig::resolve(None, None, &sets).unwrap()
+}
+
+fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
+    TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume, stop: Arc::new(AtomicBool::new(false)) }
+}
+
+fn metrics(run: &Path) -> Vec<MetricsRecord> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn final_weights(run: &Path, file: &str) -> Vec<(String, Vec<f32>)> {
+    let ckpts = ganforge::train::run_dir::RunDir::open(run).unwrap().latest_checkpoint().unwrap();
+    read_safetensors(&ckpts.join(file)).unwrap().into_iter().map(|(k, v)| (k, v.values)).collect()
+}
+
+#[test]
+fn run_folder_holds_config_metrics_samples_and_checkpoints() {
+    let out = tempfile::tempdir().unwrap();
+    let run = train(tiny(&[]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert!(run.ends_with("00000-mnist"));
+    let cfg = GanConfig::load(&run.join("config.toml")).unwrap();
+    assert_eq!(cfg.model.image_size, 16);
+    let m = metrics(&run);
+    assert_eq!(m.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    for r in &m {
+        assert!(r.loss_d.is_finite() && r.loss_g.is_finite() && r.loss_d > 0.0);
+        assert!((0.0..=1.0).contains(&r.d_real) && (0.0..=1.0).contains(&r.d_fake));
+        assert_eq!((r.lr_d, r.lr_g), (2e-4, 2e-4));
+        assert!(r.images_per_s > 0.0 && r.elapsed_s > 0.0);
+    }
+    let grid = image::open(run.join("samples/step_000004.png")).unwrap();
+    // 4 images of 16x16 in a 2x2 grid with 2-pixel borders.
+    assert_eq!((grid.width(), grid.height()), (2 * 18 + 2, 2 * 18 + 2));
+    assert!(run.join("samples/step_000002.png").is_file());
+    assert!(run.join("real.png").is_file());
+    let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let mut ckpts = ckpts;
+    ckpts.sort();
+    assert_eq!(ckpts, vec!["step_000002", "step_000004"]);
+    let g = read_safetensors(&run.join("checkpoints/step_000004/g.safetensors")).unwrap();
+    assert_eq!(g["project.weight"].shape, vec![100, 16, 4, 4]); // [nz, 2 ngf, 4, 4]
+    assert_eq!(g["blocks.0.up.weight"].shape, vec![16, 8, 4, 4]); // [2 ngf, ngf, 4, 4]
+    assert!(g.contains_key("project_bn.running_mean"));
+    // A second run gets the next number.
+    let run2 = train(tiny(&["train.steps=1"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert!(run2.ends_with("00001-mnist"));
+}
+
+#[test]
+fn same_seed_same_run_and_other_seed_differs() {
+    let out = tempfile::tempdir().unwrap();
+    let a = train(tiny(&["train.steps=2"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let b = train(tiny(&["train.steps=2"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let c = train(tiny(&["train.steps=2", "seed=1"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert!(final_weights(&a, "g.safetensors") == final_weights(&b, "g.safetensors"));
+    assert!(final_weights(&a, "g.safetensors") != final_weights(&c, "g.safetensors"));
+}
+
+/// N+M steps in one go == N steps, stop, resume, M steps: weights, optimizer state and losses.
+/// The tricks are on so that the restored RNG stream is exercised too.
+#[test]
+fn resume_is_exact() {
+    let tricks = ["tricks.soft_labels=true", "tricks.label_flip_p=0.3", "tricks.instance_noise=0.1"];
+    let out = tempfile::tempdir().unwrap();
+    let whole = train(tiny(&[&tricks[..], &["train.steps=6"]].concat()), opts(out.path(), None), &mut Quiet).unwrap().path;
+
+    let part = train(tiny(&[&tricks[..], &["train.steps=3", "train.checkpoint_every=3"]].concat()), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let resumed_cfg = tiny(&[&tricks[..], &["train.steps=6", "train.checkpoint_every=3"]].concat());
+    let resumed = train(resumed_cfg, opts(out.path(), Some(part.clone())), &mut Quiet).unwrap().path;
+    assert_eq!(resumed, part, "resume continues in place");
+
+    let losses = |run: &Path| metrics(run).iter().map(|r| (r.step, r.loss_d, r.loss_g)).collect::<Vec<_>>();
+    assert_eq!(losses(&whole), losses(&resumed));
+    for file in ["g.safetensors", "d.safetensors", "optim_g.safetensors", "optim_d.safetensors"] {
+        let (a, b) = (final_weights(&whole, file), final_weights(&resumed, file));
+        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
+        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
+    }
+}
+
+#[test]
+fn stop_flag_checkpoints_then_resume_finishes() {
+    let out = tempfile::tempdir().unwrap();
+    let mut o = opts(out.path(), None);
+    o.stop = Arc::new(AtomicBool::new(true)); // as if Ctrl-C came during the first step
+    let run = train(tiny(&["train.checkpoint_every=100", "train.sample_every=100"]), o, &mut Quiet).unwrap().path;
+    assert!(run.join("checkpoints/step_000001/state.json").is_file());
+    assert_eq!(metrics(&run).last().unwrap().step, 1);
+    let run = train(tiny(&["train.checkpoint_every=100", "train.sample_every=100"]), opts(out.path(), Some(run)), &mut Quiet).unwrap().path;
+    assert_eq!(metrics(&run).last().unwrap().step, 4);
+}
+
+#[test]
+fn every_network_and_trick_trains_without_nan() {
+    let variants: &[&[&str]] = &[
+        &["model.arch=fc"],
+        &["dcgan.upsample=resize_conv", "dcgan.g_kernel=3"],
+        &["dcgan.g_kernel=6"],
+        &["tricks.swap_labels=true", "tricks.soft_labels=true"],
+        &["tricks.instance_noise=0.2", "tricks.instance_noise_steps=2"],
+        &["model.image_size=32", "model.channels=3", "train.batch_size=4"],
+        &["train.epochs=1", "train.steps=0", "data.spec=idx:tests/fixtures/tiny-idx"],
+    ];
+    let out = tempfile::tempdir().unwrap();
+    make_tiny_idx(Path::new("tests/fixtures/tiny-idx"));
+    for v in variants {
+        let run = train(tiny(v), opts(out.path(), None), &mut Quiet).unwrap_or_else(|e| panic!("{v:?}: {e}")).path;
+        let m = metrics(&run);
+        assert!(m.iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{v:?}");
+    }
+}
+
+/// 20 tiny 28x28 IDX images (with labels): one epoch at batch 8 is 2 steps.
+fn make_tiny_idx(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut img = vec![0, 0, 8, 3, 0, 0, 0, 20, 0, 0, 0, 28, 0, 0, 0, 28];
+    img.extend((0..20 * 28 * 28).map(|i| (i % 251) as u8));
+    std::fs::write(dir.join("train-images-idx3-ubyte"), img).unwrap();
+    let mut lab = vec![0, 0, 8, 1, 0, 0, 0, 20];
+    lab.extend((0..20).map(|i| (i % 10) as u8));
+    std::fs::write(dir.join("train-labels-idx1-ubyte"), lab).unwrap();
+}
+
+#[test]
+fn epochs_count_batches_of_the_dataset() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    make_tiny_idx(dir.path());
+    let spec = format!("data.spec=idx:{}", dir.path().display());
+    let run = train(tiny(&["train.epochs=3", &spec]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let m = metrics(&run);
+    assert_eq!(m.last().map(|r| (r.step, r.epoch)), Some((6, 3)));
+}
+
+#[test]
+fn sampling_reproduces_the_run_grid() {
+    let out = tempfile::tempdir().unwrap();
+    let run = train(tiny(&[]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let s = Sampler::load(&run, None, &Device::flex()).unwrap();
+    // The run's seed and grid size give the fixed latents of its sample grids.
+    let imgs = s.generate(&s.latents(4, s.cfg.seed));
+    assert_eq!((imgs.n, imgs.channels, imgs.height, imgs.width), (4, 1, 16, 16));
+    assert!(imgs.values.iter().all(|v| (-1.0..=1.0).contains(v)));
+    let saved = image::open(run.join("samples/step_000004.png")).unwrap().to_rgb8();
+    assert_eq!(imgs.grid(2), saved);
+    // Chunking does not change images: 300 latents (two chunks) start with the same 4.
+    let many = s.generate(&s.latents(300, s.cfg.seed));
+    assert_eq!(many.n, 300);
+    assert_eq!(&many.values[..imgs.values.len()], &imgs.values[..]);
+    // An older checkpoint is a different generator.
+    let older = Sampler::load(&run, Some(&run.join("checkpoints/step_000002")), &Device::flex()).unwrap();
+    assert_ne!(older.generate(&s.latents(4, 0)).values, s.generate(&s.latents(4, 0)).values);
+}
+
+#[test]
+fn checkpoint_that_does_not_match_the_config_is_refused() {
+    let out = tempfile::tempdir().unwrap();
+    let run = train(tiny(&["train.steps=2"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let wider = tiny(&["dcgan.ngf=16"]);
+    let (g, _) = ganforge::nets::build(&wider.model, &wider.dcgan, &wider.fc, 0, &Device::flex());
+    let e = load_module(g, &run.join("checkpoints/step_000002/g.safetensors")).err().unwrap().to_string();
+    assert!(e.contains("does not match") && e.contains("'blocks.0.bn.beta' has shape [8] in the file, [16] in the model"), "{e}");
+    // Resuming with an edited config.toml hits the same check.
+    std::fs::write(run.join("config.toml"), wider.to_toml()).unwrap();
+    let e = train(wider, opts(out.path(), Some(run.clone())), &mut Quiet).err().unwrap().to_string();
+    assert!(e.contains("does not match"), "{e}");
+}
+
+#[test]
+fn resume_and_sample_refuse_a_folder_that_is_not_a_run() {
+    let out = tempfile::tempdir().unwrap();
+    let e = train(tiny(&[]), opts(out.path(), Some(out.path().to_path_buf())), &mut Quiet).err().unwrap().to_string();
+    assert!(e.contains("not a ganforge run folder"), "{e}");
+    let e = Sampler::load(out.path(), None, &Device::flex()).err().unwrap().to_string();
+    assert!(e.contains("not a ganforge run folder"), "{e}");
+}
+
+#[test]
+fn bad_data_is_a_clear_error() {
+    let out = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let spec = format!("data.spec=folder:{}", empty.path().display());
+    let e = train(tiny(&[&spec]), opts(out.path(), None), &mut Quiet).err().unwrap().to_string();
+    assert!(e.contains("no PNG or JPEG files"), "{e}");
+    let bad = empty.path().join("train-images-idx3-ubyte");
+    std::fs::write(&bad, [0u8, 0, 8, 3, 0x80, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3]).unwrap();
+    let spec = format!("data.spec=idx:{}", bad.display());
+    let e = train(tiny(&[&spec]), opts(out.path(), None), &mut Quiet).err().unwrap().to_string();
+    assert!(e.contains("truncated") || e.contains("impossibly large"), "{e}");
+    // Nothing was left behind for the failed runs.
+    assert!(!out.path().join("00000-mnist").exists());
+}
