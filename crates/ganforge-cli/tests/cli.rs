@@ -1,0 +1,153 @@
+//! The `ganforge` binary as a user meets it: exit codes, the last output line, and one-line
+//! errors (never a panic) for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn ganforge(args: &[&str]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).output().unwrap();
+    let out = Out { ok: o.status.success(), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() };
+    assert!(!out.stderr.contains("panicked"), "panic in {args:?}: {}", out.stderr);
+    out
+}
+
+/// Runs and expects a failure whose single `error:` line contains `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let o = ganforge(args);
+    assert!(!o.ok, "{args:?} should fail");
+    let errors: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {}", o.stderr);
+    assert!(errors[0].contains(needle), "{args:?}: expected '{needle}' in: {}", errors[0]);
+}
+
+const TINY: &[&str] = &[
+    "--set", "model.image_size=16", "--set", "dcgan.ngf=8", "--set", "dcgan.ndf=8", "--set", "train.batch_size=8",
+    "--set", "train.grid_images=4", "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2",
+];
+
+fn train_tiny(out: &Path, steps: &str) -> PathBuf {
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", steps];
+    args.extend_from_slice(TINY);
+    let o = ganforge(&args);
+    assert!(o.ok, "{}", o.stderr);
+    let last = o.stdout.lines().last().unwrap();
+    let run = PathBuf::from(last);
+    assert!(run.join("config.toml").is_file(), "last line should be the run folder: {last}");
+    run
+}
+
+#[test]
+fn train_prints_the_run_folder_last_and_sample_writes_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_tiny(dir.path(), "2");
+    let run_s = run.to_str().unwrap();
+
+    let grid = dir.path().join("grid.png");
+    assert!(ganforge(&["sample", "--run", run_s, "--n", "9", "--grid", "--out", grid.to_str().unwrap()]).ok);
+    let g = image::open(&grid).unwrap();
+    assert_eq!((g.width(), g.height()), (3 * 18 + 2, 3 * 18 + 2));
+
+    let folder = dir.path().join("imgs");
+    assert!(ganforge(&["sample", "--run", run_s, "--n", "3", "--out", folder.to_str().unwrap(), "--seed", "5"]).ok);
+    let first = image::open(folder.join("00000.png")).unwrap();
+    assert_eq!((first.width(), first.height()), (16, 16));
+    assert!(folder.join("00002.png").is_file() && !folder.join("00003.png").exists());
+
+    // Exactly these latents in, raw float32 out.
+    let z: Vec<f32> = (0..2 * 100).map(|i| ((i % 7) as f32 - 3.0) / 3.0).collect();
+    let zp = dir.path().join("z.npy");
+    ganforge::npy::write(&zp, &[2, 100], &z).unwrap();
+    let raw = dir.path().join("raw.npy");
+    let o = ganforge(&["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--out", dir.path().join("zimgs").to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    let r = ganforge::npy::read(&raw).unwrap();
+    assert_eq!(r.shape, vec![2, 1, 16, 16]);
+    assert!(r.values.iter().all(|v| (-1.0..=1.0).contains(v)));
+    // The same latents give the same numbers again.
+    assert!(ganforge(&["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--raw", dir.path().join("raw2.npy").to_str().unwrap(), "--out", dir.path().join("z2").to_str().unwrap()]).ok);
+    assert_eq!(ganforge::npy::read(&dir.path().join("raw2.npy")).unwrap(), r);
+
+    // Wrong latent width.
+    ganforge::npy::write(&zp, &[2, 7], &[0.0; 14]).unwrap();
+    fails_with(&["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()], "expected [N, 100]");
+
+    // Resume with a new end continues in place.
+    let o = ganforge(&["train", "--resume", run_s, "--steps", "3"]);
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(o.stdout.lines().last().unwrap(), run_s);
+    assert!(run.join("checkpoints/step_000003/state.json").is_file());
+}
+
+#[test]
+fn bad_config_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    fails_with(&["train", "--out", out, "--preset", "dogz"], "unknown preset 'dogz'; valid presets: mnist, mnist64");
+    fails_with(&["train", "--out", out, "--set", "train.lr=1"], "valid keys in [train]: batch_size");
+    fails_with(&["train", "--out", out, "--set", "model.image_size=48"], "power of two");
+    fails_with(&["train", "--out", out, "--set", "dcgan.g_kernel=5"], "checkerboard");
+    fails_with(&["train", "--out", out, "--set", "model.image_size=big"], "model.image_size expects an integer");
+    fails_with(&["train", "--out", out, "--config", "/no/such.toml"], "/no/such.toml");
+    fails_with(&["train", "--out", out, "--device", "cuda:1"], "--features cuda");
+    fails_with(&["train", "--out", out, "--device", "abacus"], "unknown device");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "no run folder for a failed start");
+}
+
+#[test]
+fn bad_data_is_a_one_line_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let out = out.to_str().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let folder = format!("folder:{}", data.display());
+    fails_with(&["train", "--out", out, "--data", &folder], "no PNG or JPEG files");
+    fails_with(&["train", "--out", out, "--data", "folder:/no/such/dir"], "/no/such/dir");
+    std::fs::write(data.join("a.png"), b"definitely not a png").unwrap();
+    fails_with(&["train", "--out", out, "--data", &folder], "none of the 1 image files");
+
+    let idx = data.join("train-images-idx3-ubyte");
+    std::fs::write(&idx, b"GIF89a not idx at all").unwrap();
+    let spec = format!("idx:{}", idx.display());
+    fails_with(&["train", "--out", out, "--data", &spec], "wrong magic number");
+    // A header that claims 2^31 images must fail at once, without allocating for them.
+    let mut huge = vec![0u8, 0, 8, 3, 0x80, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28];
+    huge.extend([0u8; 1000]);
+    std::fs::write(&idx, &huge).unwrap();
+    fails_with(&["train", "--out", out, "--data", &spec], "impossibly large");
+    std::fs::write(&idx, [0u8, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3]).unwrap();
+    fails_with(&["train", "--out", out, "--data", &spec], "truncated");
+    fails_with(&["train", "--out", out, "--data", "svhn:/x"], "unknown data spec");
+}
+
+#[test]
+fn bad_run_folders_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    fails_with(&["train", "--resume", d], "is not a ganforge run folder");
+    fails_with(&["sample", "--run", d, "--out", "x.png", "--grid"], "is not a ganforge run folder");
+    let run = train_tiny(dir.path(), "2");
+    let r = run.to_str().unwrap();
+    fails_with(&["train", "--resume", r, "--set", "train.lr_d=1"], "only --steps, --epochs");
+    fails_with(&["sample", "--run", r, "--checkpoint", "/etc/hostname", "--out", "x.png"], "neither a checkpoint folder");
+    fails_with(&["sample", "--run", r, "--n", "0", "--out", "x.png"], "--n 0 is out of range");
+    // A checkpoint built for another config.
+    std::fs::write(run.join("config.toml"), std::fs::read_to_string(run.join("config.toml")).unwrap().replace("ngf = 8", "ngf = 12")).unwrap();
+    fails_with(&["sample", "--run", r, "--out", "x.png"], "does not match the model built from the config");
+}
+
+#[test]
+fn help_shows_examples_and_presets_are_listed() {
+    let o = ganforge(&["train", "--help"]);
+    assert!(o.ok && o.stdout.contains("Examples:") && o.stdout.contains("--resume"));
+    let o = ganforge(&["sample", "--help"]);
+    assert!(o.ok && o.stdout.contains("--latents"));
+    let o = ganforge(&["presets"]);
+    assert!(o.ok && o.stdout.contains("mnist64") && o.stdout.contains("mnist-fc"));
+}
