@@ -19,6 +19,9 @@ use ganforge::train::run_dir::RunDir;
 use ganforge::train::step::StepStats;
 use ganforge::train::{train, Observer, TrainOptions};
 
+#[global_allocator]
+static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ganforge", version, about = "Train, sample and inspect GANs on image data")]
 struct Cli {
@@ -270,6 +273,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    ganforge::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),

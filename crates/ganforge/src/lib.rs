@@ -10,6 +10,7 @@
 //! - [`sample`]: images out of a trained generator;
 //! - [`image_io`], [`npy`], [`params`], [`rng`], [`device`]: plumbing.
 
+pub mod alloc;
 pub mod config;
 pub mod data;
 pub mod device;

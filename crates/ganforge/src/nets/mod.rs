@@ -5,6 +5,7 @@ pub mod fc;
 
 use burn::config::Config;
 use burn::module::Module;
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -108,10 +109,12 @@ impl Discriminator {
     }
 }
 
-/// LeakyReLU with slope 0.2, as in the DCGAN paper, written as max(x, 0.2x): one binary
-/// element-wise op forward and backward, cheaper on the CPU backend than a compare-and-select.
+/// LeakyReLU with slope 0.2, as in the DCGAN paper, composed as 0.8 relu(x) + 0.2 x.
+/// On burn 0.22's CPU backend both `activation::leaky_relu` and max(x, 0.2x) go through a
+/// compare-and-select forward and two masked selects backward; this form is one ReLU and
+/// cheap scalar ops, 4.5x faster forward + backward (benches/leaky_relu.rs).
 pub fn leaky_relu_02<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clone().max_pair(x.mul_scalar(0.2))
+    relu(x.clone()).mul_scalar(0.8) + x.mul_scalar(0.2)
 }
 
 /// DCGAN's weight initialization (the paper, section 4): every weight N(0, 0.02), batch-norm
