@@ -162,6 +162,18 @@ impl Observer for Progress {
     }
 }
 
+/// `--steps` / `--epochs` as config overrides (`--steps` also clears a configured epoch count).
+fn duration_sets(a: &TrainArgs) -> Vec<String> {
+    let mut sets = Vec::new();
+    if let Some(s) = a.steps {
+        sets.extend([format!("train.steps={s}"), "train.epochs=0".into()]);
+    }
+    if let Some(e) = a.epochs {
+        sets.push(format!("train.epochs={e}"));
+    }
+    sets
+}
+
 fn cmd_train(a: TrainArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let cfg = match &a.resume {
@@ -170,27 +182,15 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
                 bail!("--resume continues a run with its own config; only --steps, --epochs, --device and --out may be given with it");
             }
             let run = RunDir::open(run)?;
-            let mut sets = Vec::new();
-            if let Some(s) = a.steps {
-                sets.extend([format!("train.steps={s}"), "train.epochs=0".into()]);
-            }
-            if let Some(e) = a.epochs {
-                sets.push(format!("train.epochs={e}"));
-            }
+            let sets = duration_sets(&a);
             let saved = GanConfig::load(&run.config_path()).context("reading the run's config")?;
             let tmp = tempfile_config(&saved)?;
             GanConfig::resolve(Some(&saved.preset), Some(tmp.path()), &sets)?
         }
         None => {
-            let mut sets = Vec::new();
+            let mut sets = duration_sets(&a);
             if let Some(d) = &a.data {
                 sets.push(format!("data.spec={d}"));
-            }
-            if let Some(s) = a.steps {
-                sets.extend([format!("train.steps={s}"), "train.epochs=0".into()]);
-            }
-            if let Some(e) = a.epochs {
-                sets.push(format!("train.epochs={e}"));
             }
             if let Some(s) = a.seed {
                 sets.push(format!("seed={s}"));

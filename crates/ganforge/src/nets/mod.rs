@@ -147,3 +147,82 @@ pub fn build(
     let d = init_weights(Discriminator::new(shape, dcgan, fc, device), &mut rng);
     (g, d)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::dcgan::{DcganConfig, Upsample};
+    use super::fc::FcConfig;
+    use super::*;
+    use crate::params::named_tensors;
+
+    fn shape(size: usize, channels: usize) -> ModelShape {
+        ModelShape::new().with_image_size(size).with_channels(channels)
+    }
+
+    /// The paper's 64x64 model has PyTorch's DCGAN example's layer shapes.
+    #[test]
+    fn dcgan64_layer_shapes_match_the_paper() {
+        let (g, d) = build(&shape(64, 3), &DcganConfig::new(), &FcConfig::new(), 0, &Device::flex());
+        let gs: Vec<(String, Vec<usize>)> = named_tensors(&g).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
+        assert_eq!(
+            gs,
+            vec![
+                ("blocks.0.up.weight".to_string(), vec![512, 256, 4, 4]),
+                ("blocks.1.up.weight".to_string(), vec![256, 128, 4, 4]),
+                ("blocks.2.up.weight".to_string(), vec![128, 64, 4, 4]),
+                ("project.weight".to_string(), vec![100, 512, 4, 4]),
+                ("to_image.weight".to_string(), vec![64, 3, 4, 4]),
+            ]
+        );
+        let ds: Vec<(String, Vec<usize>)> = named_tensors(&d).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
+        assert_eq!(
+            ds,
+            vec![
+                ("blocks.0.conv.weight".to_string(), vec![128, 64, 4, 4]),
+                ("blocks.1.conv.weight".to_string(), vec![256, 128, 4, 4]),
+                ("blocks.2.conv.weight".to_string(), vec![512, 256, 4, 4]),
+                ("from_image.weight".to_string(), vec![64, 3, 4, 4]),
+                ("head.weight".to_string(), vec![1, 512, 4, 4]),
+            ]
+        );
+        // No batch norm on D's input layer nor G's output layer.
+        assert!(!named_tensors(&d).keys().any(|k| k.starts_with("from_image_bn")));
+        assert_eq!(named_tensors(&g).keys().filter(|k| k.ends_with("gamma")).count(), 4);
+        assert_eq!(named_tensors(&d).keys().filter(|k| k.ends_with("gamma")).count(), 3);
+    }
+
+    #[test]
+    fn init_follows_the_paper() {
+        let (g, _) = build(&shape(64, 1), &DcganConfig::new(), &FcConfig::new(), 3, &Device::flex());
+        let t = named_tensors(&g);
+        let stats = |v: &[f32]| {
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32).sqrt())
+        };
+        let (m, s) = stats(&t["blocks.0.up.weight"].values);
+        assert!(m.abs() < 1e-3 && (s - 0.02).abs() < 1e-3, "{m} {s}");
+        let (m, s) = stats(&t["project_bn.gamma"].values);
+        assert!((m - 1.0).abs() < 5e-3 && (s - 0.02).abs() < 5e-3, "{m} {s}");
+        assert!(t["project_bn.beta"].values.iter().all(|&b| b == 0.0));
+        assert!(t["project_bn.running_var"].values.iter().all(|&b| b == 1.0));
+    }
+
+    #[test]
+    fn every_size_and_family_gives_the_right_shapes() {
+        let device = Device::flex();
+        for size in [16, 32, 64, 128, 256] {
+            for (arch, up) in [(Arch::Dcgan, Upsample::Transposed), (Arch::Dcgan, Upsample::ResizeConv), (Arch::Fc, Upsample::Transposed)] {
+                if arch == Arch::Fc && size > 64 {
+                    continue; // dense layers of 256x256 images are huge and add nothing here
+                }
+                let s = shape(size, 3).with_arch(arch);
+                let dc = DcganConfig::new().with_ngf(4).with_ndf(4).with_upsample(up).with_g_kernel(if up == Upsample::ResizeConv { 3 } else { 4 });
+                let (g, d) = build(&s, &dc, &FcConfig::new().with_hidden(8), 0, &device);
+                let z = Tensor::<2>::zeros([2, 100], &device);
+                let x = g.forward(z);
+                assert_eq!(x.dims(), [2, 3, size, size], "{arch:?} {up:?} {size}");
+                assert_eq!(d.forward(x).dims(), [2]);
+            }
+        }
+    }
+}

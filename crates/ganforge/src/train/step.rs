@@ -129,3 +129,82 @@ pub fn train_step(gan: Gan, real: Tensor<4>, noise: &StepNoise, device: &Device)
     };
     (Gan { g, d, opt_g, opt_d }, stats)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Stream;
+
+    fn draw(tricks: &TricksConfig, sigma: f32) -> StepNoise {
+        StepNoise::draw(&mut GanRng::new(1, Stream::Train), 4000, 3, 5, tricks, sigma)
+    }
+
+    #[test]
+    fn plain_targets_are_one_and_zero() {
+        let n = draw(&TricksConfig::new(), 0.0);
+        assert!(n.real_targets.iter().all(|&t| t == 1.0) && n.fake_targets.iter().all(|&t| t == 0.0));
+        assert_eq!((n.g_target, n.z.len()), (1.0, 4000 * 3));
+        assert!(n.instance.is_none());
+    }
+
+    #[test]
+    fn soft_labels_lie_in_their_ranges() {
+        let n = draw(&TricksConfig::new().with_soft_labels(true), 0.0);
+        assert!(n.real_targets.iter().all(|t| (0.9..1.0).contains(t)));
+        assert!(n.fake_targets.iter().all(|t| (0.0..0.1).contains(t)));
+    }
+
+    #[test]
+    fn flips_happen_at_the_configured_rate() {
+        let n = draw(&TricksConfig::new().with_label_flip_p(0.05), 0.0);
+        let flipped = n.real_targets.iter().filter(|&&t| t == 0.0).count() + n.fake_targets.iter().filter(|&&t| t == 1.0).count();
+        let rate = flipped as f64 / 8000.0;
+        assert!((rate - 0.05).abs() < 0.01, "{rate}");
+    }
+
+    #[test]
+    fn swapped_labels_call_fakes_one() {
+        let n = draw(&TricksConfig::new().with_swap_labels(true), 0.0);
+        assert!(n.real_targets.iter().all(|&t| t == 0.0) && n.fake_targets.iter().all(|&t| t == 1.0));
+        assert_eq!(n.g_target, 0.0);
+    }
+
+    #[test]
+    fn instance_noise_has_the_requested_sigma() {
+        let n = draw(&TricksConfig::new(), 0.1);
+        let [a, b, c] = n.instance.unwrap();
+        assert_eq!(a.len(), 4000 * 5);
+        let var = a.iter().map(|v| v * v).sum::<f32>() / a.len() as f32;
+        assert!((var.sqrt() - 0.1).abs() < 0.005, "{var}");
+        assert_ne!(a, b);
+        assert_ne!(b, c);
+    }
+
+    /// The D phase must not move G (its input is detached), and the G phase must not move D
+    /// (its weights are frozen): with G's learning rate 0 only D changes, and with D's 0 only G.
+    #[test]
+    fn each_phase_moves_only_its_network() {
+        use crate::config::GanConfig;
+        use crate::params::named_tensors;
+        let cfg = GanConfig::resolve(None, None, &["model.image_size=16".into(), "dcgan.ngf=4".into(), "dcgan.ndf=4".into()]).unwrap();
+        let device = Device::flex().autodiff();
+        let real = || Tensor::<4>::ones([4, 1, 16, 16], &device);
+        let noise = StepNoise::draw(&mut GanRng::new(0, Stream::Train), 4, 100, 256, &TricksConfig::new(), 0.0);
+        let weights = |m: &crate::nets::Generator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
+        let dweights = |m: &crate::nets::Discriminator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
+
+        let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
+        let (g0, d0) = (weights(&g), dweights(&d));
+        let gan = Gan { g, d, opt_g: Adam::new(0.0, 0.5, 0.999, 1e-8), opt_d: Adam::new(1e-2, 0.5, 0.999, 1e-8) };
+        let (gan, stats) = train_step(gan, real(), &noise, &device);
+        assert!(stats.is_finite());
+        assert_eq!(weights(&gan.g), g0, "G moved although its learning rate is 0");
+        assert_ne!(dweights(&gan.d), d0);
+
+        let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
+        let gan = Gan { g, d, opt_g: Adam::new(1e-2, 0.5, 0.999, 1e-8), opt_d: Adam::new(0.0, 0.5, 0.999, 1e-8) };
+        let (gan, _) = train_step(gan, real(), &noise, &device);
+        assert_ne!(weights(&gan.g), g0);
+        assert_eq!(dweights(&gan.d), d0, "D moved although its learning rate is 0");
+    }
+}
