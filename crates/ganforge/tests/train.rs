@@ -136,11 +136,13 @@ fn every_network_and_trick_trains_without_nan() {
         &["tricks.swap_labels=true", "tricks.soft_labels=true"],
         &["tricks.instance_noise=0.2", "tricks.instance_noise_steps=2"],
         &["model.image_size=32", "model.channels=3", "train.batch_size=4"],
-        &["train.epochs=1", "train.steps=0", "data.spec=idx:tests/fixtures/tiny-idx"],
     ];
     let out = tempfile::tempdir().unwrap();
-    make_tiny_idx(Path::new("tests/fixtures/tiny-idx"));
-    for v in variants {
+    let idx = tempfile::tempdir().unwrap();
+    make_tiny_idx(idx.path());
+    let idx_spec = format!("data.spec=idx:{}", idx.path().display());
+    let with_idx: &[&str] = &["train.epochs=1", "train.steps=0", &idx_spec];
+    for v in variants.iter().chain([&with_idx]) {
         let run = train(tiny(v), opts(out.path(), None), &mut Quiet).unwrap_or_else(|e| panic!("{v:?}: {e}")).path;
         let m = metrics(&run);
         assert!(m.iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{v:?}");
