@@ -167,6 +167,8 @@ fn epochs_count_batches_of_the_dataset() {
     make_tiny_idx(dir.path());
     let spec = format!("data.spec=idx:{}", dir.path().display());
     let run = train(tiny(&["train.epochs=3", &spec]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let name = dir.path().file_name().unwrap().to_str().unwrap().replace('.', "_");
+    assert!(run.ends_with(format!("00000-idx-{name}")), "{run:?}");
     let m = metrics(&run);
     assert_eq!(m.last().map(|r| (r.step, r.epoch)), Some((6, 3)));
 }
@@ -227,5 +229,5 @@ fn bad_data_is_a_clear_error() {
     let e = train(tiny(&[&spec]), opts(out.path(), None), &mut Quiet).err().unwrap().to_string();
     assert!(e.contains("truncated") || e.contains("impossibly large"), "{e}");
     // Nothing was left behind for the failed runs.
-    assert!(!out.path().join("00000-mnist").exists());
+    assert!(std::fs::read_dir(out.path()).map_or(true, |mut d| d.next().is_none()));
 }

@@ -94,6 +94,19 @@ pub fn generate(g: &Generator, z: &[f32], nz: usize, device: &Device) -> ImageBa
     ImageBatch::from_tensor(g.forward(z)) // [n, c, s, s]
 }
 
+/// The name part of a new run folder: the preset on the bundled MNIST, otherwise the data
+/// (`folder-dogs` for `folder:/data/dogs`), so that a listing of runs says what each learned.
+pub fn run_name(cfg: &GanConfig) -> String {
+    match cfg.data.spec.split_once(':') {
+        None if cfg.data.spec == "mnist" => cfg.preset.clone(),
+        None => cfg.data.spec.clone(),
+        Some((kind, path)) => {
+            let base = std::path::Path::new(path.trim_end_matches('/')).file_name().and_then(|n| n.to_str()).unwrap_or("data");
+            format!("{kind}-{base}")
+        }
+    }
+}
+
 /// Total steps the config asks for.
 pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
     if cfg.train.epochs > 0 {
@@ -125,7 +138,7 @@ pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Resu
             (run, state)
         }
         None => {
-            let run = RunDir::create(&opts.out, &cfg.preset)?;
+            let run = RunDir::create(&opts.out, &run_name(&cfg))?;
             let state = TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
             (run, state)
         }
