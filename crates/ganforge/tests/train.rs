@@ -231,3 +231,14 @@ fn bad_data_is_a_clear_error() {
     // Nothing was left behind for the failed runs.
     assert!(std::fs::read_dir(out.path()).map_or(true, |mut d| d.next().is_none()));
 }
+
+#[test]
+fn divergence_stops_cleanly_without_saving_the_bad_state() {
+    let out = tempfile::tempdir().unwrap();
+    // A learning rate of 1e30 throws D's weights to +-1e30 in its first update: G's loss is NaN.
+    let e = train(tiny(&["train.lr_d=1e30", "train.lr_g=1e30"]), opts(out.path(), None), &mut Quiet).err().unwrap();
+    let msg = e.to_string();
+    assert!(msg.contains("diverged at step 1") && msg.contains("no checkpoint had been written yet"), "{msg}");
+    let run = out.path().join("00000-mnist");
+    assert!(std::fs::read_dir(run.join("checkpoints")).unwrap().next().is_none(), "the NaN state must not be saved");
+}

@@ -38,8 +38,8 @@ pub enum TrainError {
     Config(#[from] crate::config::ConfigError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); the last good checkpoint is kept in {run}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks")]
-    Diverged { step: u64, stats: StepStats, run: PathBuf },
+    #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); {}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
+    Diverged { step: u64, stats: StepStats, last_good: Option<PathBuf> },
 }
 
 /// One line of metrics.jsonl: means over the steps since the previous line.
@@ -194,7 +194,8 @@ pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Resu
         let (next, stats) = train_step(gan, real, &noise, &device);
         gan = next;
         if !stats.is_finite() {
-            return Err(TrainError::Diverged { step: state.step + 1, stats, run: run.path.clone() });
+            // Nothing of this step is saved: the newest checkpoint stays the last good state.
+            return Err(TrainError::Diverged { step: state.step + 1, stats, last_good: run.latest_checkpoint().ok() });
         }
         state.step += 1;
         state.epoch = state.step / loader.batches_per_epoch;
