@@ -63,9 +63,9 @@ struct TrainArgs {
     /// Dataset: mnist, idx:PATH or folder:DIR.
     #[arg(long, value_name = "SPEC")]
     data: Option<String>,
-    /// Folder that holds the numbered run folders.
-    #[arg(long, default_value = "runs", value_name = "DIR")]
-    out: PathBuf,
+    /// Folder that holds the numbered run folders [default: runs].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Train for this many steps (one D and one G update each).
     #[arg(long, conflicts_with = "epochs")]
     steps: Option<u64>,
@@ -178,8 +178,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let cfg = match &a.resume {
         Some(run) => {
-            if a.preset.is_some() || a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.seed.is_some() {
-                bail!("--resume continues a run with its own config; only --steps, --epochs, --device and --out may be given with it");
+            if a.preset.is_some() || a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.seed.is_some() || a.out.is_some() {
+                bail!("--resume continues a run in place with its own config; only --steps, --epochs and --device may be given with it");
             }
             let run = RunDir::open(run)?;
             let sets = duration_sets(&a);
@@ -212,7 +212,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     .context("installing the Ctrl-C handler")?;
 
     let mut progress = Progress { bar: None, total: 0, every: 1 };
-    let run = train(cfg, TrainOptions { out: a.out, device, resume: a.resume, stop }, &mut progress)?;
+    let out = a.out.unwrap_or_else(|| PathBuf::from("runs"));
+    let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
     println!("{}", run.path.display());
     Ok(())
 }

@@ -96,6 +96,9 @@ fn bad_config_is_a_one_line_error() {
     fails_with(&["train", "--out", out, "--config", "/no/such.toml"], "/no/such.toml");
     fails_with(&["train", "--out", out, "--device", "cuda:1"], "--features cuda");
     fails_with(&["train", "--out", out, "--device", "abacus"], "unknown device");
+    fails_with(&["train", "--out", out, "--set", "data.prefetch=1000000000000"], "between 1 and 64");
+    fails_with(&["train", "--out", out, "--epochs", "9223372036854775807"], "at most 1e6");
+    fails_with(&["train", "--out", out, "--set", "model.nz=100000000000"], "between 1 and 4096");
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "no run folder for a failed start");
 }
 
@@ -135,6 +138,7 @@ fn bad_run_folders_are_one_line_errors() {
     let run = train_tiny(dir.path(), "2");
     let r = run.to_str().unwrap();
     fails_with(&["train", "--resume", r, "--set", "train.lr_d=1"], "only --steps, --epochs");
+    fails_with(&["train", "--resume", r, "--out", "elsewhere"], "continues a run in place");
     fails_with(&["sample", "--run", r, "--checkpoint", "/etc/hostname", "--out", "x.png"], "neither a checkpoint folder");
     fails_with(&["sample", "--run", r, "--n", "0", "--out", "x.png"], "--n 0 is out of range");
     // A checkpoint built for another config.

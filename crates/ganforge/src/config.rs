@@ -316,6 +316,12 @@ impl GanConfig {
             Arch::Fc => self.fc.validate()?,
         }
         let t = &self.train;
+        if t.batch_size > 4096 {
+            return Err(format!("train.batch_size = {} is too large (at most 4096)", t.batch_size));
+        }
+        if t.steps > 1_000_000_000 || t.epochs > 1_000_000 {
+            return Err("train.steps must be at most 1e9 and train.epochs at most 1e6".into());
+        }
         if t.batch_size < 2 {
             return Err(format!("train.batch_size = {} is too small: batch norm needs at least 2 images", t.batch_size));
         }
@@ -344,8 +350,8 @@ impl GanConfig {
         if t.grid_images == 0 || t.grid_images > 1024 {
             return Err(format!("train.grid_images = {} must be between 1 and 1024", t.grid_images));
         }
-        if self.data.prefetch == 0 {
-            return Err("data.prefetch must be at least 1".into());
+        if !(1..=64).contains(&self.data.prefetch) {
+            return Err(format!("data.prefetch = {} must be between 1 and 64 batches", self.data.prefetch));
         }
         let k = &self.tricks;
         if !(0.0..=1.0).contains(&k.label_flip_p) {

@@ -50,9 +50,9 @@ impl Adam {
     /// Applies one update to every parameter of `module` that has a gradient in `grads`.
     pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> M {
         self.steps += 1;
-        let t = self.steps as i32;
-        let bias1 = 1.0 - self.beta1.powi(t);
-        let bias2_sqrt = (1.0 - self.beta2.powi(t)).sqrt();
+        let t = self.steps as f64;
+        let bias1 = 1.0 - self.beta1.powf(t);
+        let bias2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();
         let mut mapper = AdamMapper { adam: self, grads: &mut grads, path: Vec::new(), bias1, bias2_sqrt };
         module.map(&mut mapper)
     }

@@ -95,13 +95,17 @@ fn make_batch(
     for &first in indices {
         // A file that decoded at open time but fails now is replaced by the next good one,
         // deterministically, so the run goes on and stays repeatable.
+        // The give-up rule counts tries for this image only, so it does not depend on how
+        // long the run has been going (or whether it was resumed).
         let mut i = first;
+        let mut tries = 0;
         let img = loop {
             match source.image(i) {
                 Ok(img) => break img,
                 Err(e) => {
-                    let count = failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    if count >= n {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                    tries += 1;
+                    if tries >= n {
                         return Err(DataError::Empty(format!("no image could be decoded (last error: {e})")));
                     }
                     i = (i + 1) % n;

@@ -114,6 +114,11 @@ pub fn open(spec: &str) -> Result<Arc<dyn Source>, DataError> {
     };
     let need_path = |p: Option<&str>| -> Result<PathBuf, DataError> {
         match p {
+            // The shell does not expand `~` after `folder:`, so do it here.
+            Some(p) if p.starts_with("~/") => match std::env::var_os("HOME") {
+                Some(home) => Ok(PathBuf::from(home).join(&p[2..])),
+                None => Ok(PathBuf::from(p)),
+            },
             Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
             _ => Err(DataError::UnknownSpec(format!("{spec}' needs a path, as in '{kind}:/path/to/data"))),
         }

@@ -54,8 +54,8 @@ impl ModelShape {
         if self.channels != 1 && self.channels != 3 {
             return Err(format!("model.channels = {} is not supported: use 1 (grey) or 3 (RGB)", self.channels));
         }
-        if self.nz == 0 {
-            return Err("model.nz must be at least 1".into());
+        if !(1..=4096).contains(&self.nz) {
+            return Err(format!("model.nz = {} must be between 1 and 4096", self.nz));
         }
         Ok(())
     }

@@ -110,7 +110,7 @@ pub fn run_name(cfg: &GanConfig) -> String {
 /// Total steps the config asks for.
 pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
     if cfg.train.epochs > 0 {
-        cfg.train.epochs * batches_per_epoch
+        cfg.train.epochs.saturating_mul(batches_per_epoch)
     } else {
         cfg.train.steps
     }

@@ -100,7 +100,8 @@ impl RunDir {
             .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_")))
             .filter(|p| p.join("state.json").is_file())
             .collect();
-        v.sort();
+        // By step number, not by name: step_1000000 comes after step_999999.
+        v.sort_by_key(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("step_")).and_then(|s| s.parse::<u64>().ok()));
         Ok(v)
     }
 
@@ -124,6 +125,19 @@ mod tests {
         assert!(c.path.ends_with("00008-a_b_c"), "{:?}", c.path);
         assert!(c.samples_dir().is_dir() && c.checkpoints_dir().is_dir());
         assert_eq!(step_name(500), "step_000500");
+    }
+
+    #[test]
+    fn checkpoints_sort_by_step_past_six_digits() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::create(dir.path(), "x").unwrap();
+        for s in [999_999u64, 1_000_000, 5] {
+            let c = run.checkpoints_dir().join(step_name(s));
+            std::fs::create_dir_all(&c).unwrap();
+            std::fs::write(c.join("state.json"), "{}").unwrap();
+        }
+        assert!(run.latest_checkpoint().unwrap().ends_with("step_1000000"));
+        assert!(run.checkpoints().unwrap()[0].ends_with("step_000005"));
     }
 
     #[test]
