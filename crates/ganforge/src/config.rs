@@ -14,12 +14,20 @@ use crate::nets::{Arch, ModelShape};
 #[derive(Config, Debug)]
 pub struct DataConfig {
     /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge), "idx:DIR_OR_FILE"
-    /// (IDX image files such as MNIST and its look-alikes) or "folder:DIR" (PNG/JPEG files).
+    /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
+    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file).
     #[config(default = "String::from(\"mnist\")")]
     pub spec: String,
     /// Batches prepared ahead of the training step by the loader thread.
     #[config(default = 4)]
     pub prefetch: usize,
+    /// Quick, Draw! drawings: stroke width as a fraction of the image side (0.03 is about
+    /// 2 pixels at 64x64, close to the stroke of the published 28x28 bitmaps).
+    #[config(default = 0.03)]
+    pub stroke_width: f64,
+    /// Quick, Draw! drawings: empty border on each side as a fraction of the image side.
+    #[config(default = 0.05)]
+    pub stroke_padding: f64,
 }
 
 /// The optimization schedule and what a run writes.
@@ -349,6 +357,9 @@ impl GanConfig {
         }
         if t.grid_images == 0 || t.grid_images > 1024 {
             return Err(format!("train.grid_images = {} must be between 1 and 1024", t.grid_images));
+        }
+        if !(self.data.stroke_width > 0.0 && self.data.stroke_width <= 0.5) || !(0.0..0.4).contains(&self.data.stroke_padding) {
+            return Err("data.stroke_width must be in (0, 0.5] and data.stroke_padding in [0, 0.4)".into());
         }
         if !(1..=64).contains(&self.data.prefetch) {
             return Err(format!("data.prefetch = {} must be between 1 and 64 batches", self.data.prefetch));

@@ -1,5 +1,6 @@
-//! NumPy `.npy` files of float32, for exchanging latents and raw outputs with other tools.
-//! Version 1.0 is written; versions 1.0 to 3.0 are read, little-endian float32, C order only.
+//! NumPy `.npy` files: float32, for exchanging latents and raw outputs with other tools, and
+//! uint8, the format of Quick, Draw!'s bitmaps. Version 1.0 is written; versions 1.0 to 3.0
+//! are read, C order only.
 
 use std::path::{Path, PathBuf};
 
@@ -49,7 +50,16 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim())
 }
 
-pub fn decode(path: &Path, bytes: &[u8]) -> Result<NpyF32, NpyError> {
+/// An array of one-byte values (`|u1`, e.g. Quick, Draw!'s bitmaps): shape and values in C order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyU8 {
+    pub shape: Vec<usize>,
+    pub values: Vec<u8>,
+}
+
+/// Checks the magic, version, dtype (`want_descr`, e.g. `'<f4'`) and order, and returns the
+/// shape and the data bytes, whose length is checked against the shape.
+fn parse<'a>(path: &Path, bytes: &'a [u8], want_descr: &str, item_size: usize, hint: &str) -> Result<(Vec<usize>, &'a [u8]), NpyError> {
     let bad = |m: String| NpyError::Format { path: path.to_path_buf(), message: m };
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
@@ -64,8 +74,8 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NpyF32, NpyError> {
         .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| bad("truncated or non-text .npy header".into()))?;
     let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
-    if descr != "'<f4'" {
-        return Err(bad(format!("dtype {descr} is not supported: save float32 ('<f4'), e.g. arr.astype(np.float32)")));
+    if descr != want_descr {
+        return Err(bad(format!("dtype {descr} is not supported here: expected {want_descr} ({hint})")));
     }
     if dict_value(header, "fortran_order") != Some("False") {
         return Err(bad("Fortran-order arrays are not supported: save with np.ascontiguousarray".into()));
@@ -81,11 +91,21 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<NpyF32, NpyError> {
         .map_err(|_| bad(format!("bad shape {shape_txt}")))?;
     let data = &bytes[hstart + hlen..];
     let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad("shape overflows".into()))?;
-    if n.checked_mul(4) != Some(data.len()) {
-        return Err(bad(format!("shape {shape:?} needs {} bytes of data, the file has {}", n.saturating_mul(4), data.len())));
+    if n.checked_mul(item_size) != Some(data.len()) {
+        return Err(bad(format!("shape {shape:?} needs {} bytes of data, the file has {}", n.saturating_mul(item_size), data.len())));
     }
+    Ok((shape, data))
+}
+
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<NpyF32, NpyError> {
+    let (shape, data) = parse(path, bytes, "'<f4'", 4, "float32: arr.astype(np.float32)")?;
     let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     Ok(NpyF32 { shape, values })
+}
+
+pub fn decode_u8(path: &Path, bytes: &[u8]) -> Result<NpyU8, NpyError> {
+    let (shape, data) = parse(path, bytes, "'|u1'", 1, "uint8")?;
+    Ok(NpyU8 { shape, values: data.to_vec() })
 }
 
 pub fn read(path: &Path) -> Result<NpyF32, NpyError> {
@@ -125,6 +145,7 @@ mod tests {
         f8[at + 2] = b'8';
         let e = decode(Path::new("x"), &f8).unwrap_err().to_string();
         assert!(e.contains("'<f8' is not supported"), "{e}");
+        assert!(decode_u8(Path::new("x"), &encode(&[1], &[0.0])).unwrap_err().to_string().contains("expected '|u1'"));
         let mut short = encode(&[3], &[0.0, 1.0, 2.0]);
         short.pop();
         assert!(decode(Path::new("x"), &short).unwrap_err().to_string().contains("needs 12 bytes"));

@@ -142,7 +142,10 @@ fn every_network_and_trick_trains_without_nan() {
     make_tiny_idx(idx.path());
     let idx_spec = format!("data.spec=idx:{}", idx.path().display());
     let with_idx: &[&str] = &["train.epochs=1", "train.steps=0", &idx_spec];
-    for v in variants.iter().chain([&with_idx]) {
+    // The 23 real Quick, Draw! sheep in ../shared, rasterized.
+    let sheep = format!("data.spec=quickdraw:{}/../../../shared/data/quickdraw-sheep/sheep_raw_23.ndjson", env!("CARGO_MANIFEST_DIR"));
+    let with_sheep: &[&str] = &[&sheep];
+    for v in variants.iter().chain([&with_idx, &with_sheep]) {
         let run = train(tiny(v), opts(out.path(), None), &mut Quiet).unwrap_or_else(|e| panic!("{v:?}: {e}")).path;
         let m = metrics(&run);
         assert!(m.iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{v:?}");

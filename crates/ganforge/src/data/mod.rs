@@ -11,6 +11,7 @@
 pub mod folder;
 pub mod idx;
 pub mod loader;
+pub mod quickdraw;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub enum DataError {
     BadFile { path: PathBuf, message: String },
     #[error("empty dataset: {0}")]
     Empty(String),
-    #[error("unknown data spec '{0}': expected mnist, idx:PATH or folder:DIR")]
+    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR or quickdraw:FILE")]
     UnknownSpec(String),
     #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
     TooSmall { images: usize, batch: usize },
@@ -106,8 +107,9 @@ impl Source for GreySet {
     }
 }
 
-/// Opens the dataset named by `spec`.
-pub fn open(spec: &str) -> Result<Arc<dyn Source>, DataError> {
+/// Opens the dataset named by `cfg.spec`.
+pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataError> {
+    let spec = cfg.spec.as_str();
     let (kind, path) = match spec.split_once(':') {
         Some((k, p)) => (k, Some(p)),
         None => (spec, None),
@@ -127,6 +129,10 @@ pub fn open(spec: &str) -> Result<Arc<dyn Source>, DataError> {
         "mnist" if path.is_none() => Ok(Arc::new(GreySet::mnist()?)),
         "idx" => Ok(Arc::new(GreySet::open_idx(&need_path(path)?)?)),
         "folder" => Ok(Arc::new(folder::FolderSet::open(&need_path(path)?)?)),
+        "quickdraw" => {
+            let raster = quickdraw::RasterOptions { stroke: cfg.stroke_width as f32, padding: cfg.stroke_padding as f32 };
+            Ok(Arc::new(quickdraw::QuickDrawSet::open(&need_path(path)?, raster)?))
+        }
         _ => Err(DataError::UnknownSpec(spec.to_string())),
     }
 }
@@ -193,11 +199,15 @@ mod tests {
         assert_eq!(f, vec![-1.0, 1.0]);
     }
 
+    fn open_spec(spec: &str) -> Result<Arc<dyn Source>, DataError> {
+        open(&crate::config::DataConfig::new().with_spec(spec.to_string()))
+    }
+
     #[test]
     fn bad_specs() {
-        assert!(open("cifar").err().unwrap().to_string().contains("unknown data spec"));
-        assert!(open("folder:").err().unwrap().to_string().contains("needs a path"));
-        let e = open("folder:/definitely/not/here").err().unwrap().to_string();
+        assert!(open_spec("cifar").err().unwrap().to_string().contains("unknown data spec"));
+        assert!(open_spec("folder:").err().unwrap().to_string().contains("needs a path"));
+        let e = open_spec("folder:/definitely/not/here").err().unwrap().to_string();
         assert!(e.contains("/definitely/not/here"), "{e}");
     }
 }

@@ -101,7 +101,8 @@ pub fn run_name(cfg: &GanConfig) -> String {
         None if cfg.data.spec == "mnist" => cfg.preset.clone(),
         None => cfg.data.spec.clone(),
         Some((kind, path)) => {
-            let base = std::path::Path::new(path.trim_end_matches('/')).file_name().and_then(|n| n.to_str()).unwrap_or("data");
+            // The file or folder name without extension: quickdraw:/d/sheep.ndjson -> quickdraw-sheep.
+            let base = std::path::Path::new(path.trim_end_matches('/')).file_stem().and_then(|n| n.to_str()).unwrap_or("data");
             format!("{kind}-{base}")
         }
     }
@@ -119,7 +120,7 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
 pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
-    let source = data::open(&cfg.data.spec)?;
+    let source = data::open(&cfg.data)?;
     obs.message(&format!("data: {}", source.describe()));
 
     let (mut g, mut d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, &device);
