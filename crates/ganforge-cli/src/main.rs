@@ -60,7 +60,7 @@ struct TrainArgs {
     /// Override one config key, e.g. --set train.lr_d=1e-4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Dataset: mnist, idx:PATH, folder:DIR or quickdraw:FILE (.npy bitmaps or .ndjson drawings).
+    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE (.npy bitmaps or .ndjson drawings) or cifar10:DIR (binary batches).
     #[arg(long, value_name = "SPEC")]
     data: Option<String>,
     /// Folder that holds the numbered run folders [default: runs].

@@ -15,7 +15,8 @@ use crate::nets::{Arch, ModelShape};
 pub struct DataConfig {
     /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge), "idx:DIR_OR_FILE"
     /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
-    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file).
+    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file) or "cifar10:DIR"
+    /// (CIFAR-10's binary batches).
     #[config(default = "String::from(\"mnist\")")]
     pub spec: String,
     /// Batches prepared ahead of the training step by the loader thread.

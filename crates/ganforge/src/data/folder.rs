@@ -1,4 +1,6 @@
-//! A folder of PNG/JPEG images, searched recursively.
+//! A folder of PNG/JPEG images, searched recursively. When every image lies inside a
+//! sub-folder, the top-level sub-folder names are the class labels (sorted by name, label =
+//! index), as in the torchvision `ImageFolder` layout; a flat folder is unlabelled.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,34 @@ pub struct FolderSet {
     files: Vec<PathBuf>,
     /// Files with an image extension whose header could not be read.
     pub skipped: Vec<PathBuf>,
+    /// Class names, sorted, when the folder is laid out by class.
+    pub classes: Vec<String>,
+    labels: Vec<u32>,
+}
+
+/// The class of each file (its top-level sub-folder), when every file has one.
+fn classes_of(root: &Path, files: &[PathBuf]) -> Result<(Vec<String>, Vec<u32>), DataError> {
+    let tops: Option<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(root).ok()?;
+            (rel.components().count() >= 2).then(|| rel.components().next()?.as_os_str().to_str().map(String::from))?
+        })
+        .collect();
+    let Some(tops) = tops else { return Ok((vec![], vec![])) };
+    let mut classes = tops.clone();
+    classes.sort();
+    classes.dedup();
+    // A class folder without a single image is a mistake worth stopping for.
+    let entries = std::fs::read_dir(root).map_err(|e| DataError::Io { path: root.to_path_buf(), source: e })?;
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() && !name.starts_with('.') && !classes.contains(&name) {
+            return Err(DataError::Empty(format!("class folder {} holds no decodable PNG or JPEG image", e.path().display())));
+        }
+    }
+    let labels = tops.iter().map(|t| classes.binary_search(t).expect("collected above") as u32).collect();
+    Ok((classes, labels))
 }
 
 fn is_image(p: &Path) -> bool {
@@ -61,7 +91,8 @@ impl FolderSet {
                 root.display()
             )));
         }
-        Ok(Self { root: root.to_path_buf(), files, skipped })
+        let (classes, labels) = classes_of(root, &files)?;
+        Ok(Self { root: root.to_path_buf(), files, skipped, classes, labels })
     }
 }
 
@@ -81,8 +112,16 @@ impl Source for FolderSet {
             .map_err(|e| bad(format!("cannot decode image: {e}")))
     }
 
+    fn label(&self, i: usize) -> Option<u32> {
+        self.labels.get(i).copied()
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("{}: {} images", self.root.display(), self.files.len());
+        if !self.classes.is_empty() {
+            let shown: Vec<&str> = self.classes.iter().take(5).map(String::as_str).collect();
+            s += &format!(" in {} classes ({}{})", self.classes.len(), shown.join(", "), if self.classes.len() > 5 { ", ..." } else { "" });
+        }
         if !self.skipped.is_empty() {
             s += &format!(" ({} files skipped: not decodable, e.g. {})", self.skipped.len(), self.skipped[0].display());
         }
@@ -109,6 +148,31 @@ mod tests {
         assert!(set.describe().contains("1 files skipped"));
         let i = set.image(0).unwrap();
         assert_eq!((i.width(), i.height()), (10, 6));
+    }
+
+    #[test]
+    fn sub_folders_are_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::GrayImage::from_pixel(4, 4, image::Luma([9]));
+        for (class, n) in [("dog", 2), ("cat", 1), ("zebra", 1)] {
+            std::fs::create_dir_all(dir.path().join(class).join("deep")).unwrap();
+            for i in 0..n {
+                img.save(dir.path().join(class).join("deep").join(format!("{i}.png"))).unwrap();
+            }
+        }
+        let set = FolderSet::open(dir.path()).unwrap();
+        assert_eq!(set.classes, vec!["cat", "dog", "zebra"]);
+        let labels: Vec<u32> = (0..set.len()).map(|i| set.label(i).unwrap()).collect();
+        assert_eq!(labels, vec![0, 1, 1, 2]);
+        assert!(set.describe().contains("in 3 classes (cat, dog, zebra)"));
+        // An image at the top level makes the folder unlabelled.
+        img.save(dir.path().join("loose.png")).unwrap();
+        assert_eq!(FolderSet::open(dir.path()).unwrap().label(0), None);
+        std::fs::remove_file(dir.path().join("loose.png")).unwrap();
+        // An empty class folder is an error that names it.
+        std::fs::create_dir(dir.path().join("emu")).unwrap();
+        let e = FolderSet::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("emu") && e.contains("holds no decodable"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! Every image is brought to the model's size (bilinear resize, then a centre crop when the
 //! aspect ratio differs) and channel count, and scaled to [-1, 1] to match G's tanh output.
 
+pub mod cifar;
 pub mod folder;
 pub mod idx;
 pub mod loader;
@@ -27,7 +28,7 @@ pub enum DataError {
     BadFile { path: PathBuf, message: String },
     #[error("empty dataset: {0}")]
     Empty(String),
-    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR or quickdraw:FILE")]
+    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE or cifar10:DIR")]
     UnknownSpec(String),
     #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
     TooSmall { images: usize, batch: usize },
@@ -129,6 +130,7 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
         "mnist" if path.is_none() => Ok(Arc::new(GreySet::mnist()?)),
         "idx" => Ok(Arc::new(GreySet::open_idx(&need_path(path)?)?)),
         "folder" => Ok(Arc::new(folder::FolderSet::open(&need_path(path)?)?)),
+        "cifar10" => Ok(Arc::new(cifar::CifarSet::open(&need_path(path)?)?)),
         "quickdraw" => {
             let raster = quickdraw::RasterOptions { stroke: cfg.stroke_width as f32, padding: cfg.stroke_padding as f32 };
             Ok(Arc::new(quickdraw::QuickDrawSet::open(&need_path(path)?, raster)?))

@@ -1,0 +1,131 @@
+//! CIFAR-10 in its publisher's binary format: `data_batch_1.bin` ... `data_batch_5.bin` and
+//! `test_batch.bin`, each record one label byte then 3072 pixel bytes, channel-planar
+//! (1024 red, 1024 green, 1024 blue, rows of 32). `cifar10:DIR` reads the training batches of
+//! DIR; a folder of class sub-folders of images (as in ../shared/data/cifar10) is read by
+//! `folder:` instead, which also takes the sub-folder names as labels.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, RgbImage};
+
+use super::{DataError, Source};
+
+const RECORD: usize = 1 + 3 * 32 * 32;
+
+/// The class names, in label order (batches.meta.txt).
+pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+
+pub struct CifarSet {
+    name: String,
+    records: Vec<u8>,
+    n: usize,
+}
+
+/// The batch files of `dir`: the training batches, or `path` itself when it is one file.
+fn batch_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("data_batch_") && n.ends_with(".bin")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::Empty(format!(
+            "no CIFAR-10 training batch (data_batch_N.bin) in {}; for a folder of class sub-folders of images use folder:DIR",
+            path.display()
+        )));
+    }
+    Ok(files)
+}
+
+impl CifarSet {
+    pub fn open(path: &Path) -> Result<Self, DataError> {
+        let mut records = Vec::new();
+        for f in batch_files(path)? {
+            let bytes = std::fs::read(&f).map_err(|e| DataError::Io { path: f.clone(), source: e })?;
+            if bytes.is_empty() || bytes.len() % RECORD != 0 {
+                return Err(DataError::BadFile {
+                    path: f,
+                    message: format!("{} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes each: 1 label + 3072 pixels)", bytes.len()),
+                });
+            }
+            if let Some(pos) = bytes.chunks_exact(RECORD).position(|r| r[0] > 9) {
+                return Err(DataError::BadFile { path: f, message: format!("record {pos} has label {}, CIFAR-10 labels are 0..=9", bytes[pos * RECORD]) });
+            }
+            records.extend_from_slice(&bytes);
+        }
+        let n = records.len() / RECORD;
+        Ok(Self { name: path.display().to_string(), records, n })
+    }
+}
+
+impl Source for CifarSet {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn image(&self, i: usize) -> Result<DynamicImage, DataError> {
+        let px = &self.records[i * RECORD + 1..(i + 1) * RECORD];
+        Ok(DynamicImage::ImageRgb8(RgbImage::from_fn(32, 32, |x, y| {
+            let k = (y * 32 + x) as usize;
+            image::Rgb([px[k], px[1024 + k], px[2048 + k]])
+        })))
+    }
+
+    fn label(&self, i: usize) -> Option<u32> {
+        Some(self.records[i * RECORD] as u32)
+    }
+
+    fn describe(&self) -> String {
+        format!("{}: {} CIFAR-10 images 32x32 in {} classes", self.name, self.n, CLASSES.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record in the publisher's layout: label, then planes R, G, B.
+    fn record(label: u8, r: u8, g: u8, b: u8) -> Vec<u8> {
+        let mut v = vec![label];
+        for c in [r, g, b] {
+            v.extend(std::iter::repeat_n(c, 1024));
+        }
+        v
+    }
+
+    #[test]
+    fn reads_planar_records_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b1 = record(3, 10, 20, 30);
+        b1[1 + 5] = 200; // red of pixel (x 5, y 0)
+        b1[1 + 2048 + 32] = 99; // blue of pixel (x 0, y 1)
+        std::fs::write(dir.path().join("data_batch_1.bin"), [b1, record(9, 1, 2, 3)].concat()).unwrap();
+        std::fs::write(dir.path().join("data_batch_2.bin"), record(0, 0, 0, 0)).unwrap();
+        std::fs::write(dir.path().join("test_batch.bin"), record(5, 5, 5, 5)).unwrap();
+        let set = CifarSet::open(dir.path()).unwrap();
+        assert_eq!(set.len(), 3, "test_batch.bin is not training data");
+        assert_eq!((0..3).map(|i| set.label(i).unwrap()).collect::<Vec<_>>(), vec![3, 9, 0]);
+        let img = set.image(0).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(0, 0).0, [10, 20, 30]);
+        assert_eq!(img.get_pixel(5, 0).0, [200, 20, 30]);
+        assert_eq!(img.get_pixel(0, 1).0, [10, 20, 99]);
+        assert_eq!(CifarSet::open(&dir.path().join("test_batch.bin")).unwrap().label(0), Some(5));
+    }
+
+    #[test]
+    fn bad_batches_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("data_batch_1.bin");
+        std::fs::write(&f, vec![0u8; 3072]).unwrap();
+        let e = CifarSet::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("3072 bytes is not a whole number of CIFAR-10 records"), "{e}");
+        std::fs::write(&f, record(12, 0, 0, 0)).unwrap();
+        assert!(CifarSet::open(dir.path()).err().unwrap().to_string().contains("label 12"));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(CifarSet::open(empty.path()).err().unwrap().to_string().contains("use folder:DIR"));
+    }
+}
