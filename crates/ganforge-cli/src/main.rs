@@ -47,6 +47,66 @@ enum Command {
     Sample(SampleArgs),
     /// List the presets and what each is for.
     Presets,
+    /// Look at datasets before training on them.
+    #[command(subcommand)]
+    Data(DataCommand),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Count, size, classes, pixel statistics and a preview grid of a dataset spec.
+    #[command(after_help = "Examples:
+  ganforge data inspect mnist
+  ganforge data inspect folder:~/photos/dogs --size 64 --channels 3 --preview dogs.png")]
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE or cifar10:DIR.
+    spec: String,
+    /// Side the images are brought to, as for training.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Channels the images are converted to: 1 or 3.
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    /// Images to look at for sizes and statistics (a random sample of larger sets).
+    #[arg(long, default_value_t = 2000)]
+    sample: usize,
+    /// Write a preview grid of the first 64 images here.
+    #[arg(long, value_name = "FILE.png")]
+    preview: Option<PathBuf>,
+}
+
+fn cmd_inspect(a: InspectArgs) -> Result<()> {
+    if !(8..=1024).contains(&a.size) || !(a.channels == 1 || a.channels == 3) || a.sample == 0 {
+        bail!("--size must be 8 to 1024, --channels 1 or 3, --sample at least 1");
+    }
+    let source = ganforge::data::open(&ganforge::config::DataConfig::new().with_spec(a.spec.clone()))?;
+    eprintln!("{}", source.describe());
+    let r = ganforge::data::inspect::inspect(&*source, a.size, a.channels, a.sample, 64, 0)?;
+    println!("images      {}", r.images);
+    println!("native size {}x{} to {}x{} (of {} looked at)", r.min_size.0, r.min_size.1, r.max_size.0, r.max_size.1, r.sampled);
+    println!("model input {}x{}, {} channel(s), scaled to [-1, 1]", a.size, a.size, a.channels);
+    let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
+    println!("pixel mean  {}  (per channel, pixels in [0, 1])", fmt(&r.mean));
+    println!("pixel std   {}", fmt(&r.std));
+    if r.class_counts.is_empty() {
+        println!("classes     none (unlabelled)");
+    } else {
+        let names = source.class_names();
+        println!("classes     {}", r.class_counts.len());
+        for (label, count) in &r.class_counts {
+            let name = names.get(*label as usize).cloned().unwrap_or_else(|| label.to_string());
+            println!("  {label:>4}  {name:20} {count}");
+        }
+    }
+    if let Some(p) = &a.preview {
+        save_png(p, &r.preview.grid(grid_cols(r.preview.n))).with_context(|| format!("writing {}", p.display()))?;
+        println!("preview     {}", p.display());
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -273,12 +333,26 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// The error and its causes on one line, each cause once: library errors already quote the
+/// I/O error they wrap, which `{:#}` would print a second time.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg = format!("{msg}: {c}");
+        }
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     ganforge::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
         Command::Sample(a) => cmd_sample(a),
+        Command::Data(DataCommand::Inspect(a)) => cmd_inspect(a),
         Command::Presets => {
             for p in PRESETS {
                 println!("{:10} {}", p.name, p.about);
@@ -289,7 +363,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }

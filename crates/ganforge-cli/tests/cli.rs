@@ -155,3 +155,21 @@ fn help_shows_examples_and_presets_are_listed() {
     let o = ganforge(&["presets"]);
     assert!(o.ok && o.stdout.contains("mnist64") && o.stdout.contains("mnist-fc"));
 }
+
+#[test]
+fn data_inspect_reports_counts_classes_and_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let preview = dir.path().join("p.png");
+    let o = ganforge(&["data", "inspect", "mnist", "--size", "28", "--sample", "60000", "--preview", preview.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stdout.contains("images      60000"), "{}", o.stdout);
+    assert!(o.stdout.contains("pixel mean  0.1307"), "{}", o.stdout); // MNIST's well-known mean
+    assert!(o.stdout.contains("classes     10") && o.stdout.contains("5923"), "{}", o.stdout);
+    let g = image::open(&preview).unwrap();
+    assert_eq!((g.width(), g.height()), (8 * 30 + 2, 8 * 30 + 2));
+    fails_with(&["data", "inspect", "folder:/no/such/dir"], "/no/such/dir");
+    fails_with(&["data", "inspect", "mnist", "--channels", "2"], "--channels 1 or 3");
+    // Each cause is said once.
+    let o = ganforge(&["data", "inspect", "folder:/no/such/dir"]);
+    assert_eq!(o.stderr.matches("does not exist").count(), 1, "{}", o.stderr);
+}

@@ -79,6 +79,10 @@ impl Source for CifarSet {
         Some(self.records[i * RECORD] as u32)
     }
 
+    fn class_names(&self) -> Vec<String> {
+        CLASSES.iter().map(|c| c.to_string()).collect()
+    }
+
     fn describe(&self) -> String {
         format!("{}: {} CIFAR-10 images 32x32 in {} classes", self.name, self.n, CLASSES.len())
     }

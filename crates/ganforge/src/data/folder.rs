@@ -116,6 +116,10 @@ impl Source for FolderSet {
         self.labels.get(i).copied()
     }
 
+    fn class_names(&self) -> Vec<String> {
+        self.classes.clone()
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("{}: {} images", self.root.display(), self.files.len());
         if !self.classes.is_empty() {

@@ -11,6 +11,7 @@
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+pub mod inspect;
 pub mod loader;
 pub mod quickdraw;
 
@@ -45,6 +46,10 @@ pub trait Source: Send + Sync {
     /// Class label of image `i`, when the dataset has labels.
     fn label(&self, _i: usize) -> Option<u32> {
         None
+    }
+    /// Names of the class labels, by label, when the dataset has them.
+    fn class_names(&self) -> Vec<String> {
+        vec![]
     }
     /// One line for logs: what was loaded.
     fn describe(&self) -> String;

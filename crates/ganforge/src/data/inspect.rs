@@ -1,0 +1,90 @@
+//! `ganforge data inspect`: what a dataset spec loads as, before training on it.
+
+use std::collections::BTreeMap;
+
+use super::{to_model_bytes, DataError, Source};
+use crate::image_io::ImageBatch;
+use crate::rng::GanRng;
+
+/// What an inspection found.
+#[derive(Debug)]
+pub struct Inspection {
+    pub images: usize,
+    /// Smallest and largest native (width, height) among the images looked at.
+    pub min_size: (u32, u32),
+    pub max_size: (u32, u32),
+    /// Images looked at for sizes and statistics (a random sample of large sets).
+    pub sampled: usize,
+    /// Images per class label, when the dataset has labels.
+    pub class_counts: BTreeMap<u32, usize>,
+    /// Per-channel mean and standard deviation of pixels in [0, 1], as the model sees them.
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
+    /// The first images, at the model's size.
+    pub preview: ImageBatch,
+}
+
+/// Looks at up to `sample` images (drawn with `seed`), at `size` x `size` with `channels`.
+pub fn inspect(source: &dyn Source, size: usize, channels: usize, sample: usize, preview: usize, seed: u64) -> Result<Inspection, DataError> {
+    let n = source.len();
+    let picks: Vec<usize> = if n <= sample { (0..n).collect() } else { GanRng::for_epoch(seed, 0).permutation(n)[..sample].to_vec() };
+    let mut class_counts = BTreeMap::new();
+    for i in 0..n {
+        if let Some(l) = source.label(i) {
+            *class_counts.entry(l).or_insert(0) += 1;
+        }
+    }
+    let (mut sum, mut sum2, mut count) = (vec![0f64; channels], vec![0f64; channels], 0usize);
+    let (mut min_size, mut max_size) = ((u32::MAX, u32::MAX), (0, 0));
+    let plane = size * size;
+    for &i in &picks {
+        let img = source.image(i)?;
+        min_size = (min_size.0.min(img.width()), min_size.1.min(img.height()));
+        max_size = (max_size.0.max(img.width()), max_size.1.max(img.height()));
+        let bytes = to_model_bytes(&img, size, channels);
+        for c in 0..channels {
+            for &b in &bytes[c * plane..(c + 1) * plane] {
+                let v = b as f64 / 255.0;
+                sum[c] += v;
+                sum2[c] += v * v;
+            }
+        }
+        count += plane;
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / count.max(1) as f64).collect();
+    let std = sum2.iter().zip(&mean).map(|(s2, m)| (s2 / count.max(1) as f64 - m * m).max(0.0).sqrt()).collect();
+    let k = preview.min(n);
+    let mut values = Vec::with_capacity(k * channels * plane);
+    for i in 0..k {
+        super::to_unit_range(&to_model_bytes(&source.image(i)?, size, channels), &mut values);
+    }
+    Ok(Inspection {
+        images: n,
+        min_size,
+        max_size,
+        sampled: picks.len(),
+        class_counts,
+        mean,
+        std,
+        preview: ImageBatch { values, n: k, channels, height: size, width: size },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mnist_statistics_match_the_manifest() {
+        let m = crate::data::GreySet::mnist().unwrap();
+        // At the native 28x28 every image counts: the MANIFEST's mean is 33.318 / 255.
+        let r = inspect(&m, 28, 1, 60_000, 16, 0).unwrap();
+        assert_eq!((r.images, r.sampled, r.min_size, r.max_size), (60_000, 60_000, (28, 28), (28, 28)));
+        assert!((r.mean[0] - 33.318 / 255.0).abs() < 1e-5, "{:?}", r.mean);
+        // The classic normalization constant: std 0.3081.
+        assert!((r.std[0] - 0.3081).abs() < 1e-3, "{:?}", r.std);
+        let counts: Vec<usize> = r.class_counts.values().copied().collect();
+        assert_eq!(counts, vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+        assert_eq!((r.preview.n, r.preview.height), (16, 28));
+    }
+}
