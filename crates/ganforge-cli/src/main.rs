@@ -63,7 +63,7 @@ enum DataCommand {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE or cifar10:DIR.
+    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE, cifar10:DIR or stanford-dogs:DIR.
     spec: String,
     /// Side the images are brought to, as for training.
     #[arg(long, default_value_t = 64)]
@@ -120,7 +120,7 @@ struct TrainArgs {
     /// Override one config key, e.g. --set train.lr_d=1e-4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE (.npy bitmaps or .ndjson drawings) or cifar10:DIR (binary batches).
+    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE (.npy bitmaps or .ndjson drawings), cifar10:DIR (binary batches) or stanford-dogs:DIR.
     #[arg(long, value_name = "SPEC")]
     data: Option<String>,
     /// Folder that holds the numbered run folders [default: runs].

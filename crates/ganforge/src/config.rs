@@ -15,8 +15,8 @@ use crate::nets::{Arch, ModelShape};
 pub struct DataConfig {
     /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge), "idx:DIR_OR_FILE"
     /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
-    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file) or "cifar10:DIR"
-    /// (CIFAR-10's binary batches).
+    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "cifar10:DIR"
+    /// (CIFAR-10's binary batches) or "stanford-dogs:DIR" (Images/ and Annotation/).
     #[config(default = "String::from(\"mnist\")")]
     pub spec: String,
     /// Batches prepared ahead of the training step by the loader thread.
@@ -29,6 +29,17 @@ pub struct DataConfig {
     /// Quick, Draw! drawings: empty border on each side as a fraction of the image side.
     #[config(default = 0.05)]
     pub stroke_padding: f64,
+    /// Stanford Dogs: one training image per bounding box (what the Kaggle competition's top
+    /// entries trained on); false uses whole photos.
+    #[config(default = true)]
+    pub dogs_crop: bool,
+    /// Stanford Dogs: enlarge each box to a square before cropping, so resizing keeps the dog's
+    /// proportions.
+    #[config(default = true)]
+    pub dogs_square: bool,
+    /// Stanford Dogs: drop boxes whose longer side exceeds this many times the shorter.
+    #[config(default = 2.5)]
+    pub dogs_max_aspect: f64,
 }
 
 /// The optimization schedule and what a run writes.
@@ -361,6 +372,9 @@ impl GanConfig {
         }
         if !(self.data.stroke_width > 0.0 && self.data.stroke_width <= 0.5) || !(0.0..0.4).contains(&self.data.stroke_padding) {
             return Err("data.stroke_width must be in (0, 0.5] and data.stroke_padding in [0, 0.4)".into());
+        }
+        if !(self.data.dogs_max_aspect >= 1.0) {
+            return Err(format!("data.dogs_max_aspect = {} must be at least 1", self.data.dogs_max_aspect));
         }
         if !(1..=64).contains(&self.data.prefetch) {
             return Err(format!("data.prefetch = {} must be between 1 and 64 batches", self.data.prefetch));

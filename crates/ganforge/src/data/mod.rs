@@ -9,6 +9,7 @@
 //! aspect ratio differs) and channel count, and scaled to [-1, 1] to match G's tanh output.
 
 pub mod cifar;
+pub mod dogs;
 pub mod folder;
 pub mod idx;
 pub mod inspect;
@@ -29,7 +30,7 @@ pub enum DataError {
     BadFile { path: PathBuf, message: String },
     #[error("empty dataset: {0}")]
     Empty(String),
-    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE or cifar10:DIR")]
+    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE, cifar10:DIR or stanford-dogs:DIR")]
     UnknownSpec(String),
     #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
     TooSmall { images: usize, batch: usize },
@@ -136,6 +137,10 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
         "idx" => Ok(Arc::new(GreySet::open_idx(&need_path(path)?)?)),
         "folder" => Ok(Arc::new(folder::FolderSet::open(&need_path(path)?)?)),
         "cifar10" => Ok(Arc::new(cifar::CifarSet::open(&need_path(path)?)?)),
+        "stanford-dogs" => {
+            let opt = dogs::DogsOptions { crop: cfg.dogs_crop, square: cfg.dogs_square, max_aspect: cfg.dogs_max_aspect };
+            Ok(Arc::new(dogs::DogsSet::open(&need_path(path)?, opt)?))
+        }
         "quickdraw" => {
             let raster = quickdraw::RasterOptions { stroke: cfg.stroke_width as f32, padding: cfg.stroke_padding as f32 };
             Ok(Arc::new(quickdraw::QuickDrawSet::open(&need_path(path)?, raster)?))
