@@ -40,6 +40,10 @@ pub struct DataConfig {
     /// Stanford Dogs: drop boxes whose longer side exceeds this many times the shorter.
     #[config(default = 2.5)]
     pub dogs_max_aspect: f64,
+    /// Flip each training image left-right with probability 1/2 (the Kaggle dog entries did);
+    /// off by default because digits and letters are not symmetric.
+    #[config(default = false)]
+    pub hflip: bool,
 }
 
 /// The optimization schedule and what a run writes.

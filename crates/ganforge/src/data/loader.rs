@@ -29,6 +29,8 @@ pub struct LoaderOptions {
     pub channels: usize,
     pub seed: u64,
     pub prefetch: usize,
+    /// Flip each image left-right with probability 1/2.
+    pub hflip: bool,
 }
 
 pub struct Loader {
@@ -62,7 +64,9 @@ impl Loader {
                     }
                     let order = &perm.as_ref().expect("set above").1;
                     let b = (step % bpe) as usize;
-                    let batch = make_batch(&*source, &order[b * opts.batch_size..(b + 1) * opts.batch_size], &opts, &worker_failures)
+                    // Flips are drawn from (seed, step), so a resumed run flips what it would have.
+                    let mut flips = GanRng::for_epoch(opts.seed ^ 0x5EED_F11B, step);
+                    let batch = make_batch(&*source, &order[b * opts.batch_size..(b + 1) * opts.batch_size], &opts, &worker_failures, &mut flips)
                         .map(|(images, labels)| Batch { epoch, images, labels });
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
@@ -88,6 +92,7 @@ fn make_batch(
     indices: &[usize],
     opts: &LoaderOptions,
     failures: &AtomicUsize,
+    flips: &mut GanRng,
 ) -> Result<(Vec<f32>, Option<Vec<u32>>), DataError> {
     let n = source.len();
     let mut images = Vec::with_capacity(indices.len() * opts.channels * opts.image_size * opts.image_size);
@@ -112,6 +117,7 @@ fn make_batch(
                 }
             }
         };
+        let img = if opts.hflip && flips.bernoulli(0.5) { img.fliph() } else { img };
         to_unit_range(&to_model_bytes(&img, opts.image_size, opts.channels), &mut images);
         labels.push(source.label(i));
     }
@@ -145,7 +151,37 @@ mod tests {
     }
 
     fn opts() -> LoaderOptions {
-        LoaderOptions { batch_size: 4, image_size: 16, channels: 1, seed: 5, prefetch: 2 }
+        LoaderOptions { batch_size: 4, image_size: 16, channels: 1, seed: 5, prefetch: 2, hflip: false }
+    }
+
+    /// Image i has a bright left column only; flipped, the bright column is on the right.
+    struct LeftEdge(usize);
+    impl Source for LeftEdge {
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn image(&self, _: usize) -> Result<DynamicImage, DataError> {
+            Ok(DynamicImage::ImageLuma8(GrayImage::from_fn(16, 16, |x, _| image::Luma([if x == 0 { 255 } else { 0 }]))))
+        }
+        fn describe(&self) -> String {
+            "edge".into()
+        }
+    }
+
+    #[test]
+    fn flips_are_random_half_the_time_and_repeat_on_resume() {
+        let o = LoaderOptions { hflip: true, ..opts() };
+        let src: Arc<dyn Source> = Arc::new(LeftEdge(400));
+        let l = Loader::spawn(src.clone(), LoaderOptions { batch_size: 100, ..o.clone() }, 0).unwrap();
+        let batches: Vec<Batch> = (0..4).map(|_| l.next_batch().unwrap()).collect();
+        let flipped = |b: &Batch| (0..100).filter(|i| b.images[i * 256 + 15] > 0.0).count();
+        let total: usize = batches.iter().map(flipped).sum();
+        assert!((150..=250).contains(&total), "{total} of 400 flipped");
+        let resumed = Loader::spawn(src, LoaderOptions { batch_size: 100, ..o }, 2).unwrap().next_batch().unwrap();
+        assert_eq!(resumed.images, batches[2].images);
+        // Without the option nothing is flipped.
+        let plain = Loader::spawn(Arc::new(LeftEdge(8)), opts(), 0).unwrap().next_batch().unwrap();
+        assert!(plain.images.chunks(256).all(|im| im[0] > 0.0 && im[15] < 0.0));
     }
 
     #[test]

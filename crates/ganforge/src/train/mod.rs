@@ -150,7 +150,7 @@ pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Resu
     let (b, c, s, nz) = (t.batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.nz);
     let loader = Loader::spawn(
         source,
-        LoaderOptions { batch_size: b, image_size: s, channels: c, seed: cfg.seed, prefetch: cfg.data.prefetch },
+        LoaderOptions { batch_size: b, image_size: s, channels: c, seed: cfg.seed, prefetch: cfg.data.prefetch, hflip: cfg.data.hflip },
         state.step,
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
