@@ -244,8 +244,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
             let run = RunDir::open(run)?;
             let sets = duration_sets(&a);
             let saved = GanConfig::load(&run.config_path()).context("reading the run's config")?;
-            let tmp = tempfile_config(&saved)?;
-            GanConfig::resolve(Some(&saved.preset), Some(tmp.path()), &sets)?
+            saved.with_overrides(&sets)?
         }
         None => {
             let mut sets = duration_sets(&a);
@@ -276,25 +275,6 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
     println!("{}", run.path.display());
     Ok(())
-}
-
-/// The saved config as a file that `resolve` can overlay (so --steps applies on top of it).
-fn tempfile_config(cfg: &GanConfig) -> Result<TempFile> {
-    let path = std::env::temp_dir().join(format!("ganforge-resume-{}.toml", std::process::id()));
-    std::fs::write(&path, cfg.to_toml()).with_context(|| format!("writing {}", path.display()))?;
-    Ok(TempFile(path))
-}
-
-struct TempFile(PathBuf);
-impl TempFile {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn cmd_sample(a: SampleArgs) -> Result<()> {

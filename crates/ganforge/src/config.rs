@@ -261,6 +261,15 @@ fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
     unreachable!("split always yields at least one part")
 }
 
+/// Applies `key=value` overrides to `tree`.
+fn apply_sets(tree: &mut toml::Table, sets: &[String]) -> Result<(), ConfigError> {
+    for s in sets {
+        let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::BadSet(s.clone()))?;
+        set_key(tree, k.trim(), parse_value(v.trim()))?;
+    }
+    Ok(())
+}
+
 /// Overlays a parsed TOML table onto `tree`, key by key.
 fn overlay(tree: &mut toml::Table, file: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
     for (k, v) in file {
@@ -306,10 +315,15 @@ impl GanConfig {
                 .map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })?;
             overlay(&mut tree, &parsed, "")?;
         }
-        for s in sets {
-            let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::BadSet(s.clone()))?;
-            set_key(&mut tree, k.trim(), parse_value(v.trim()))?;
-        }
+        apply_sets(&mut tree, sets)?;
+        Self::from_tree(tree, "config")
+    }
+
+    /// This config with `key=value` overrides applied and validated (how `--resume --steps N`
+    /// changes a saved run's config).
+    pub fn with_overrides(&self, sets: &[String]) -> Result<Self, ConfigError> {
+        let mut tree = toml::Table::try_from(self).expect("config serializes");
+        apply_sets(&mut tree, sets)?;
         Self::from_tree(tree, "config")
     }
 
@@ -469,6 +483,15 @@ mod tests {
         assert!(e.contains("image_size") || e.contains("integer"), "{e}");
         let e = GanConfig::resolve(None, None, &["tricks.label_flip_p=2".into()]).unwrap_err().to_string();
         assert!(e.contains("probability"), "{e}");
+    }
+
+    #[test]
+    fn overrides_apply_to_a_loaded_config() {
+        let c = GanConfig::resolve(Some("mnist-fc"), None, &["seed=9".into()]).unwrap();
+        let d = c.with_overrides(&["train.steps=7".into()]).unwrap();
+        assert_eq!((d.train.steps, d.seed, d.model.arch), (7, 9, Arch::Fc));
+        let e = c.with_overrides(&["train.stepz=7".into()]).unwrap_err().to_string();
+        assert!(e.contains("valid keys in [train]"), "{e}");
     }
 
     #[test]
