@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
 use burn::tensor::Device;
 
 use crate::config::GanConfig;
@@ -73,10 +72,9 @@ impl Sampler {
     /// G(z) for host latents `z` ([n * nz]), in chunks.
     pub fn generate(&self, z: &[f32]) -> ImageBatch {
         let nz = self.cfg.model.nz;
-        let g = self.g.valid();
         let mut out: Option<ImageBatch> = None;
         for chunk in z.chunks(CHUNK * nz) {
-            let part = generate(&g, chunk, nz, &self.device);
+            let part = generate(&self.g, chunk, nz, &self.device);
             out = Some(match out {
                 None => part,
                 Some(mut acc) => {

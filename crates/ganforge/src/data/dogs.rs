@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageReader};
+use image::DynamicImage;
 
-use super::{DataError, Source};
+use super::{decode_file, header_size, DataError, Source};
 
 /// Box handling.
 #[derive(Clone, Copy, Debug)]
@@ -117,7 +117,7 @@ impl DogsSet {
                 let (w, h) = match (number(&xml, "width"), number(&xml, "height")) {
                     (Some(w), Some(h)) if w > 0.0 && h > 0.0 => (w, h),
                     // No size in the annotation: read it from the photo's header.
-                    _ => match ImageReader::open(&photo).ok().and_then(|r| r.with_guessed_format().ok()).and_then(|r| r.into_dimensions().ok()) {
+                    _ => match header_size(&photo) {
                         Some((w, h)) => (w as f64, h as f64),
                         None => { set.dropped += found.len(); continue; }
                     },
@@ -161,12 +161,7 @@ impl Source for DogsSet {
 
     fn image(&self, i: usize) -> Result<DynamicImage, DataError> {
         let it = &self.items[i];
-        let img = ImageReader::open(&it.path)
-            .map_err(|e| DataError::Io { path: it.path.clone(), source: e })?
-            .with_guessed_format()
-            .map_err(|e| DataError::BadFile { path: it.path.clone(), message: e.to_string() })?
-            .decode()
-            .map_err(|e| DataError::BadFile { path: it.path.clone(), message: format!("cannot decode image: {e}") })?;
+        let img = decode_file(&it.path)?;
         Ok(match it.bbox {
             None => img,
             Some((x0, y0, x1, y1)) => {

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageReader};
+use image::DynamicImage;
 
-use super::{DataError, Source};
+use super::{decode_file, header_size, DataError, Source};
 
 pub struct FolderSet {
     root: PathBuf,
@@ -78,12 +78,8 @@ impl FolderSet {
         if all.is_empty() {
             return Err(DataError::Empty(format!("no PNG or JPEG files under {}", root.display())));
         }
-        let (files, skipped): (Vec<PathBuf>, Vec<PathBuf>) = all.into_iter().partition(|p| {
-            ImageReader::open(p)
-                .and_then(|r| r.with_guessed_format())
-                .ok()
-                .is_some_and(|r| r.into_dimensions().is_ok_and(|(w, h)| w > 0 && h > 0))
-        });
+        let (files, skipped): (Vec<PathBuf>, Vec<PathBuf>) =
+            all.into_iter().partition(|p| header_size(p).is_some_and(|(w, h)| w > 0 && h > 0));
         if files.is_empty() {
             return Err(DataError::Empty(format!(
                 "none of the {} image files under {} could be decoded",
@@ -102,14 +98,7 @@ impl Source for FolderSet {
     }
 
     fn image(&self, i: usize) -> Result<DynamicImage, DataError> {
-        let path = &self.files[i];
-        let bad = |m: String| DataError::BadFile { path: path.clone(), message: m };
-        ImageReader::open(path)
-            .map_err(|e| DataError::Io { path: path.clone(), source: e })?
-            .with_guessed_format()
-            .map_err(|e| bad(e.to_string()))?
-            .decode()
-            .map_err(|e| bad(format!("cannot decode image: {e}")))
+        decode_file(&self.files[i])
     }
 
     fn label(&self, i: usize) -> Option<u32> {

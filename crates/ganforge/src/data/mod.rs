@@ -114,6 +114,22 @@ impl Source for GreySet {
     }
 }
 
+/// Decodes an image file (PNG, JPEG, ...; the format is read from its contents).
+pub fn decode_file(path: &Path) -> Result<DynamicImage, DataError> {
+    let bad = |m: String| DataError::BadFile { path: path.to_path_buf(), message: m };
+    image::ImageReader::open(path)
+        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?
+        .decode()
+        .map_err(|e| bad(format!("cannot decode image: {e}")))
+}
+
+/// Width and height from an image file's header, without decoding it; None when unreadable.
+pub fn header_size(path: &Path) -> Option<(u32, u32)> {
+    image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_dimensions().ok()
+}
+
 /// Opens the dataset named by `cfg.spec`.
 pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataError> {
     let spec = cfg.spec.as_str();

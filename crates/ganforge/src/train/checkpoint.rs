@@ -152,8 +152,7 @@ pub fn save<G: Module, D: Module>(
 }
 
 fn prune(checkpoints_dir: &Path, keep: usize) -> Result<(), CheckpointError> {
-    let run = super::run_dir::RunDir { path: checkpoints_dir.parent().unwrap_or(checkpoints_dir).to_path_buf() };
-    let all = run.checkpoints().map_err(|e| CheckpointError::Io { path: checkpoints_dir.to_path_buf(), source: std::io::Error::other(e.to_string()) })?;
+    let all = super::run_dir::list_checkpoints(checkpoints_dir).map_err(io(checkpoints_dir))?;
     for old in all.iter().take(all.len().saturating_sub(keep)) {
         std::fs::remove_dir_all(old).map_err(io(old))?;
     }

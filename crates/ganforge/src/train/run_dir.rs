@@ -35,6 +35,21 @@ pub fn step_name(step: u64) -> String {
     format!("step_{step:06}")
 }
 
+/// The completed checkpoint folders in `dir` (those with a state.json), oldest first.
+pub fn list_checkpoints(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(vec![]);
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_")))
+        .filter(|p| p.join("state.json").is_file())
+        .collect();
+    // By step number, not by name: step_1000000 comes after step_999999.
+    v.sort_by_key(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("step_")).and_then(|s| s.parse::<u64>().ok()));
+    Ok(v)
+}
+
 impl RunDir {
     /// Creates the next numbered folder `NNNNN-name` inside `out`.
     pub fn create(out: &Path, name: &str) -> Result<Self, RunError> {
@@ -91,18 +106,7 @@ impl RunDir {
     /// Completed checkpoints, oldest first.
     pub fn checkpoints(&self) -> Result<Vec<PathBuf>, RunError> {
         let dir = self.checkpoints_dir();
-        if !dir.is_dir() {
-            return Ok(vec![]);
-        }
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_")))
-            .filter(|p| p.join("state.json").is_file())
-            .collect();
-        // By step number, not by name: step_1000000 comes after step_999999.
-        v.sort_by_key(|p| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("step_")).and_then(|s| s.parse::<u64>().ok()));
-        Ok(v)
+        list_checkpoints(&dir).map_err(io(&dir))
     }
 
     pub fn latest_checkpoint(&self) -> Result<PathBuf, RunError> {
