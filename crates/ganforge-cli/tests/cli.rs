@@ -12,7 +12,11 @@ struct Out {
 
 fn ganforge(args: &[&str]) -> Out {
     let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).output().unwrap();
-    let out = Out { ok: o.status.success(), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() };
+    let out = Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    };
     assert!(!out.stderr.contains("panicked"), "panic in {args:?}: {}", out.stderr);
     out
 }
@@ -27,8 +31,20 @@ fn fails_with(args: &[&str], needle: &str) {
 }
 
 const TINY: &[&str] = &[
-    "--set", "model.image_size=16", "--set", "dcgan.ngf=8", "--set", "dcgan.ndf=8", "--set", "train.batch_size=8",
-    "--set", "train.grid_images=4", "--set", "train.checkpoint_every=2", "--set", "train.sample_every=2",
+    "--set",
+    "model.image_size=16",
+    "--set",
+    "dcgan.ngf=8",
+    "--set",
+    "dcgan.ndf=8",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.grid_images=4",
+    "--set",
+    "train.checkpoint_every=2",
+    "--set",
+    "train.sample_every=2",
 ];
 
 fn train_tiny(out: &Path, steps: &str) -> PathBuf {
@@ -64,18 +80,44 @@ fn train_prints_the_run_folder_last_and_sample_writes_images() {
     let zp = dir.path().join("z.npy");
     ganforge::npy::write(&zp, &[2, 100], &z).unwrap();
     let raw = dir.path().join("raw.npy");
-    let o = ganforge(&["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--raw", raw.to_str().unwrap(), "--out", dir.path().join("zimgs").to_str().unwrap()]);
+    let o = ganforge(&[
+        "sample",
+        "--run",
+        run_s,
+        "--latents",
+        zp.to_str().unwrap(),
+        "--raw",
+        raw.to_str().unwrap(),
+        "--out",
+        dir.path().join("zimgs").to_str().unwrap(),
+    ]);
     assert!(o.ok, "{}", o.stderr);
     let r = ganforge::npy::read(&raw).unwrap();
     assert_eq!(r.shape, vec![2, 1, 16, 16]);
     assert!(r.values.iter().all(|v| (-1.0..=1.0).contains(v)));
     // The same latents give the same numbers again.
-    assert!(ganforge(&["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--raw", dir.path().join("raw2.npy").to_str().unwrap(), "--out", dir.path().join("z2").to_str().unwrap()]).ok);
+    assert!(
+        ganforge(&[
+            "sample",
+            "--run",
+            run_s,
+            "--latents",
+            zp.to_str().unwrap(),
+            "--raw",
+            dir.path().join("raw2.npy").to_str().unwrap(),
+            "--out",
+            dir.path().join("z2").to_str().unwrap()
+        ])
+        .ok
+    );
     assert_eq!(ganforge::npy::read(&dir.path().join("raw2.npy")).unwrap(), r);
 
     // Wrong latent width.
     ganforge::npy::write(&zp, &[2, 7], &[0.0; 14]).unwrap();
-    fails_with(&["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()], "expected [N, 100]");
+    fails_with(
+        &["sample", "--run", run_s, "--latents", zp.to_str().unwrap(), "--out", dir.path().join("x").to_str().unwrap()],
+        "expected [N, 100]",
+    );
 
     // Resume with a new end continues in place.
     let o = ganforge(&["train", "--resume", run_s, "--steps", "3"]);
@@ -142,7 +184,8 @@ fn bad_run_folders_are_one_line_errors() {
     fails_with(&["sample", "--run", r, "--checkpoint", "/etc/hostname", "--out", "x.png"], "neither a checkpoint folder");
     fails_with(&["sample", "--run", r, "--n", "0", "--out", "x.png"], "--n 0 is out of range");
     // A checkpoint built for another config.
-    std::fs::write(run.join("config.toml"), std::fs::read_to_string(run.join("config.toml")).unwrap().replace("ngf = 8", "ngf = 12")).unwrap();
+    std::fs::write(run.join("config.toml"), std::fs::read_to_string(run.join("config.toml")).unwrap().replace("ngf = 8", "ngf = 12"))
+        .unwrap();
     fails_with(&["sample", "--run", r, "--out", "x.png"], "does not match the model built from the config");
 }
 

@@ -8,19 +8,21 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
 
+use ganforge::burn::tensor::{Tensor, TensorData};
 use ganforge::config::{GanConfig, TricksConfig};
 use ganforge::device::parse_device;
 use ganforge::nets;
 use ganforge::optim::Adam;
 use ganforge::rng::{GanRng, Stream};
 use ganforge::train::step::{train_step, Gan, StepNoise};
-use ganforge::burn::tensor::{Tensor, TensorData};
 
 /// Peak resident set size of this process, from /proc (Linux).
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
@@ -32,7 +34,8 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
 fn main() {
     ganforge::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
-    let config = args.iter().skip(1).find(|a| !a.starts_with("--") && !a.parse::<f64>().is_ok()).cloned().unwrap_or_else(|| "small32".into());
+    let config =
+        args.iter().skip(1).find(|a| !a.starts_with("--") && !a.parse::<f64>().is_ok()).cloned().unwrap_or_else(|| "small32".into());
     let (s, c, width) = match config.as_str() {
         "dcgan64" => (64, 3, 64),
         "small32" => (32, 1, 32),

@@ -149,20 +149,13 @@ pub enum ConfigError {
     #[error("unknown preset '{name}'; valid presets: {}", valid.join(", "))]
     UnknownPreset { name: String, valid: Vec<String> },
     #[error("unknown config key '{key}'; valid keys{}: {}", if section.is_empty() { String::new() } else { format!(" in [{section}]") }, valid.join(", "))]
-    UnknownKey {
-        key: String,
-        section: String,
-        valid: Vec<String>,
-    },
+    UnknownKey { key: String, section: String, valid: Vec<String> },
     #[error("'{key}' is a section, not a value; its keys are: {}", valid.join(", "))]
     NotAValue { key: String, valid: Vec<String> },
     #[error("--set expects key=value, got '{0}'")]
     BadSet(String),
     #[error("cannot read config file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("invalid config: {0}")]
@@ -180,8 +173,7 @@ pub struct Preset {
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "mnist",
-        about:
-            "MNIST at 32x32 with narrow nets: recognizable digits within minutes on a laptop CPU",
+        about: "MNIST at 32x32 with narrow nets: recognizable digits within minutes on a laptop CPU",
         diff: &[
             ("model.image_size", "32"),
             ("dcgan.ngf", "32"),
@@ -199,12 +191,7 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         name: "mnist-fc",
         about: "the fully connected GAN of Goodfellow et al. 2014 on MNIST at 32x32, as a baseline",
-        diff: &[
-            ("preset", "\"mnist-fc\""),
-            ("model.arch", "\"fc\""),
-            ("model.image_size", "32"),
-            ("train.steps", "5000"),
-        ],
+        diff: &[("preset", "\"mnist-fc\""), ("model.arch", "\"fc\""), ("model.image_size", "32"), ("train.steps", "5000")],
     },
 ];
 
@@ -235,18 +222,11 @@ fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
         let section = parts[..i].join(".");
         let valid = sorted_keys(table);
         let Some(slot) = table.get_mut(*part) else {
-            return Err(ConfigError::UnknownKey {
-                key: key.to_string(),
-                section,
-                valid,
-            });
+            return Err(ConfigError::UnknownKey { key: key.to_string(), section, valid });
         };
         if i + 1 == parts.len() {
             if let toml::Value::Table(t) = slot {
-                return Err(ConfigError::NotAValue {
-                    key: key.to_string(),
-                    valid: sorted_keys(t),
-                });
+                return Err(ConfigError::NotAValue { key: key.to_string(), valid: sorted_keys(t) });
             }
             // An integer where a float is expected is fine (lr_d = 1 means 1.0).
             *slot = match (&*slot, value) {
@@ -255,11 +235,7 @@ fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
                 (old, v) => {
                     return Err(ConfigError::Invalid(format!(
                         "{key} expects {} {}, got {} {v}",
-                        if old.type_str() == "integer" {
-                            "an"
-                        } else {
-                            "a"
-                        },
+                        if old.type_str() == "integer" { "an" } else { "a" },
                         old.type_str(),
                         v.type_str()
                     )))
@@ -269,13 +245,7 @@ fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
         }
         match slot {
             toml::Value::Table(t) => table = t,
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    key: key.to_string(),
-                    section: parts[..=i].join("."),
-                    valid: vec![],
-                })
-            }
+            _ => return Err(ConfigError::UnknownKey { key: key.to_string(), section: parts[..=i].join("."), valid: vec![] }),
         }
     }
     unreachable!("split always yields at least one part")
@@ -284,9 +254,7 @@ fn set_key(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), 
 /// Applies `key=value` overrides to `tree`.
 fn apply_sets(tree: &mut toml::Table, sets: &[String]) -> Result<(), ConfigError> {
     for s in sets {
-        let (k, v) = s
-            .split_once('=')
-            .ok_or_else(|| ConfigError::BadSet(s.clone()))?;
+        let (k, v) = s.split_once('=').ok_or_else(|| ConfigError::BadSet(s.clone()))?;
         set_key(tree, k.trim(), parse_value(v.trim()))?;
     }
     Ok(())
@@ -295,20 +263,14 @@ fn apply_sets(tree: &mut toml::Table, sets: &[String]) -> Result<(), ConfigError
 /// Overlays a parsed TOML table onto `tree`, key by key.
 fn overlay(tree: &mut toml::Table, file: &toml::Table, prefix: &str) -> Result<(), ConfigError> {
     for (k, v) in file {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match v {
             toml::Value::Table(sub) => {
                 // Make sure the section exists before descending into it.
                 let mut probe = tree.clone();
-                set_key(&mut probe, &key, toml::Value::Table(toml::Table::new())).or_else(|e| {
-                    match e {
-                        ConfigError::NotAValue { .. } => Ok(()),
-                        other => Err(other),
-                    }
+                set_key(&mut probe, &key, toml::Value::Table(toml::Table::new())).or_else(|e| match e {
+                    ConfigError::NotAValue { .. } => Ok(()),
+                    other => Err(other),
                 })?;
                 overlay(tree, sub, &key)?;
             }
@@ -325,34 +287,21 @@ impl GanConfig {
     }
 
     /// Resolves defaults + preset + config file + `--set` overrides, then validates.
-    pub fn resolve(
-        preset: Option<&str>,
-        file: Option<&Path>,
-        sets: &[String],
-    ) -> Result<Self, ConfigError> {
+    pub fn resolve(preset: Option<&str>, file: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
         let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
         let name = preset.unwrap_or("mnist");
-        let p =
-            PRESETS
-                .iter()
-                .find(|p| p.name == name)
-                .ok_or_else(|| ConfigError::UnknownPreset {
-                    name: name.to_string(),
-                    valid: preset_names(),
-                })?;
+        let p = PRESETS
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ConfigError::UnknownPreset { name: name.to_string(), valid: preset_names() })?;
         set_key(&mut tree, "preset", toml::Value::String(p.name.to_string()))?;
         for (k, v) in p.diff {
             set_key(&mut tree, k, parse_value(v))?;
         }
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-            let parsed: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                origin: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+            let parsed: toml::Table =
+                toml::from_str(&text).map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })?;
             overlay(&mut tree, &parsed, "")?;
         }
         apply_sets(&mut tree, sets)?;
@@ -369,27 +318,18 @@ impl GanConfig {
 
     /// Reads a resolved config (the `config.toml` of a run folder).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let parsed: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            origin: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        let parsed: toml::Table =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })?;
         let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
         overlay(&mut tree, &parsed, "")?;
         Self::from_tree(tree, &path.display().to_string())
     }
 
     fn from_tree(tree: toml::Table, origin: &str) -> Result<Self, ConfigError> {
-        let cfg: GanConfig =
-            toml::Value::Table(tree)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    origin: origin.to_string(),
-                    message: e.message().to_string(),
-                })?;
+        let cfg: GanConfig = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse { origin: origin.to_string(), message: e.message().to_string() })?;
         cfg.validate().map_err(ConfigError::Invalid)?;
         Ok(cfg)
     }
@@ -403,19 +343,13 @@ impl GanConfig {
         }
         let t = &self.train;
         if t.batch_size > 4096 {
-            return Err(format!(
-                "train.batch_size = {} is too large (at most 4096)",
-                t.batch_size
-            ));
+            return Err(format!("train.batch_size = {} is too large (at most 4096)", t.batch_size));
         }
         if t.steps > 1_000_000_000 || t.epochs > 1_000_000 {
             return Err("train.steps must be at most 1e9 and train.epochs at most 1e6".into());
         }
         if t.batch_size < 2 {
-            return Err(format!(
-                "train.batch_size = {} is too small: batch norm needs at least 2 images",
-                t.batch_size
-            ));
+            return Err(format!("train.batch_size = {} is too small: batch norm needs at least 2 images", t.batch_size));
         }
         if t.steps == 0 && t.epochs == 0 {
             return Err("train.steps and train.epochs are both 0: nothing to train".into());
@@ -434,56 +368,32 @@ impl GanConfig {
             return Err(format!("train.eps = {} must be a positive number", t.eps));
         }
         if t.log_every == 0 || t.sample_every == 0 || t.checkpoint_every == 0 {
-            return Err(
-                "train.log_every, train.sample_every and train.checkpoint_every must be at least 1"
-                    .into(),
-            );
+            return Err("train.log_every, train.sample_every and train.checkpoint_every must be at least 1".into());
         }
         if t.keep_checkpoints == 0 {
             return Err("train.keep_checkpoints must be at least 1".into());
         }
         if t.grid_images == 0 || t.grid_images > 1024 {
-            return Err(format!(
-                "train.grid_images = {} must be between 1 and 1024",
-                t.grid_images
-            ));
+            return Err(format!("train.grid_images = {} must be between 1 and 1024", t.grid_images));
         }
-        if !(self.data.stroke_width > 0.0 && self.data.stroke_width <= 0.5)
-            || !(0.0..0.4).contains(&self.data.stroke_padding)
-        {
-            return Err(
-                "data.stroke_width must be in (0, 0.5] and data.stroke_padding in [0, 0.4)".into(),
-            );
+        if !(self.data.stroke_width > 0.0 && self.data.stroke_width <= 0.5) || !(0.0..0.4).contains(&self.data.stroke_padding) {
+            return Err("data.stroke_width must be in (0, 0.5] and data.stroke_padding in [0, 0.4)".into());
         }
         if !(self.data.dogs_max_aspect >= 1.0) {
-            return Err(format!(
-                "data.dogs_max_aspect = {} must be at least 1",
-                self.data.dogs_max_aspect
-            ));
+            return Err(format!("data.dogs_max_aspect = {} must be at least 1", self.data.dogs_max_aspect));
         }
         if !(1..=64).contains(&self.data.prefetch) {
-            return Err(format!(
-                "data.prefetch = {} must be between 1 and 64 batches",
-                self.data.prefetch
-            ));
+            return Err(format!("data.prefetch = {} must be between 1 and 64 batches", self.data.prefetch));
         }
         let k = &self.tricks;
         if !(0.0..=1.0).contains(&k.label_flip_p) {
-            return Err(format!(
-                "tricks.label_flip_p = {} must be a probability in [0, 1]",
-                k.label_flip_p
-            ));
+            return Err(format!("tricks.label_flip_p = {} must be a probability in [0, 1]", k.label_flip_p));
         }
         if !(k.instance_noise.is_finite() && k.instance_noise >= 0.0) {
-            return Err(format!(
-                "tricks.instance_noise = {} must be 0 or more",
-                k.instance_noise
-            ));
+            return Err(format!("tricks.instance_noise = {} must be 0 or more", k.instance_noise));
         }
         if k.instance_noise > 0.0 && k.instance_noise_steps == 0 {
-            return Err(
-                "tricks.instance_noise_steps must be at least 1 when instance noise is on".into(),
-            );
+            return Err("tricks.instance_noise_steps must be at least 1 when instance noise is on".into());
         }
         Ok(())
     }
@@ -503,24 +413,12 @@ mod tests {
         assert_eq!(c.train.beta1, 0.5);
         assert_eq!(c.train.eps, 1e-8);
         let c = GanConfig::resolve(Some("mnist64"), None, &[]).unwrap();
-        assert_eq!(
-            (
-                c.model.image_size,
-                c.dcgan.ngf,
-                c.dcgan.ndf,
-                c.train.batch_size
-            ),
-            (64, 64, 64, 64)
-        );
+        assert_eq!((c.model.image_size, c.dcgan.ngf, c.dcgan.ndf, c.train.batch_size), (64, 64, 64, 64));
     }
 
     #[test]
     fn set_overrides_and_coerces() {
-        let sets = vec![
-            "train.lr_d=1".into(),
-            "data.spec=folder:/tmp/x".into(),
-            "tricks.soft_labels=true".into(),
-        ];
+        let sets = vec!["train.lr_d=1".into(), "data.spec=folder:/tmp/x".into(), "tricks.soft_labels=true".into()];
         let c = GanConfig::resolve(None, None, &sets).unwrap();
         assert_eq!(c.train.lr_d, 1.0);
         assert_eq!(c.data.spec, "folder:/tmp/x");
@@ -529,37 +427,21 @@ mod tests {
 
     #[test]
     fn unknown_keys_list_valid_ones() {
-        let e = GanConfig::resolve(None, None, &["train.lr=1".into()])
-            .unwrap_err()
-            .to_string();
+        let e = GanConfig::resolve(None, None, &["train.lr=1".into()]).unwrap_err().to_string();
         assert!(e.contains("unknown config key 'train.lr'"), "{e}");
-        assert!(
-            e.contains("lr_d") && e.contains("lr_g") && e.contains("[train]"),
-            "{e}"
-        );
-        let e = GanConfig::resolve(None, None, &["nope=1".into()])
-            .unwrap_err()
-            .to_string();
+        assert!(e.contains("lr_d") && e.contains("lr_g") && e.contains("[train]"), "{e}");
+        let e = GanConfig::resolve(None, None, &["nope=1".into()]).unwrap_err().to_string();
         assert!(e.contains("'nope'") && e.contains("train"), "{e}");
-        let e = GanConfig::resolve(None, None, &["train=1".into()])
-            .unwrap_err()
-            .to_string();
+        let e = GanConfig::resolve(None, None, &["train=1".into()]).unwrap_err().to_string();
         assert!(e.contains("is a section"), "{e}");
-        let e = GanConfig::resolve(None, None, &["novalue".into()])
-            .unwrap_err()
-            .to_string();
+        let e = GanConfig::resolve(None, None, &["novalue".into()]).unwrap_err().to_string();
         assert!(e.contains("key=value"), "{e}");
     }
 
     #[test]
     fn unknown_preset_lists_presets() {
-        let e = GanConfig::resolve(Some("dogz"), None, &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("unknown preset 'dogz'") && e.contains("mnist64"),
-            "{e}"
-        );
+        let e = GanConfig::resolve(Some("dogz"), None, &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown preset 'dogz'") && e.contains("mnist64"), "{e}");
     }
 
     #[test]
@@ -570,50 +452,24 @@ mod tests {
         let c = GanConfig::resolve(None, Some(&p), &[]).unwrap();
         assert_eq!((c.seed, c.train.lr_g), (7, 3e-4));
         std::fs::write(&p, "[train]\nlearning_rate = 3e-4\n").unwrap();
-        let e = GanConfig::resolve(None, Some(&p), &[])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("train.learning_rate") && e.contains("lr_g"),
-            "{e}"
-        );
+        let e = GanConfig::resolve(None, Some(&p), &[]).unwrap_err().to_string();
+        assert!(e.contains("train.learning_rate") && e.contains("lr_g"), "{e}");
         std::fs::write(&p, "[trian]\nlr_g = 3e-4\n").unwrap();
-        let e = GanConfig::resolve(None, Some(&p), &[])
-            .unwrap_err()
-            .to_string();
+        let e = GanConfig::resolve(None, Some(&p), &[]).unwrap_err().to_string();
         assert!(e.contains("'trian"), "{e}");
     }
 
     #[test]
     fn bad_values_are_refused() {
-        let e = GanConfig::resolve(None, None, &["model.image_size=48".into()])
-            .unwrap_err()
-            .to_string();
+        let e = GanConfig::resolve(None, None, &["model.image_size=48".into()]).unwrap_err().to_string();
         assert!(e.contains("power of two"), "{e}");
-        let e = GanConfig::resolve(None, None, &["dcgan.g_kernel=3".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("checkerboard") && e.contains("resize_conv"),
-            "{e}"
-        );
+        let e = GanConfig::resolve(None, None, &["dcgan.g_kernel=3".into()]).unwrap_err().to_string();
+        assert!(e.contains("checkerboard") && e.contains("resize_conv"), "{e}");
         // The cure is accepted.
-        GanConfig::resolve(
-            None,
-            None,
-            &[
-                "dcgan.g_kernel=3".into(),
-                "dcgan.upsample=resize_conv".into(),
-            ],
-        )
-        .unwrap();
-        let e = GanConfig::resolve(None, None, &["model.image_size=\"big\"".into()])
-            .unwrap_err()
-            .to_string();
+        GanConfig::resolve(None, None, &["dcgan.g_kernel=3".into(), "dcgan.upsample=resize_conv".into()]).unwrap();
+        let e = GanConfig::resolve(None, None, &["model.image_size=\"big\"".into()]).unwrap_err().to_string();
         assert!(e.contains("image_size") || e.contains("integer"), "{e}");
-        let e = GanConfig::resolve(None, None, &["tricks.label_flip_p=2".into()])
-            .unwrap_err()
-            .to_string();
+        let e = GanConfig::resolve(None, None, &["tricks.label_flip_p=2".into()]).unwrap_err().to_string();
         assert!(e.contains("probability"), "{e}");
     }
 
@@ -622,10 +478,7 @@ mod tests {
         let c = GanConfig::resolve(Some("mnist-fc"), None, &["seed=9".into()]).unwrap();
         let d = c.with_overrides(&["train.steps=7".into()]).unwrap();
         assert_eq!((d.train.steps, d.seed, d.model.arch), (7, 9, Arch::Fc));
-        let e = c
-            .with_overrides(&["train.stepz=7".into()])
-            .unwrap_err()
-            .to_string();
+        let e = c.with_overrides(&["train.stepz=7".into()]).unwrap_err().to_string();
         assert!(e.contains("valid keys in [train]"), "{e}");
     }
 

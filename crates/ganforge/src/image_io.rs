@@ -60,7 +60,8 @@ impl ImageBatch {
     pub fn png(&self, i: usize) -> Vec<u8> {
         let mut buf = std::io::Cursor::new(Vec::new());
         if self.channels == 1 {
-            let img = GrayImage::from_fn(self.width as u32, self.height as u32, |x, y| image::Luma([self.byte(i, 0, y as usize, x as usize)]));
+            let img =
+                GrayImage::from_fn(self.width as u32, self.height as u32, |x, y| image::Luma([self.byte(i, 0, y as usize, x as usize)]));
             img.write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
         } else {
             let img = RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {

@@ -19,12 +19,7 @@ pub fn bce_with_logits(logits: Tensor<1>, targets: Tensor<1>) -> Tensor<1> {
 /// D's loss: -[log D(x) + log(1 - D(G(z)))] with the given targets for the real and the fake
 /// batch (1 and 0 unless the label tricks change them). Each batch is averaged on its own and
 /// the two are added, as in the DCGAN reference code.
-pub fn discriminator_loss(
-    real_logits: Tensor<1>,
-    real_targets: Tensor<1>,
-    fake_logits: Tensor<1>,
-    fake_targets: Tensor<1>,
-) -> Tensor<1> {
+pub fn discriminator_loss(real_logits: Tensor<1>, real_targets: Tensor<1>, fake_logits: Tensor<1>, fake_targets: Tensor<1>) -> Tensor<1> {
     bce_with_logits(real_logits, real_targets) + bce_with_logits(fake_logits, fake_targets)
 }
 

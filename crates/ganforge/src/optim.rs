@@ -69,18 +69,15 @@ impl Adam {
 
     /// Restores the moments written by [`Adam::state_tensors`], checking them against the
     /// parameter shapes of the model they belong to.
-    pub fn load_state<M: Module>(
-        &mut self,
-        module: &M,
-        steps: u64,
-        tensors: &BTreeMap<String, HostTensor>,
-    ) -> Result<(), OptimStateError> {
+    pub fn load_state<M: Module>(&mut self, module: &M, steps: u64, tensors: &BTreeMap<String, HostTensor>) -> Result<(), OptimStateError> {
         let shapes = crate::params::named_shapes(module);
         let device = module.devices().first().cloned().unwrap_or_default().inner();
         let mut state = BTreeMap::new();
         for (key, m) in tensors {
             let Some(name) = key.strip_prefix("m.") else {
-                if key.starts_with("v.") { continue; }
+                if key.starts_with("v.") {
+                    continue;
+                }
                 return Err(OptimStateError::Unexpected(key.clone()));
             };
             let want: usize = shapes.get(name).ok_or_else(|| OptimStateError::Unexpected(name.to_string()))?.iter().product();
@@ -130,10 +127,9 @@ impl ModuleMapper for AdamMapper<'_> {
         let g = grad.inner().reshape([n]); // [n]
         let name = self.path.join(".");
         let (m, v) = match a.state.remove(&name) {
-            Some(Moments { m, v }) => (
-                m.mul_scalar(a.beta1) + g.clone().mul_scalar(1.0 - a.beta1),
-                v.mul_scalar(a.beta2) + g.square().mul_scalar(1.0 - a.beta2),
-            ),
+            Some(Moments { m, v }) => {
+                (m.mul_scalar(a.beta1) + g.clone().mul_scalar(1.0 - a.beta1), v.mul_scalar(a.beta2) + g.square().mul_scalar(1.0 - a.beta2))
+            }
             None => (g.clone().mul_scalar(1.0 - a.beta1), g.square().mul_scalar(1.0 - a.beta2)),
         };
         // PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)

@@ -19,17 +19,11 @@ pub struct HostTensor {
 impl HostTensor {
     pub fn from_tensor<const D: usize>(t: &Tensor<D>) -> Self {
         let data = t.to_data().convert::<f32>();
-        Self {
-            shape: data.shape().to_vec(),
-            values: data.try_to_vec::<f32>().expect("f32 data after convert"),
-        }
+        Self { shape: data.shape().to_vec(), values: data.try_to_vec::<f32>().expect("f32 data after convert") }
     }
 
     pub fn to_tensor<const D: usize>(&self, like: &Tensor<D>) -> Tensor<D> {
-        Tensor::from_data(
-            TensorData::new(self.values.clone(), self.shape.clone()),
-            &like.device(),
-        )
+        Tensor::from_data(TensorData::new(self.values.clone(), self.shape.clone()), &like.device())
     }
 }
 
@@ -79,10 +73,7 @@ pub fn named_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
 
 /// Rebuilds each float tensor of `module` from `f(path, current)`; `None` keeps it.
 /// Gradient tracking and the device are kept as they were.
-pub fn map_named<M: Module>(
-    module: M,
-    mut f: impl FnMut(&str, &HostTensor) -> Option<HostTensor>,
-) -> M {
+pub fn map_named<M: Module>(module: M, mut f: impl FnMut(&str, &HostTensor) -> Option<HostTensor>) -> M {
     struct Mapper<'a> {
         path: Vec<String>,
         f: &'a mut dyn FnMut(&str, &HostTensor) -> Option<HostTensor>,
@@ -102,7 +93,11 @@ pub fn map_named<M: Module>(
                 Some(new) => {
                     let require_grad = tensor.is_require_grad();
                     let t = new.to_tensor(&tensor);
-                    if require_grad { t.require_grad() } else { t }
+                    if require_grad {
+                        t.require_grad()
+                    } else {
+                        t
+                    }
                 }
                 None => tensor,
             };

@@ -9,8 +9,8 @@ use crate::image_io::ImageBatch;
 use crate::nets::{self, Generator};
 use crate::rng::{GanRng, Stream};
 use crate::train::checkpoint::{load_module, CheckpointError};
-use crate::train::run_dir::{RunDir, RunError};
 use crate::train::generate;
+use crate::train::run_dir::{RunDir, RunError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {

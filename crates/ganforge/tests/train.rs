@@ -38,11 +38,7 @@ fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
 }
 
 fn metrics(run: &Path) -> Vec<MetricsRecord> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn final_weights(run: &Path, file: &str) -> Vec<(String, Vec<f32>)> {
@@ -70,7 +66,8 @@ fn run_folder_holds_config_metrics_samples_and_checkpoints() {
     assert_eq!((grid.width(), grid.height()), (2 * 18 + 2, 2 * 18 + 2));
     assert!(run.join("samples/step_000002.png").is_file());
     assert!(run.join("real.png").is_file());
-    let ckpts: Vec<String> = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let ckpts: Vec<String> =
+        std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     let mut ckpts = ckpts;
     ckpts.sort();
     assert_eq!(ckpts, vec!["step_000002", "step_000004"]);
@@ -101,7 +98,9 @@ fn resume_is_exact() {
     let out = tempfile::tempdir().unwrap();
     let whole = train(tiny(&[&tricks[..], &["train.steps=6"]].concat()), opts(out.path(), None), &mut Quiet).unwrap().path;
 
-    let part = train(tiny(&[&tricks[..], &["train.steps=3", "train.checkpoint_every=3"]].concat()), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let part = train(tiny(&[&tricks[..], &["train.steps=3", "train.checkpoint_every=3"]].concat()), opts(out.path(), None), &mut Quiet)
+        .unwrap()
+        .path;
     let resumed_cfg = tiny(&[&tricks[..], &["train.steps=6", "train.checkpoint_every=3"]].concat());
     let resumed = train(resumed_cfg, opts(out.path(), Some(part.clone())), &mut Quiet).unwrap().path;
     assert_eq!(resumed, part, "resume continues in place");

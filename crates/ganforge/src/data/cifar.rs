@@ -49,11 +49,17 @@ impl CifarSet {
             if bytes.is_empty() || bytes.len() % RECORD != 0 {
                 return Err(DataError::BadFile {
                     path: f,
-                    message: format!("{} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes each: 1 label + 3072 pixels)", bytes.len()),
+                    message: format!(
+                        "{} bytes is not a whole number of CIFAR-10 records ({RECORD} bytes each: 1 label + 3072 pixels)",
+                        bytes.len()
+                    ),
                 });
             }
             if let Some(pos) = bytes.chunks_exact(RECORD).position(|r| r[0] > 9) {
-                return Err(DataError::BadFile { path: f, message: format!("record {pos} has label {}, CIFAR-10 labels are 0..=9", bytes[pos * RECORD]) });
+                return Err(DataError::BadFile {
+                    path: f,
+                    message: format!("record {pos} has label {}, CIFAR-10 labels are 0..=9", bytes[pos * RECORD]),
+                });
             }
             records.extend_from_slice(&bytes);
         }

@@ -77,12 +77,12 @@ fn boxes(xml: &str) -> Vec<(f64, f64, f64, f64)> {
 impl DogsSet {
     pub fn open(root: &Path, opt: DogsOptions) -> Result<Self, DataError> {
         let images = root.join("Images");
-        let io = |p: &Path| { let p = p.to_path_buf(); move |e| DataError::Io { path: p, source: e } };
-        let mut breed_dirs: Vec<PathBuf> = std::fs::read_dir(&images)
-            .map_err(io(&images))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir())
-            .collect();
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |e| DataError::Io { path: p, source: e }
+        };
+        let mut breed_dirs: Vec<PathBuf> =
+            std::fs::read_dir(&images).map_err(io(&images))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
         breed_dirs.sort();
         if breed_dirs.is_empty() {
             return Err(DataError::Empty(format!("no breed folders in {}", images.display())));
@@ -94,7 +94,9 @@ impl DogsSet {
             let mut photos: Vec<PathBuf> = std::fs::read_dir(dir)
                 .map_err(io(dir))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg")))
+                .filter(|p| {
+                    p.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+                })
                 .collect();
             photos.sort();
             if photos.is_empty() {
@@ -119,7 +121,10 @@ impl DogsSet {
                     // No size in the annotation: read it from the photo's header.
                     _ => match header_size(&photo) {
                         Some((w, h)) => (w as f64, h as f64),
-                        None => { set.dropped += found.len(); continue; }
+                        None => {
+                            set.dropped += found.len();
+                            continue;
+                        }
                     },
                 };
                 for (x0, y0, x1, y1) in found {
@@ -148,7 +153,12 @@ impl DogsSet {
             }
         }
         if set.items.is_empty() {
-            return Err(DataError::Empty(format!("{}: no usable dog ({} photos without a box, {} boxes dropped)", root.display(), set.no_box, set.dropped)));
+            return Err(DataError::Empty(format!(
+                "{}: no usable dog ({} photos without a box, {} boxes dropped)",
+                root.display(),
+                set.no_box,
+                set.dropped
+            )));
         }
         Ok(set)
     }
@@ -201,7 +211,12 @@ mod tests {
     fn voc(w: u32, h: u32, boxes: &[(i32, i32, i32, i32)]) -> String {
         let objects: String = boxes
             .iter()
-            .map(|b| format!("<object><name>dog</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>", b.0, b.1, b.2, b.3))
+            .map(|b| {
+                format!(
+                    "<object><name>dog</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>",
+                    b.0, b.1, b.2, b.3
+                )
+            })
             .collect();
         format!("<annotation><size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>")
     }
@@ -210,7 +225,10 @@ mod tests {
     fn fixture(root: &Path) {
         let photo = image::RgbImage::from_fn(100, 80, |x, _| image::Rgb([if x < 50 { 255 } else { 0 }, 0, 0]));
         for (breed, files) in [
-            ("n02085620-Chihuahua", vec![("a", voc(100, 80, &[(10, 10, 40, 50)])), ("b", voc(100, 80, &[(0, 0, 20, 20), (60, 10, 130, 70)]))]),
+            (
+                "n02085620-Chihuahua",
+                vec![("a", voc(100, 80, &[(10, 10, 40, 50)])), ("b", voc(100, 80, &[(0, 0, 20, 20), (60, 10, 130, 70)]))],
+            ),
             ("n02085782-Japanese_spaniel", vec![("c", voc(100, 80, &[])), ("d", voc(100, 80, &[(0, 0, 99, 5)]))]),
         ] {
             std::fs::create_dir_all(root.join("Images").join(breed)).unwrap();

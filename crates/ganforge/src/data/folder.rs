@@ -44,9 +44,7 @@ fn classes_of(root: &Path, files: &[PathBuf]) -> Result<(Vec<String>, Vec<u32>),
 }
 
 fn is_image(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
@@ -81,11 +79,7 @@ impl FolderSet {
         let (files, skipped): (Vec<PathBuf>, Vec<PathBuf>) =
             all.into_iter().partition(|p| header_size(p).is_some_and(|(w, h)| w > 0 && h > 0));
         if files.is_empty() {
-            return Err(DataError::Empty(format!(
-                "none of the {} image files under {} could be decoded",
-                skipped.len(),
-                root.display()
-            )));
+            return Err(DataError::Empty(format!("none of the {} image files under {} could be decoded", skipped.len(), root.display())));
         }
         let (classes, labels) = classes_of(root, &files)?;
         Ok(Self { root: root.to_path_buf(), files, skipped, classes, labels })

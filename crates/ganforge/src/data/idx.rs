@@ -27,13 +27,14 @@ fn bad(path: &Path, msg: impl Into<String>) -> DataError {
 /// Parses IDX bytes (already decompressed) or a reader over them.
 pub fn read_idx(path: &Path, mut reader: impl Read) -> Result<IdxArray, DataError> {
     let mut magic = [0u8; 4];
-    reader
-        .read_exact(&mut magic)
-        .map_err(|_| bad(path, "file is shorter than an IDX header (4 bytes)"))?;
+    reader.read_exact(&mut magic).map_err(|_| bad(path, "file is shorter than an IDX header (4 bytes)"))?;
     if magic[0] != 0 || magic[1] != 0 {
         return Err(bad(
             path,
-            format!("wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file (expected 0000 08 0N)", magic[0], magic[1], magic[2], magic[3]),
+            format!(
+                "wrong magic number {:02x}{:02x}{:02x}{:02x}: not an IDX file (expected 0000 08 0N)",
+                magic[0], magic[1], magic[2], magic[3]
+            ),
         ));
     }
     if magic[2] != 0x08 {
@@ -57,15 +58,15 @@ pub fn read_idx(path: &Path, mut reader: impl Read) -> Result<IdxArray, DataErro
     // Read at most one byte more than the header promises; the buffer grows with the bytes
     // that really arrive, never with what the header claims.
     let mut data = Vec::new();
-    reader
-        .take(expected + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| bad(path, format!("read failed: {e}")))?;
+    reader.take(expected + 1).read_to_end(&mut data).map_err(|e| bad(path, format!("read failed: {e}")))?;
     if (data.len() as u64) < expected {
         return Err(bad(path, format!("truncated: header {dims:?} needs {expected} bytes of data, the file has {}", data.len())));
     }
     if data.len() as u64 > expected {
-        return Err(bad(path, format!("header {dims:?} accounts for {expected} bytes of data, but the file has more: dimensions disagree with the file size")));
+        return Err(bad(
+            path,
+            format!("header {dims:?} accounts for {expected} bytes of data, but the file has more: dimensions disagree with the file size"),
+        ));
     }
     Ok(IdxArray { dims, data })
 }
@@ -126,11 +127,7 @@ pub fn locate(path: &Path) -> Result<(PathBuf, Option<PathBuf>), DataError> {
             .collect();
         candidates.sort();
         // The training split is the one to learn from when a folder holds both.
-        let pick = candidates
-            .iter()
-            .find(|p| p.to_string_lossy().contains("train"))
-            .or(candidates.first())
-            .cloned();
+        let pick = candidates.iter().find(|p| p.to_string_lossy().contains("train")).or(candidates.first()).cloned();
         pick.ok_or_else(|| DataError::Empty(format!("no IDX image file (name containing 'idx3') in {}", path.display())))?
     } else {
         path.to_path_buf()

@@ -25,7 +25,14 @@ pub struct Inspection {
 }
 
 /// Looks at up to `sample` images (drawn with `seed`), at `size` x `size` with `channels`.
-pub fn inspect(source: &dyn Source, size: usize, channels: usize, sample: usize, preview: usize, seed: u64) -> Result<Inspection, DataError> {
+pub fn inspect(
+    source: &dyn Source,
+    size: usize,
+    channels: usize,
+    sample: usize,
+    preview: usize,
+    seed: u64,
+) -> Result<Inspection, DataError> {
     let n = source.len();
     let picks: Vec<usize> = if n <= sample { (0..n).collect() } else { GanRng::for_epoch(seed, 0).permutation(n)[..sample].to_vec() };
     let mut class_counts = BTreeMap::new();

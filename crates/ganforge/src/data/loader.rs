@@ -66,8 +66,9 @@ impl Loader {
                     let b = (step % bpe) as usize;
                     // Flips are drawn from (seed, step), so a resumed run flips what it would have.
                     let mut flips = GanRng::for_epoch(opts.seed ^ 0x5EED_F11B, step);
-                    let batch = make_batch(&*source, &order[b * opts.batch_size..(b + 1) * opts.batch_size], &opts, &worker_failures, &mut flips)
-                        .map(|(images, labels)| Batch { epoch, images, labels });
+                    let batch =
+                        make_batch(&*source, &order[b * opts.batch_size..(b + 1) * opts.batch_size], &opts, &worker_failures, &mut flips)
+                            .map(|(images, labels)| Batch { epoch, images, labels });
                     let failed = batch.is_err();
                     if tx.send(batch).is_err() || failed {
                         return; // the trainer hung up, or there is nothing left to load
@@ -81,9 +82,7 @@ impl Loader {
 
     /// The next batch; blocks only if the loader has fallen behind.
     pub fn next_batch(&self) -> Result<Batch, DataError> {
-        self.rx
-            .recv()
-            .unwrap_or_else(|_| Err(DataError::Empty("the loader thread stopped".into())))
+        self.rx.recv().unwrap_or_else(|_| Err(DataError::Empty("the loader thread stopped".into())))
     }
 }
 
@@ -192,10 +191,7 @@ mod tests {
         let batches: Vec<Batch> = (0..6).map(|_| l.next_batch().unwrap()).collect();
         assert_eq!(batches.iter().map(|b| b.epoch).collect::<Vec<_>>(), vec![0, 0, 1, 1, 2, 2]);
         // Epoch 0 is the first 8 of the seed's permutation; broken image 3 becomes image 4.
-        let expect: Vec<u32> = GanRng::for_epoch(5, 0).permutation(10)[..8]
-            .iter()
-            .map(|&i| if i == 3 { 4 } else { i as u32 })
-            .collect();
+        let expect: Vec<u32> = GanRng::for_epoch(5, 0).permutation(10)[..8].iter().map(|&i| if i == 3 { 4 } else { i as u32 }).collect();
         let got: Vec<u32> = batches[0].labels.clone().unwrap().into_iter().chain(batches[1].labels.clone().unwrap()).collect();
         assert_eq!(got, expect);
         assert_eq!(batches[0].images[0], expect[0] as f32 / 127.5 - 1.0);

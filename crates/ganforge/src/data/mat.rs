@@ -80,19 +80,12 @@ impl Endian {
 /// non-numeric ones (text, cells, structs, sparse) are skipped. A wanted name that is absent
 /// is simply not in the result, so that the caller can say what it needed.
 pub fn read_mat(path: &Path, wanted: &[&str]) -> Result<HashMap<String, MatArray>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
+    let file = std::fs::File::open(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
     let mut r = BufReader::with_capacity(1 << 20, file);
-    let bad = |m: String| DataError::BadFile {
-        path: path.to_path_buf(),
-        message: m,
-    };
+    let bad = |m: String| DataError::BadFile { path: path.to_path_buf(), message: m };
 
     let mut header = [0u8; 128];
-    read_exact(&mut r, &mut header)
-        .map_err(|_| bad("shorter than a MAT-file header (128 bytes)".into()))?;
+    read_exact(&mut r, &mut header).map_err(|_| bad("shorter than a MAT-file header (128 bytes)".into()))?;
     let text = String::from_utf8_lossy(&header[..116]);
     if text.starts_with("MATLAB 7.3") || header.starts_with(b"\x89HDF") {
         return Err(bad("a MAT v7.3 file (HDF5), which is not supported; re-save it in MATLAB with save(..., '-v7')".into()));
@@ -100,18 +93,12 @@ pub fn read_mat(path: &Path, wanted: &[&str]) -> Result<HashMap<String, MatArray
     let endian = match &header[126..128] {
         b"IM" => Endian::Little,
         b"MI" => Endian::Big,
-        _ => {
-            return Err(bad(
-                "not a MAT v5 file (no MATLAB 5.0 header; level-4 files are not supported)".into(),
-            ))
-        }
+        _ => return Err(bad("not a MAT v5 file (no MATLAB 5.0 header; level-4 files are not supported)".into())),
     };
 
     let mut out = HashMap::new();
     loop {
-        let Some((ty, n, small)) = read_tag(&mut r, endian)
-            .map_err(|e| bad(format!("cannot read the next element: {e}")))?
-        else {
+        let Some((ty, n, small)) = read_tag(&mut r, endian).map_err(|e| bad(format!("cannot read the next element: {e}")))? else {
             break; // clean end of file
         };
         match ty {
@@ -123,31 +110,27 @@ pub fn read_mat(path: &Path, wanted: &[&str]) -> Result<HashMap<String, MatArray
                     .ok_or_else(|| bad(format!("{what} is empty")))?;
                 if ity == MI_MATRIX {
                     let mut body = (&mut inflated).take(in_n as u64);
-                    if let Some((name, arr)) = read_matrix(&mut body, endian, in_n, wanted)
-                        .map_err(|e| bad(format!("{what} is truncated or corrupt: {e}")))?
+                    if let Some((name, arr)) =
+                        read_matrix(&mut body, endian, in_n, wanted).map_err(|e| bad(format!("{what} is truncated or corrupt: {e}")))?
                     {
                         out.insert(name, arr);
                     }
                 }
                 // Whatever is left (other element kinds, zlib's trailer) is skipped.
-                std::io::copy(&mut inflated, &mut std::io::sink())
-                    .map_err(|e| bad(format!("{what} is truncated or corrupt: {e}")))?;
+                std::io::copy(&mut inflated, &mut std::io::sink()).map_err(|e| bad(format!("{what} is truncated or corrupt: {e}")))?;
             }
             MI_MATRIX => {
                 let mut body = (&mut r).take(n as u64);
-                let found = read_matrix(&mut body, endian, n, wanted)
-                    .map_err(|e| bad(format!("a matrix element is truncated: {e}")))?;
+                let found = read_matrix(&mut body, endian, n, wanted).map_err(|e| bad(format!("a matrix element is truncated: {e}")))?;
                 // Skip what read_matrix left (a variable not wanted, an imaginary part).
                 let left = body.limit();
-                skip(&mut r, left + padding(n))
-                    .map_err(|e| bad(format!("truncated after a matrix: {e}")))?;
+                skip(&mut r, left + padding(n)).map_err(|e| bad(format!("truncated after a matrix: {e}")))?;
                 if let Some((name, arr)) = found {
                     out.insert(name, arr);
                 }
             }
             _ if small.is_some() => {}
-            _ => skip(&mut r, n as u64 + padding(n))
-                .map_err(|e| bad(format!("truncated element of type {ty}: {e}")))?,
+            _ => skip(&mut r, n as u64 + padding(n)).map_err(|e| bad(format!("truncated element of type {ty}: {e}")))?,
         }
     }
     Ok(out)
@@ -165,10 +148,7 @@ fn padding(n: u32) -> u64 {
 fn skip(r: &mut impl Read, n: u64) -> std::io::Result<()> {
     let copied = std::io::copy(&mut r.take(n), &mut std::io::sink())?;
     if copied < n {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("{} bytes missing", n - copied),
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} bytes missing", n - copied)));
     }
     Ok(())
 }
@@ -180,32 +160,21 @@ fn read_tag(r: &mut impl Read, e: Endian) -> std::io::Result<Option<(u32, u32, O
     while got < 8 {
         match r.read(&mut t[got..])? {
             0 if got == 0 => return Ok(None),
-            0 => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "cut inside an element tag",
-                ))
-            }
+            0 => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "cut inside an element tag")),
             k => got += k,
         }
     }
     let first = e.u32([t[0], t[1], t[2], t[3]]);
     // The small data element format packs the byte count into the upper half of the first word.
     if first >> 16 != 0 {
-        return Ok(Some((
-            first & 0xffff,
-            first >> 16,
-            Some([t[4], t[5], t[6], t[7]]),
-        )));
+        return Ok(Some((first & 0xffff, first >> 16, Some([t[4], t[5], t[6], t[7]]))));
     }
     Ok(Some((first, e.u32([t[4], t[5], t[6], t[7]]), None)))
 }
 
 /// One sub-element of a matrix: its type and bytes (padding consumed).
 fn read_sub(r: &mut impl Read, e: Endian) -> std::io::Result<(u32, Vec<u8>)> {
-    let (ty, n, small) = read_tag(r, e)?.ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "matrix ends early")
-    })?;
+    let (ty, n, small) = read_tag(r, e)?.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "matrix ends early"))?;
     if let Some(d) = small {
         return Ok((ty, d[..n.min(4) as usize].to_vec()));
     }
@@ -213,10 +182,7 @@ fn read_sub(r: &mut impl Read, e: Endian) -> std::io::Result<(u32, Vec<u8>)> {
     let mut data = Vec::with_capacity((n as usize).min(1 << 24));
     r.take(n as u64).read_to_end(&mut data)?;
     if data.len() != n as usize {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("{} of {n} bytes present", data.len()),
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {n} bytes present", data.len())));
     }
     skip(r, padding(n))?;
     Ok((ty, data))
@@ -224,12 +190,7 @@ fn read_sub(r: &mut impl Read, e: Endian) -> std::io::Result<(u32, Vec<u8>)> {
 
 /// The body of an miMATRIX element: flags, dimensions, name, real part. Returns the array when
 /// its name is wanted and it is a real numeric array; the rest of the body is left to the caller.
-fn read_matrix(
-    r: &mut impl Read,
-    e: Endian,
-    n: u32,
-    wanted: &[&str],
-) -> std::io::Result<Option<(String, MatArray)>> {
+fn read_matrix(r: &mut impl Read, e: Endian, n: u32, wanted: &[&str]) -> std::io::Result<Option<(String, MatArray)>> {
     if n == 0 {
         return Ok(None); // an empty placeholder element
     }
@@ -244,11 +205,7 @@ fn read_matrix(
     if dty != MI_INT32 || dims.len() % 4 != 0 {
         return Err(invalid("dimensions are not int32".into()));
     }
-    let dims: Vec<usize> = dims
-        .chunks(4)
-        .map(|c| e.u32([c[0], c[1], c[2], c[3]]) as i32)
-        .map(|d| d.max(0) as usize)
-        .collect();
+    let dims: Vec<usize> = dims.chunks(4).map(|c| e.u32([c[0], c[1], c[2], c[3]]) as i32).map(|d| d.max(0) as usize).collect();
     let (_, name) = read_sub(r, e)?;
     let name = String::from_utf8_lossy(&name).into_owned();
     if !wanted.contains(&name.as_str()) || !(MX_DOUBLE..=MX_UINT64).contains(&class) {
@@ -257,18 +214,11 @@ fn read_matrix(
     if flags & COMPLEX_FLAG != 0 {
         return Err(invalid(format!("variable '{name}' is complex")));
     }
-    let count = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| invalid(format!("variable '{name}' is too large")))?;
+    let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| invalid(format!("variable '{name}' is too large")))?;
     let (ty, bytes) = read_sub(r, e)?;
-    let values = decode_values(ty, &bytes, e)
-        .ok_or_else(|| invalid(format!("variable '{name}' has unknown data type {ty}")))?;
+    let values = decode_values(ty, &bytes, e).ok_or_else(|| invalid(format!("variable '{name}' has unknown data type {ty}")))?;
     if values.len() != count {
-        return Err(invalid(format!(
-            "variable '{name}' holds {} values, but its dimensions {dims:?} need {count}",
-            values.len()
-        )));
+        return Err(invalid(format!("variable '{name}' holds {} values, but its dimensions {dims:?} need {count}", values.len())));
     }
     Ok(Some((name, MatArray { dims, values })))
 }
@@ -309,9 +259,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
     }
 
     #[test]
@@ -320,9 +268,7 @@ mod tests {
             let m = read_mat(&fixture(f), &["X", "y", "note"]).unwrap();
             let x = &m["X"];
             assert_eq!(x.dims, vec![32, 32, 3, 5], "{f}");
-            let Values::U8(px) = &x.values else {
-                panic!("X is uint8")
-            };
+            let Values::U8(px) = &x.values else { panic!("X is uint8") };
             // make_fixtures.py: image 0, channel 0 has row r at 8r; column-major, so
             // (r, c=5, ch=0, n=0) sits at r + 32 * 5.
             assert!((0..32).all(|r| px[r + 32 * 5] == 8 * r as u8), "{f}");
@@ -337,31 +283,18 @@ mod tests {
 
     #[test]
     fn bad_files() {
-        let e = read_mat(&fixture("svhn_truncated.mat"), &["X"])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("svhn_truncated.mat") && e.contains("truncated or corrupt"),
-            "{e}"
-        );
-        let e = read_mat(&fixture("latents_3x4.npy"), &["X"])
-            .unwrap_err()
-            .to_string();
+        let e = read_mat(&fixture("svhn_truncated.mat"), &["X"]).unwrap_err().to_string();
+        assert!(e.contains("svhn_truncated.mat") && e.contains("truncated or corrupt"), "{e}");
+        let e = read_mat(&fixture("latents_3x4.npy"), &["X"]).unwrap_err().to_string();
         assert!(e.contains("not a MAT v5 file"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let short = dir.path().join("short.mat");
         std::fs::write(&short, b"MATLAB 5.0").unwrap();
-        assert!(read_mat(&short, &["X"])
-            .unwrap_err()
-            .to_string()
-            .contains("shorter than a MAT-file header"));
+        assert!(read_mat(&short, &["X"]).unwrap_err().to_string().contains("shorter than a MAT-file header"));
         let mut v73 = vec![b' '; 128];
         v73[..19].copy_from_slice(b"MATLAB 7.3 MAT-file");
         let p = dir.path().join("v73.mat");
         std::fs::write(&p, &v73).unwrap();
-        assert!(read_mat(&p, &["X"])
-            .unwrap_err()
-            .to_string()
-            .contains("'-v7'"));
+        assert!(read_mat(&p, &["X"]).unwrap_err().to_string().contains("'-v7'"));
     }
 }

@@ -31,19 +31,14 @@ use image::{DynamicImage, GrayImage};
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
     #[error("empty dataset: {0}")]
     Empty(String),
     #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR or stanford-dogs:DIR")]
     UnknownSpec(String),
-    #[error(
-        "the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size"
-    )]
+    #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
     TooSmall { images: usize, batch: usize },
 }
 
@@ -67,10 +62,8 @@ pub trait Source: Send + Sync {
     fn describe(&self) -> String;
 }
 
-const MNIST_TRAIN_IMAGES: &[u8] =
-    include_bytes!("../../../../data/mnist/train-images-idx3-ubyte.gz");
-const MNIST_TRAIN_LABELS: &[u8] =
-    include_bytes!("../../../../data/mnist/train-labels-idx1-ubyte.gz");
+const MNIST_TRAIN_IMAGES: &[u8] = include_bytes!("../../../../data/mnist/train-images-idx3-ubyte.gz");
+const MNIST_TRAIN_LABELS: &[u8] = include_bytes!("../../../../data/mnist/train-labels-idx1-ubyte.gz");
 
 /// Grey images held in memory (MNIST and other IDX sets).
 pub struct GreySet {
@@ -81,23 +74,10 @@ pub struct GreySet {
 impl GreySet {
     /// The MNIST training set compiled into ganforge (see data/mnist/MANIFEST).
     pub fn mnist() -> Result<Self, DataError> {
-        let images = idx::read_idx_bytes(
-            Path::new("<bundled mnist train-images>"),
-            MNIST_TRAIN_IMAGES,
-        )?;
-        let labels = idx::read_idx_bytes(
-            Path::new("<bundled mnist train-labels>"),
-            MNIST_TRAIN_LABELS,
-        )?;
-        let images = idx::IdxImages::from_arrays(
-            Path::new("<bundled mnist>"),
-            images,
-            Some(("<bundled mnist labels>".into(), labels)),
-        )?;
-        Ok(Self {
-            images,
-            name: "MNIST train (bundled)".into(),
-        })
+        let images = idx::read_idx_bytes(Path::new("<bundled mnist train-images>"), MNIST_TRAIN_IMAGES)?;
+        let labels = idx::read_idx_bytes(Path::new("<bundled mnist train-labels>"), MNIST_TRAIN_LABELS)?;
+        let images = idx::IdxImages::from_arrays(Path::new("<bundled mnist>"), images, Some(("<bundled mnist labels>".into(), labels)))?;
+        Ok(Self { images, name: "MNIST train (bundled)".into() })
     }
 
     pub fn open_idx(path: &Path) -> Result<Self, DataError> {
@@ -108,10 +88,7 @@ impl GreySet {
             None => None,
         };
         let images = idx::IdxImages::from_arrays(&image_path, images, labels)?;
-        Ok(Self {
-            images,
-            name: image_path.display().to_string(),
-        })
+        Ok(Self { images, name: image_path.display().to_string() })
     }
 }
 
@@ -138,26 +115,16 @@ impl Source for GreySet {
             self.images.n,
             self.images.height,
             self.images.width,
-            if self.images.labels.is_some() {
-                "with labels"
-            } else {
-                "no labels"
-            }
+            if self.images.labels.is_some() { "with labels" } else { "no labels" }
         )
     }
 }
 
 /// Decodes an image file (PNG, JPEG, ...; the format is read from its contents).
 pub fn decode_file(path: &Path) -> Result<DynamicImage, DataError> {
-    let bad = |m: String| DataError::BadFile {
-        path: path.to_path_buf(),
-        message: m,
-    };
+    let bad = |m: String| DataError::BadFile { path: path.to_path_buf(), message: m };
     image::ImageReader::open(path)
-        .map_err(|e| DataError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?
+        .map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?
         .with_guessed_format()
         .map_err(|e| bad(e.to_string()))?
         .decode()
@@ -166,12 +133,7 @@ pub fn decode_file(path: &Path) -> Result<DynamicImage, DataError> {
 
 /// Width and height from an image file's header, without decoding it; None when unreadable.
 pub fn header_size(path: &Path) -> Option<(u32, u32)> {
-    image::ImageReader::open(path)
-        .ok()?
-        .with_guessed_format()
-        .ok()?
-        .into_dimensions()
-        .ok()
+    image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_dimensions().ok()
 }
 
 /// Opens the dataset named by `cfg.spec`.
@@ -189,9 +151,7 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
                 None => Ok(PathBuf::from(p)),
             },
             Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
-            _ => Err(DataError::UnknownSpec(format!(
-                "{spec}' needs a path, as in '{kind}:/path/to/data"
-            ))),
+            _ => Err(DataError::UnknownSpec(format!("{spec}' needs a path, as in '{kind}:/path/to/data"))),
         }
     };
     match kind {
@@ -201,22 +161,12 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
         "cifar10" => Ok(Arc::new(cifar::CifarSet::open(&need_path(path)?)?)),
         "svhn" => Ok(Arc::new(svhn::SvhnSet::open(&need_path(path)?)?)),
         "stanford-dogs" => {
-            let opt = dogs::DogsOptions {
-                crop: cfg.dogs_crop,
-                square: cfg.dogs_square,
-                max_aspect: cfg.dogs_max_aspect,
-            };
+            let opt = dogs::DogsOptions { crop: cfg.dogs_crop, square: cfg.dogs_square, max_aspect: cfg.dogs_max_aspect };
             Ok(Arc::new(dogs::DogsSet::open(&need_path(path)?, opt)?))
         }
         "quickdraw" => {
-            let raster = quickdraw::RasterOptions {
-                stroke: cfg.stroke_width as f32,
-                padding: cfg.stroke_padding as f32,
-            };
-            Ok(Arc::new(quickdraw::QuickDrawSet::open(
-                &need_path(path)?,
-                raster,
-            )?))
+            let raster = quickdraw::RasterOptions { stroke: cfg.stroke_width as f32, padding: cfg.stroke_padding as f32 };
+            Ok(Arc::new(quickdraw::QuickDrawSet::open(&need_path(path)?, raster)?))
         }
         _ => Err(DataError::UnknownSpec(spec.to_string())),
     }
@@ -228,15 +178,8 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
 pub fn to_model_bytes(img: &DynamicImage, size: usize, channels: usize) -> Vec<u8> {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let s = size as f64 / w.min(h) as f64;
-    let (nw, nh) = (
-        ((w as f64 * s).round() as u32).max(size as u32),
-        ((h as f64 * s).round() as u32).max(size as u32),
-    );
-    let resized = if (nw as usize, nh as usize) == (w, h) {
-        img.clone()
-    } else {
-        img.resize_exact(nw, nh, FilterType::Triangle)
-    };
+    let (nw, nh) = (((w as f64 * s).round() as u32).max(size as u32), ((h as f64 * s).round() as u32).max(size as u32));
+    let resized = if (nw as usize, nh as usize) == (w, h) { img.clone() } else { img.resize_exact(nw, nh, FilterType::Triangle) };
     let (x0, y0) = ((nw - size as u32) / 2, (nh - size as u32) / 2);
     let cropped = resized.crop_imm(x0, y0, size as u32, size as u32);
     if channels == 1 {
@@ -270,25 +213,20 @@ mod tests {
         let first: Vec<u32> = (0..10).map(|i| m.label(i).unwrap()).collect();
         assert_eq!(first, vec![5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
         // Mean pixel of the training set: 33.318 per the MANIFEST.
-        let mean =
-            m.images.pixels.iter().map(|&p| p as f64).sum::<f64>() / m.images.pixels.len() as f64;
+        let mean = m.images.pixels.iter().map(|&p| p as f64).sum::<f64>() / m.images.pixels.len() as f64;
         assert!((mean - 33.318).abs() < 1e-3, "{mean}");
     }
 
     #[test]
     fn resize_and_scale() {
-        let img = DynamicImage::ImageLuma8(GrayImage::from_fn(28, 28, |x, _| {
-            image::Luma([if x < 14 { 0 } else { 255 }])
-        }));
+        let img = DynamicImage::ImageLuma8(GrayImage::from_fn(28, 28, |x, _| image::Luma([if x < 14 { 0 } else { 255 }])));
         let b = to_model_bytes(&img, 64, 1);
         assert_eq!(b.len(), 64 * 64);
         assert_eq!((b[0], b[63]), (0, 255));
         let b3 = to_model_bytes(&img, 16, 3);
         assert_eq!(b3.len(), 3 * 16 * 16);
         // Centre crop of a wide image keeps the middle.
-        let wide = DynamicImage::ImageLuma8(GrayImage::from_fn(40, 20, |x, _| {
-            image::Luma([if (10..30).contains(&x) { 200 } else { 0 }])
-        }));
+        let wide = DynamicImage::ImageLuma8(GrayImage::from_fn(40, 20, |x, _| image::Luma([if (10..30).contains(&x) { 200 } else { 0 }])));
         let c = to_model_bytes(&wide, 20, 1);
         assert!(c.iter().all(|&v| v == 200));
         let mut f = Vec::new();
@@ -302,20 +240,9 @@ mod tests {
 
     #[test]
     fn bad_specs() {
-        assert!(open_spec("cifar")
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("unknown data spec"));
-        assert!(open_spec("folder:")
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("needs a path"));
-        let e = open_spec("folder:/definitely/not/here")
-            .err()
-            .unwrap()
-            .to_string();
+        assert!(open_spec("cifar").err().unwrap().to_string().contains("unknown data spec"));
+        assert!(open_spec("folder:").err().unwrap().to_string().contains("needs a path"));
+        let e = open_spec("folder:/definitely/not/here").err().unwrap().to_string();
         assert!(e.contains("/definitely/not/here"), "{e}");
     }
 }

@@ -69,9 +69,13 @@ impl QuickDrawSet {
         let bytes = std::fs::read(path).map_err(|e| DataError::Io { path: path.to_path_buf(), source: e })?;
         let name = path.display().to_string();
         if bytes.starts_with(b"\x93NUMPY") {
-            let a = crate::npy::decode_u8(path, &bytes).map_err(|e| DataError::BadFile { path: path.to_path_buf(), message: e.to_string() })?;
+            let a =
+                crate::npy::decode_u8(path, &bytes).map_err(|e| DataError::BadFile { path: path.to_path_buf(), message: e.to_string() })?;
             let [n, 784] = a.shape[..] else {
-                return Err(DataError::BadFile { path: path.to_path_buf(), message: format!("shape {:?} is not [N, 784]: a Quick, Draw! numpy_bitmap file holds 28x28 images", a.shape) });
+                return Err(DataError::BadFile {
+                    path: path.to_path_buf(),
+                    message: format!("shape {:?} is not [N, 784]: a Quick, Draw! numpy_bitmap file holds 28x28 images", a.shape),
+                });
             };
             if n == 0 {
                 return Err(DataError::Empty(format!("{name} holds no drawings")));
@@ -88,7 +92,9 @@ impl QuickDrawSet {
             }
         }
         if drawings.is_empty() {
-            return Err(DataError::Empty(format!("{name}: no usable drawing ({malformed} malformed lines, {unrecognized} unrecognized drawings)")));
+            return Err(DataError::Empty(format!(
+                "{name}: no usable drawing ({malformed} malformed lines, {unrecognized} unrecognized drawings)"
+            )));
         }
         let n = drawings.len();
         Ok(Self { name, images: Images::Drawings(drawings, raster), n, malformed, unrecognized })
@@ -112,7 +118,8 @@ pub fn rasterize(d: &Drawing, size: usize, opt: RasterOptions) -> GrayImage {
     let mut img = vec![0f32; size * size];
     for stroke in d {
         let p: Vec<(f32, f32)> = stroke.iter().map(|&q| map(q)).collect();
-        let segments: Vec<((f32, f32), (f32, f32))> = if p.len() == 1 { vec![(p[0], p[0])] } else { p.windows(2).map(|w| (w[0], w[1])).collect() };
+        let segments: Vec<((f32, f32), (f32, f32))> =
+            if p.len() == 1 { vec![(p[0], p[0])] } else { p.windows(2).map(|w| (w[0], w[1])).collect() };
         for (a, b) in segments {
             let r = half_w + 1.0;
             let xa = ((a.0.min(b.0) - r).floor().max(0.0)) as usize;
@@ -149,10 +156,15 @@ impl Source for QuickDrawSet {
     }
 
     fn describe(&self) -> String {
-        let mut s = format!("{}: {} Quick, Draw! {}", self.name, self.n, match self.images {
-            Images::Bitmaps(_) => "bitmaps 28x28",
-            Images::Drawings(..) => "drawings (rasterized)",
-        });
+        let mut s = format!(
+            "{}: {} Quick, Draw! {}",
+            self.name,
+            self.n,
+            match self.images {
+                Images::Bitmaps(_) => "bitmaps 28x28",
+                Images::Drawings(..) => "drawings (rasterized)",
+            }
+        );
         if self.malformed + self.unrecognized > 0 {
             s += &format!(" ({} malformed lines skipped, {} unrecognized drawings left out)", self.malformed, self.unrecognized);
         }
@@ -203,13 +215,17 @@ mod tests {
     fn malformed_and_unrecognized_lines_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.ndjson");
-        std::fs::write(&p, concat!(
-            "{\"word\":\"sheep\",\"recognized\":true,\"drawing\":[[[0,10,20],[0,5,0]]]}\n",
-            "not json at all\n",
-            "{\"recognized\":true,\"drawing\":[[[0,10],[0]]]}\n",
-            "{\"recognized\":true,\"drawing\":[]}\n",
-            "{\"recognized\":false,\"drawing\":[[[0,10],[0,10]]]}\n",
-        )).unwrap();
+        std::fs::write(
+            &p,
+            concat!(
+                "{\"word\":\"sheep\",\"recognized\":true,\"drawing\":[[[0,10,20],[0,5,0]]]}\n",
+                "not json at all\n",
+                "{\"recognized\":true,\"drawing\":[[[0,10],[0]]]}\n",
+                "{\"recognized\":true,\"drawing\":[]}\n",
+                "{\"recognized\":false,\"drawing\":[[[0,10],[0,10]]]}\n",
+            ),
+        )
+        .unwrap();
         let set = QuickDrawSet::open(&p, OPT).unwrap();
         assert_eq!((set.len(), set.malformed, set.unrecognized), (1, 3, 1));
         assert!(set.describe().contains("3 malformed lines skipped"));

@@ -23,10 +23,7 @@ pub struct SvhnSet {
 
 impl SvhnSet {
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let bad = |m: String| DataError::BadFile {
-            path: path.to_path_buf(),
-            message: m,
-        };
+        let bad = |m: String| DataError::BadFile { path: path.to_path_buf(), message: m };
         let mut vars = read_mat(path, &["X", "y"])?;
         let (Some(x), Some(y)) = (vars.remove("X"), vars.remove("y")) else {
             return Err(bad("no numeric variables X and y; an SVHN cropped-digits file (train_32x32.mat) has both".into()));
@@ -51,9 +48,7 @@ impl SvhnSet {
             return Err(bad("X is not uint8; SVHN stores its pixels as uint8".into()));
         };
         if n_labels != n {
-            return Err(bad(format!(
-                "X holds {n} images but y holds {n_labels} labels"
-            )));
+            return Err(bad(format!("X holds {n} images but y holds {n_labels} labels")));
         }
         let raw: Vec<f64> = match y.values {
             Values::U8(v) => v.into_iter().map(f64::from).collect(),
@@ -67,23 +62,13 @@ impl SvhnSet {
                 v if (1.0..=9.0).contains(&v) && v.fract() == 0.0 => Ok(v as u8),
                 // A few copies already map 10 to 0; accept that too.
                 v if v == 0.0 => Ok(0),
-                v => Err(bad(format!(
-                    "y[{i}] is {v}; SVHN labels are 1-10 (10 for the digit 0)"
-                ))),
+                v => Err(bad(format!("y[{i}] is {v}; SVHN labels are 1-10 (10 for the digit 0)"))),
             })
             .collect::<Result<Vec<u8>, _>>()?;
         if n == 0 {
             return Err(DataError::Empty(path.display().to_string()));
         }
-        Ok(Self {
-            name: path.display().to_string(),
-            height,
-            width,
-            channels,
-            n,
-            pixels,
-            digits,
-        })
+        Ok(Self { name: path.display().to_string(), height, width, channels, n, pixels, digits })
     }
 }
 
@@ -96,16 +81,11 @@ impl Source for SvhnSet {
         let (h, w) = (self.height, self.width);
         let base = i * h * w * self.channels;
         // Column-major: pixel (row r, column c) of plane ch is at r + h * (c + w * ch).
-        let at =
-            |r: u32, c: u32, ch: usize| self.pixels[base + r as usize + h * (c as usize + w * ch)];
+        let at = |r: u32, c: u32, ch: usize| self.pixels[base + r as usize + h * (c as usize + w * ch)];
         Ok(if self.channels == 1 {
-            DynamicImage::ImageLuma8(GrayImage::from_fn(w as u32, h as u32, |c, r| {
-                image::Luma([at(r, c, 0)])
-            }))
+            DynamicImage::ImageLuma8(GrayImage::from_fn(w as u32, h as u32, |c, r| image::Luma([at(r, c, 0)])))
         } else {
-            DynamicImage::ImageRgb8(RgbImage::from_fn(w as u32, h as u32, |c, r| {
-                image::Rgb([at(r, c, 0), at(r, c, 1), at(r, c, 2)])
-            }))
+            DynamicImage::ImageRgb8(RgbImage::from_fn(w as u32, h as u32, |c, r| image::Rgb([at(r, c, 0), at(r, c, 1), at(r, c, 2)])))
         })
     }
 
@@ -118,10 +98,7 @@ impl Source for SvhnSet {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "SVHN {}: {} images {}x{}x{}, digit labels",
-            self.name, self.n, self.height, self.width, self.channels
-        )
+        format!("SVHN {}: {} images {}x{}x{}, digit labels", self.name, self.n, self.height, self.width, self.channels)
     }
 }
 
@@ -130,9 +107,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
     }
 
     #[test]
@@ -147,11 +122,7 @@ mod tests {
             assert_eq!(s.len(), 5);
             for i in 0..5 {
                 let bytes = super::super::to_model_bytes(&s.image(i).unwrap(), 32, 3);
-                assert_eq!(
-                    bytes[..],
-                    chw.values[i * 3072..(i + 1) * 3072],
-                    "{f} image {i}"
-                );
+                assert_eq!(bytes[..], chw.values[i * 3072..(i + 1) * 3072], "{f} image {i}");
                 assert_eq!(s.label(i), Some(digits.values[i] as u32), "{f} label {i}");
             }
             assert_eq!(s.label(0), Some(0), "label 10 is the digit 0");
@@ -160,26 +131,11 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_problem() {
-        let e = SvhnSet::open(&fixture("svhn_no_y.mat"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("svhn_no_y.mat") && e.contains("no numeric variables X and y"),
-            "{e}"
-        );
-        let e = SvhnSet::open(&fixture("svhn_bad_dims.mat"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("X has dimensions [32, 32]; expected [height, width, channels, images]"),
-            "{e}"
-        );
-        let e = SvhnSet::open(&fixture("svhn_truncated.mat"))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = SvhnSet::open(&fixture("svhn_no_y.mat")).err().unwrap().to_string();
+        assert!(e.contains("svhn_no_y.mat") && e.contains("no numeric variables X and y"), "{e}");
+        let e = SvhnSet::open(&fixture("svhn_bad_dims.mat")).err().unwrap().to_string();
+        assert!(e.contains("X has dimensions [32, 32]; expected [height, width, channels, images]"), "{e}");
+        let e = SvhnSet::open(&fixture("svhn_truncated.mat")).err().unwrap().to_string();
         assert!(e.contains("truncated or corrupt"), "{e}");
     }
 }

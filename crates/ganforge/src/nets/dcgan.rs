@@ -87,11 +87,7 @@ fn conv_bias_free(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, 
 }
 
 fn conv_t_bias_free(cin: usize, cout: usize, k: usize, stride: usize, pad: usize, device: &Device) -> ConvTranspose2d {
-    ConvTranspose2dConfig::new([cin, cout], [k, k])
-        .with_stride([stride, stride])
-        .with_padding([pad, pad])
-        .with_bias(false)
-        .init(device)
+    ConvTranspose2dConfig::new([cin, cout], [k, k]).with_stride([stride, stride]).with_padding([pad, pad]).with_bias(false).init(device)
 }
 
 /// One doubling of resolution.
@@ -105,9 +101,7 @@ impl Up {
     fn new(cin: usize, cout: usize, cfg: &DcganConfig, device: &Device) -> Self {
         match cfg.upsample {
             // out = 2*in requires k - 2*pad = 2.
-            Upsample::Transposed => {
-                Up::Transposed(conv_t_bias_free(cin, cout, cfg.g_kernel, 2, (cfg.g_kernel - 2) / 2, device))
-            }
+            Upsample::Transposed => Up::Transposed(conv_t_bias_free(cin, cout, cfg.g_kernel, 2, (cfg.g_kernel - 2) / 2, device)),
             Upsample::ResizeConv => Up::ResizeConv(conv_bias_free(cin, cout, 3, 1, 1, device)),
         }
     }
@@ -183,7 +177,10 @@ impl Discriminator {
         let width = |stage: usize| cfg.ndf << stage;
         let from_image = conv_bias_free(shape.channels, cfg.ndf, 4, 2, 1, device);
         let blocks = (1..n)
-            .map(|s| DBlock { conv: conv_bias_free(width(s - 1), width(s), 4, 2, 1, device), bn: BatchNormConfig::new(width(s)).init(device) })
+            .map(|s| DBlock {
+                conv: conv_bias_free(width(s - 1), width(s), 4, 2, 1, device),
+                bn: BatchNormConfig::new(width(s)).init(device),
+            })
             .collect();
         let head = conv_bias_free(width(n - 1), 1, 4, 1, 0, device);
         Self { from_image, blocks, head }

@@ -135,13 +135,7 @@ pub fn init_weights<M: Module>(module: M, rng: &mut GanRng) -> M {
 }
 
 /// Builds and initializes both networks of a model from the run seed.
-pub fn build(
-    shape: &ModelShape,
-    dcgan: &dcgan::DcganConfig,
-    fc: &fc::FcConfig,
-    seed: u64,
-    device: &Device,
-) -> (Generator, Discriminator) {
+pub fn build(shape: &ModelShape, dcgan: &dcgan::DcganConfig, fc: &fc::FcConfig, seed: u64, device: &Device) -> (Generator, Discriminator) {
     let mut rng = GanRng::new(seed, Stream::Init);
     let g = init_weights(Generator::new(shape, dcgan, fc, device), &mut rng);
     let d = init_weights(Discriminator::new(shape, dcgan, fc, device), &mut rng);
@@ -163,7 +157,8 @@ mod tests {
     #[test]
     fn dcgan64_layer_shapes_match_the_paper() {
         let (g, d) = build(&shape(64, 3), &DcganConfig::new(), &FcConfig::new(), 0, &Device::flex());
-        let gs: Vec<(String, Vec<usize>)> = named_tensors(&g).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
+        let gs: Vec<(String, Vec<usize>)> =
+            named_tensors(&g).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
         assert_eq!(
             gs,
             vec![
@@ -174,7 +169,8 @@ mod tests {
                 ("to_image.weight".to_string(), vec![64, 3, 4, 4]),
             ]
         );
-        let ds: Vec<(String, Vec<usize>)> = named_tensors(&d).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
+        let ds: Vec<(String, Vec<usize>)> =
+            named_tensors(&d).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
         assert_eq!(
             ds,
             vec![
@@ -216,7 +212,11 @@ mod tests {
                     continue; // dense layers of 256x256 images are huge and add nothing here
                 }
                 let s = shape(size, 3).with_arch(arch);
-                let dc = DcganConfig::new().with_ngf(4).with_ndf(4).with_upsample(up).with_g_kernel(if up == Upsample::ResizeConv { 3 } else { 4 });
+                let dc = DcganConfig::new().with_ngf(4).with_ndf(4).with_upsample(up).with_g_kernel(if up == Upsample::ResizeConv {
+                    3
+                } else {
+                    4
+                });
                 let (g, d) = build(&s, &dc, &FcConfig::new().with_hidden(8), 0, &device);
                 let z = Tensor::<2>::zeros([2, 100], &device);
                 let x = g.forward(z);

@@ -140,7 +140,14 @@ pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Resu
         }
         None => {
             let run = RunDir::create(&opts.out, &run_name(&cfg))?;
-            let state = TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
+            let state = TrainState {
+                step: 0,
+                epoch: 0,
+                elapsed_s: 0.0,
+                adam_g_steps: 0,
+                adam_d_steps: 0,
+                rng: GanRng::new(cfg.seed, Stream::Train),
+            };
             (run, state)
         }
     };
@@ -162,11 +169,7 @@ pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Resu
         let p = run.samples_dir().join(format!("{}.png", step_name(step)));
         save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(ioerr(p))
     };
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.metrics_path())
-        .map_err(ioerr(run.metrics_path()))?;
+    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
 
     let mut gan = Gan { g, d, opt_g, opt_d };
     let mut acc = (StepStats::default(), 0u32);

@@ -121,12 +121,7 @@ pub fn train_step(gan: Gan, real: Tensor<4>, noise: &StepNoise, device: &Device)
     let grads_g = GradientsParams::from_grads(loss_g.backward(), &g);
     let g = opt_g.step(g, grads_g);
 
-    let stats = StepStats {
-        loss_d: loss_d.into_scalar::<f32>(),
-        loss_g: loss_g.into_scalar::<f32>(),
-        d_real,
-        d_fake,
-    };
+    let stats = StepStats { loss_d: loss_d.into_scalar::<f32>(), loss_g: loss_g.into_scalar::<f32>(), d_real, d_fake };
     (Gan { g, d, opt_g, opt_d }, stats)
 }
 
@@ -191,7 +186,8 @@ mod tests {
         let real = || Tensor::<4>::ones([4, 1, 16, 16], &device);
         let noise = StepNoise::draw(&mut GanRng::new(0, Stream::Train), 4, 100, 256, &TricksConfig::new(), 0.0);
         let weights = |m: &crate::nets::Generator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
-        let dweights = |m: &crate::nets::Discriminator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
+        let dweights =
+            |m: &crate::nets::Discriminator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
 
         let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
         let (g0, d0) = (weights(&g), dweights(&d));
