@@ -59,11 +59,97 @@ enum DataCommand {
   ganforge data inspect mnist
   ganforge data inspect folder:~/photos/dogs --size 64 --channels 3 --preview dogs.png")]
     Inspect(InspectArgs),
+    /// Download a dataset from its publisher (checked against its published SHA-256) into the
+    /// cache folder, where a bare `--data NAME` finds it.
+    #[command(after_help = "Examples:
+  ganforge data fetch svhn                 # then: ganforge train --preset svhn
+  ganforge data fetch quickdraw/sheep      # any of the 345 Quick, Draw! categories
+  ganforge data fetch stanford-dogs --dir /data/ganforge
+  ganforge data fetch --list
+
+The cache folder is $GANFORGE_DATA, else $XDG_CACHE_HOME/ganforge/data, else ~/.cache/ganforge/data.
+An interrupted download resumes where it stopped when the command is run again.")]
+    Fetch(FetchArgs),
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    /// mnist, svhn, svhn-extra, cifar10, stanford-dogs or quickdraw/CATEGORY.
+    #[arg(required_unless_present = "list")]
+    name: Option<String>,
+    /// Folder to put it in instead of the cache folder (then train with the spec printed).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Download every file from this address instead of the publisher's (MIRROR/FILE_NAME).
+    #[arg(long, value_name = "URL")]
+    mirror: Option<String>,
+    /// List what can be fetched, with download sizes.
+    #[arg(long)]
+    list: bool,
+}
+
+fn cmd_fetch(a: FetchArgs) -> Result<()> {
+    use ganforge::data::fetch::{self, FetchEvent, FetchOptions};
+    let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
+    if a.list {
+        for name in ["mnist", "svhn", "svhn-extra", "cifar10", "stanford-dogs"] {
+            let ds = fetch::find(name)?;
+            println!(
+                "{name:16} {:>10}  {}",
+                mb(ds.files.iter().map(|f| f.size).sum()),
+                ds.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" ")
+            );
+        }
+        for (c, size) in fetch::quickdraw_categories() {
+            println!("quickdraw/{c:26} {:>10}", mb(size));
+        }
+        return Ok(());
+    }
+    let name = a.name.context("a dataset name is needed")?;
+    let ds = fetch::find(&name)?;
+    let root = a.dir.clone().unwrap_or_else(fetch::default_root);
+    let opts = FetchOptions { mirror: a.mirror.clone(), ..Default::default() };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        ProgressBar::new(0).with_style(
+            ProgressStyle::with_template("{msg:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        )
+    });
+    let dir = fetch::fetch(&ds, &root, &opts, &mut |e| match (&bar, e) {
+        (Some(b), FetchEvent::Start { file, size, from }) => {
+            b.reset();
+            b.set_length(size);
+            b.set_position(from);
+            b.set_message(file);
+        }
+        (Some(b), FetchEvent::Bytes { done }) => b.set_position(done),
+        (_, FetchEvent::Start { file, size, from }) if from > 0 => eprintln!("resuming {file} at {} of {}", mb(from), mb(size)),
+        (_, FetchEvent::Start { file, size, .. }) => eprintln!("downloading {file} ({})", mb(size)),
+        (_, FetchEvent::Retry { file, attempt, message }) => eprintln!("{file}: connection lost ({message}); resuming, try {attempt}"),
+        (_, FetchEvent::Verified { file }) => eprintln!("{file}: SHA-256 verified"),
+        (_, FetchEvent::Unpacking { file }) => eprintln!("unpacking {file}"),
+        (_, FetchEvent::AlreadyThere { dir }) => eprintln!("already fetched in {}", dir.display()),
+        _ => {}
+    })
+    .with_context(|| format!("fetching {name}"))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let spec = fetch::locate(&ds, &root)?;
+    if a.dir.is_some() {
+        println!("train with: --data {spec}");
+    } else {
+        println!("train with: --data {name}   (or --data {spec})");
+    }
+    println!("{}", dir.display());
+    Ok(())
 }
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE, cifar10:DIR or stanford-dogs:DIR.
+    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR,
+    /// stanford-dogs:DIR, or the name of a fetched dataset (svhn, quickdraw/sheep, ...).
     spec: String,
     /// Side the images are brought to, as for training.
     #[arg(long, default_value_t = 64)]
@@ -333,6 +419,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd_train(a),
         Command::Sample(a) => cmd_sample(a),
         Command::Data(DataCommand::Inspect(a)) => cmd_inspect(a),
+        Command::Data(DataCommand::Fetch(a)) => cmd_fetch(a),
         Command::Presets => {
             for p in PRESETS {
                 println!("{:10} {}", p.name, p.about);

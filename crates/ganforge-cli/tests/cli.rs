@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../../ganforge/tests/common/http_server.rs"]
+#[allow(dead_code)] // shared with the library's download tests, which use all of it
+mod http_server;
+
 struct Out {
     ok: bool,
     stdout: String,
@@ -11,7 +15,12 @@ struct Out {
 }
 
 fn ganforge(args: &[&str]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).output().unwrap();
+    ganforge_in(args, &[])
+}
+
+/// Runs with extra environment variables.
+fn ganforge_in(args: &[&str], env: &[(&str, &Path)]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).envs(env.iter().map(|(k, v)| (k, v))).output().unwrap();
     let out = Out {
         ok: o.status.success(),
         stdout: String::from_utf8_lossy(&o.stdout).into(),
@@ -168,7 +177,8 @@ fn bad_data_is_a_one_line_error() {
     fails_with(&["train", "--out", out, "--data", &spec], "impossibly large");
     std::fs::write(&idx, [0u8, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3]).unwrap();
     fails_with(&["train", "--out", out, "--data", &spec], "truncated");
-    fails_with(&["train", "--out", out, "--data", "svhn:/x"], "unknown data spec");
+    fails_with(&["train", "--out", out, "--data", "svhn:/x.mat"], "/x.mat");
+    fails_with(&["train", "--out", out, "--data", "sheep"], "unknown data spec");
 }
 
 #[test]
@@ -215,4 +225,34 @@ fn data_inspect_reports_counts_classes_and_statistics() {
     // Each cause is said once.
     let o = ganforge(&["data", "inspect", "folder:/no/such/dir"]);
     assert_eq!(o.stderr.matches("does not exist").count(), 1, "{}", o.stderr);
+}
+
+#[test]
+fn data_fetch_lists_checks_and_points_to_itself() {
+    let o = ganforge(&["data", "fetch", "--list"]);
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(o.stdout.lines().count(), 5 + 345);
+    assert!(o.stdout.lines().any(|l| l.starts_with("quickdraw/sheep") && l.contains("98.9 MB")), "{}", o.stdout);
+
+    // A mirror that serves something else than the published file is refused by size.
+    let server = http_server::Server::start();
+    server.serve(
+        "/m/sheep.npy",
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../ganforge/tests/fixtures/quickdraw_bitmap_3.npy")).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = format!("{}/m", server.url);
+    let d = dir.path().to_str().unwrap();
+    fails_with(
+        &["data", "fetch", "quickdraw/sheep", "--dir", d, "--mirror", &mirror],
+        "sends 2480 bytes for sheep.npy, but the published file has 98878944",
+    );
+    fails_with(&["data", "fetch", "quickdraw/shep", "--dir", d], "unknown Quick, Draw! category 'shep'");
+    fails_with(&["data", "fetch", "imagenet"], "fetchable: mnist, svhn");
+
+    // A bare name that was never fetched says how to fetch it.
+    let o = ganforge_in(&["data", "inspect", "svhn"], &[("GANFORGE_DATA", dir.path())]);
+    assert!(!o.ok);
+    assert!(o.stderr.contains("not downloaded yet") && o.stderr.contains("run `ganforge data fetch svhn`"), "{}", o.stderr);
+    assert!(o.stderr.contains(&dir.path().join("svhn").display().to_string()), "{}", o.stderr);
 }

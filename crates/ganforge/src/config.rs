@@ -17,7 +17,8 @@ pub struct DataConfig {
     /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
     /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "svhn:FILE" (an SVHN
     /// .mat file), "cifar10:DIR"
-    /// (CIFAR-10's binary batches) or "stanford-dogs:DIR" (Images/ and Annotation/).
+    /// (CIFAR-10's binary batches) or "stanford-dogs:DIR" (Images/ and Annotation/); or the bare
+    /// name of a dataset that `ganforge data fetch` downloaded ("svhn", "quickdraw/sheep", ...).
     #[config(default = "String::from(\"mnist\")")]
     pub spec: String,
     /// Batches prepared ahead of the training step by the loader thread.

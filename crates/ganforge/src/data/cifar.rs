@@ -1,10 +1,11 @@
 //! CIFAR-10 in its publisher's binary format: `data_batch_1.bin` ... `data_batch_5.bin` and
 //! `test_batch.bin`, each record one label byte then 3072 pixel bytes, channel-planar
 //! (1024 red, 1024 green, 1024 blue, rows of 32). `cifar10:DIR` reads the training batches of
-//! DIR; a folder of class sub-folders of images (as in ../shared/data/cifar10) is read by
-//! `folder:` instead, which also takes the sub-folder names as labels.
+//! DIR, or, when DIR has none, CIFAR-10 as image files: one sub-folder per class (in DIR, or in
+//! DIR/train when DIR holds train/ and test/ as ../shared/data/cifar10 does).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use image::{DynamicImage, RgbImage};
 
@@ -19,6 +20,34 @@ pub struct CifarSet {
     name: String,
     records: Vec<u8>,
     n: usize,
+}
+
+/// CIFAR-10 at `path`: binary batches, or class sub-folders of images named as CIFAR's classes.
+pub fn open(path: &Path) -> Result<Arc<dyn Source>, DataError> {
+    if path.is_file() || has_batches(path) {
+        return Ok(Arc::new(CifarSet::open(path)?));
+    }
+    let dir = if path.join("train").is_dir() { path.join("train") } else { path.to_path_buf() };
+    let set = super::folder::FolderSet::open(&dir)?;
+    // Sorted sub-folder names are CIFAR's label order (airplane = 0 ... truck = 9), so the
+    // labels agree with the binary batches'; anything else is not CIFAR-10.
+    if set.class_names() != CLASSES {
+        return Err(DataError::BadFile {
+            path: dir,
+            message: format!(
+                "neither CIFAR-10 binary batches (data_batch_N.bin) nor one sub-folder per CIFAR-10 class ({}); found classes [{}]",
+                CLASSES.join(", "),
+                set.class_names().join(", ")
+            ),
+        });
+    }
+    Ok(Arc::new(set))
+}
+
+fn has_batches(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut e| {
+        e.any(|e| e.ok().and_then(|e| e.file_name().to_str().map(|n| n.starts_with("data_batch_") && n.ends_with(".bin"))) == Some(true))
+    })
 }
 
 /// The batch files of `dir`: the training batches, or `path` itself when it is one file.
@@ -124,6 +153,39 @@ mod tests {
         assert_eq!(img.get_pixel(5, 0).0, [200, 20, 30]);
         assert_eq!(img.get_pixel(0, 1).0, [10, 20, 99]);
         assert_eq!(CifarSet::open(&dir.path().join("test_batch.bin")).unwrap().label(0), Some(5));
+    }
+
+    /// The real CIFAR-10 JPEGs in ../shared (a tar.gz of train/ and test/ class folders):
+    /// the test split is unpacked to a temporary folder and opened as `cifar10:DIR`.
+    #[test]
+    fn real_cifar_jpeg_folders_load_with_cifar_labels() {
+        let tgz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10/cifar10-jpg.tar.gz");
+        let dir = tempfile::tempdir().unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&tgz).unwrap()));
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let p = entry.path().unwrap().into_owned();
+            // Unpacked as train/ so that the train/-preferring rule is exercised too.
+            if let Ok(rest) = p.strip_prefix("test") {
+                entry.unpack(dir.path().join("train").join(rest)).unwrap();
+            }
+        }
+        let set = open(dir.path()).unwrap();
+        assert_eq!(set.len(), 10_000, "1,000 test images per class");
+        assert_eq!(set.class_names(), CLASSES);
+        let counts = (0..set.len()).fold([0usize; 10], |mut c, i| {
+            c[set.label(i).unwrap() as usize] += 1;
+            c
+        });
+        assert_eq!(counts, [1000; 10]);
+        let img = set.image(0).unwrap();
+        assert_eq!((img.width(), img.height(), img.color().channel_count()), (32, 32, 3));
+        // A folder with other classes is not CIFAR-10.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir(other.path().join("cats")).unwrap();
+        img.save(other.path().join("cats/0.png")).unwrap();
+        let e = open(other.path()).err().unwrap().to_string();
+        assert!(e.contains("found classes [cats]"), "{e}");
     }
 
     #[test]

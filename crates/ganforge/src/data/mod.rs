@@ -2,6 +2,8 @@
 //!
 //! A source is chosen by a spec `KIND[:PATH]`:
 //! - `mnist`: the MNIST training set shipped inside ganforge (60,000 digits, 28x28);
+//! - `NAME` (`svhn`, `cifar10`, `stanford-dogs`, `quickdraw/sheep`, ...): a dataset that
+//!   `ganforge data fetch NAME` downloaded into the cache folder (see `fetch`);
 //! - `idx:PATH`: an IDX image file, or a folder holding one, with its label file if beside it;
 //! - `folder:DIR`: every PNG/JPEG file under DIR, recursively; sub-folders are class labels;
 //! - `quickdraw:FILE`: a Quick, Draw! numpy_bitmap .npy or ndjson drawing file;
@@ -14,6 +16,7 @@
 
 pub mod cifar;
 pub mod dogs;
+pub mod fetch;
 pub mod folder;
 pub mod idx;
 pub mod inspect;
@@ -36,8 +39,10 @@ pub enum DataError {
     BadFile { path: PathBuf, message: String },
     #[error("empty dataset: {0}")]
     Empty(String),
-    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR or stanford-dogs:DIR")]
+    #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR, stanford-dogs:DIR, or the name of a fetched dataset (svhn, cifar10, stanford-dogs, quickdraw/CATEGORY)")]
     UnknownSpec(String),
+    #[error(transparent)]
+    Fetch(#[from] fetch::FetchError),
     #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
     TooSmall { images: usize, batch: usize },
 }
@@ -154,11 +159,18 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
             _ => Err(DataError::UnknownSpec(format!("{spec}' needs a path, as in '{kind}:/path/to/data"))),
         }
     };
+    // A bare name other than the bundled mnist: a dataset that `data fetch` put into the cache.
+    if path.is_none() && spec != "mnist" {
+        if let Ok(ds) = fetch::find(spec) {
+            let located = crate::config::DataConfig { spec: fetch::locate(&ds, &fetch::default_root())?, ..cfg.clone() };
+            return open(&located);
+        }
+    }
     match kind {
         "mnist" if path.is_none() => Ok(Arc::new(GreySet::mnist()?)),
         "idx" => Ok(Arc::new(GreySet::open_idx(&need_path(path)?)?)),
         "folder" => Ok(Arc::new(folder::FolderSet::open(&need_path(path)?)?)),
-        "cifar10" => Ok(Arc::new(cifar::CifarSet::open(&need_path(path)?)?)),
+        "cifar10" => cifar::open(&need_path(path)?),
         "svhn" => Ok(Arc::new(svhn::SvhnSet::open(&need_path(path)?)?)),
         "stanford-dogs" => {
             let opt = dogs::DogsOptions { crop: cfg.dogs_crop, square: cfg.dogs_square, max_aspect: cfg.dogs_max_aspect };
