@@ -42,6 +42,11 @@ pub struct DataConfig {
     /// Stanford Dogs: drop boxes whose longer side exceeds this many times the shorter.
     #[config(default = 2.5)]
     pub dogs_max_aspect: f64,
+    /// Class names by label, filled in from the dataset when a run starts (sorted sub-folder
+    /// names, CIFAR's classes, dog breeds, digits), so that a run records what its labels mean.
+    /// A run resumed on data whose classes differ is refused.
+    #[config(default = "Vec::new()")]
+    pub classes: Vec<String>,
     /// Flip each training image left-right with probability 1/2 (the Kaggle dog entries did);
     /// off by default because digits and letters are not symmetric.
     #[config(default = false)]
@@ -193,6 +198,41 @@ pub const PRESETS: &[Preset] = &[
         name: "mnist-fc",
         about: "the fully connected GAN of Goodfellow et al. 2014 on MNIST at 32x32, as a baseline",
         diff: &[("preset", "\"mnist-fc\""), ("model.arch", "\"fc\""), ("model.image_size", "32"), ("train.steps", "5000")],
+    },
+    Preset {
+        name: "sheep",
+        about: "Quick, Draw! sheep drawings (fetch quickdraw/sheep first), DCGAN at 64x64, grey",
+        diff: &[("preset", "\"sheep\""), ("data.spec", "\"quickdraw/sheep\"")],
+    },
+    Preset {
+        name: "svhn",
+        about: "SVHN house numbers (fetch svhn first) at 32x32 in colour; D learns faster: lr_d 1e-3, lr_g 1e-4",
+        diff: &[
+            ("preset", "\"svhn\""),
+            ("data.spec", "\"svhn\""),
+            ("model.image_size", "32"),
+            ("model.channels", "3"),
+            ("train.lr_d", "1e-3"),
+            ("train.lr_g", "1e-4"),
+        ],
+    },
+    Preset {
+        name: "cifar10",
+        about: "CIFAR-10 (fetch cifar10 first) at 32x32 in colour",
+        diff: &[("preset", "\"cifar10\""), ("data.spec", "\"cifar10\""), ("model.image_size", "32"), ("model.channels", "3")],
+    },
+    Preset {
+        name: "dogs",
+        about: "Stanford Dogs, one crop per bounding box (fetch stanford-dogs first), 64x64 colour, flips; lr_d 1e-4, lr_g 3e-4",
+        diff: &[
+            ("preset", "\"dogs\""),
+            ("data.spec", "\"stanford-dogs\""),
+            ("data.hflip", "true"),
+            ("model.channels", "3"),
+            ("train.lr_d", "1e-4"),
+            ("train.lr_g", "3e-4"),
+            ("train.steps", "20000"),
+        ],
     },
 ];
 

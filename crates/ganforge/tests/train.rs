@@ -244,3 +244,102 @@ fn divergence_stops_cleanly_without_saving_the_bad_state() {
     let run = out.path().join("00000-mnist");
     assert!(std::fs::read_dir(run.join("checkpoints")).unwrap().next().is_none(), "the NaN state must not be saved");
 }
+
+/// A Stanford Dogs tree in the published layout: two breeds, two photos each, two boxes per
+/// photo, so 8 training crops.
+fn make_tiny_dogs(root: &Path) {
+    let box_xml = |x: u32| {
+        format!("<object><name>dog</name><bndbox><xmin>{x}</xmin><ymin>5</ymin><xmax>{}</xmax><ymax>45</ymax></bndbox></object>", x + 40)
+    };
+    for (b, breed) in ["n02085620-Chihuahua", "n02085782-Japanese_spaniel"].iter().enumerate() {
+        std::fs::create_dir_all(root.join("Images").join(breed)).unwrap();
+        std::fs::create_dir_all(root.join("Annotation").join(breed)).unwrap();
+        for k in 0..2 {
+            let id = format!("{}_{k}", &breed[..9]);
+            let photo = image::RgbImage::from_fn(100, 50, |x, y| image::Rgb([(x * 2) as u8, (y * 4) as u8, (b * 200) as u8]));
+            photo.save(root.join("Images").join(breed).join(format!("{id}.jpg"))).unwrap();
+            let xml = format!("<annotation><size><width>100</width><height>50</height></size>{}{}</annotation>", box_xml(5), box_xml(55));
+            std::fs::write(root.join("Annotation").join(breed).join(&id), xml).unwrap();
+        }
+    }
+}
+
+/// CIFAR-10's binary layout: one data_batch_1.bin of `n` records (record k has label k % 10).
+fn make_tiny_cifar(dir: &Path, n: usize) {
+    let records: Vec<u8> =
+        (0..n).flat_map(|k| std::iter::once((k % 10) as u8).chain((0..3072).map(move |i| ((i + 37 * k) % 256) as u8))).collect();
+    std::fs::write(dir.join("data_batch_1.bin"), records).unwrap();
+}
+
+/// Each dataset preset trains a few steps on a small copy of its data in the publisher's
+/// format, keeps the preset's settings, and records the class names in the run's config.
+#[test]
+fn each_dataset_preset_trains_a_few_steps() {
+    let out = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dogs = tempfile::tempdir().unwrap();
+    make_tiny_dogs(dogs.path());
+    let cifar = tempfile::tempdir().unwrap();
+    make_tiny_cifar(cifar.path(), 16);
+    let cases = [
+        ("sheep", format!("quickdraw:{}/../../../shared/data/quickdraw-sheep/sheep_raw_23.ndjson", env!("CARGO_MANIFEST_DIR")), 64, 1),
+        ("svhn", format!("svhn:{}", fixtures.join("svhn_5.mat").display()), 32, 3),
+        ("cifar10", format!("cifar10:{}", cifar.path().display()), 32, 3),
+        ("dogs", format!("stanford-dogs:{}", dogs.path().display()), 64, 3),
+    ];
+    for (preset, spec, size, channels) in cases {
+        let sets: Vec<String> = [
+            format!("data.spec={spec}"),
+            "dcgan.ngf=8".into(),
+            "dcgan.ndf=8".into(),
+            "train.batch_size=4".into(),
+            "train.steps=2".into(),
+            "train.grid_images=4".into(),
+        ]
+        .into();
+        let cfg = GanConfig::resolve(Some(preset), None, &sets).unwrap();
+        assert_eq!((cfg.model.image_size, cfg.model.channels), (size, channels), "{preset}");
+        let run = train(cfg, opts(out.path(), None), &mut Quiet).unwrap_or_else(|e| panic!("{preset}: {e}")).path;
+        assert!(metrics(&run).iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{preset}");
+        let saved = GanConfig::load(&run.join("config.toml")).unwrap();
+        assert_eq!(saved.preset, preset);
+        let grid = image::open(run.join("samples/step_000002.png")).unwrap();
+        assert_eq!(grid.width(), 2 * size as u32 + 3 * 2, "{preset}: a 2x2 grid of {size}px images with 2px borders");
+        match preset {
+            "sheep" => assert!(saved.data.classes.is_empty()),
+            "svhn" => {
+                assert_eq!(saved.data.classes, (0..10).map(|d| d.to_string()).collect::<Vec<_>>());
+                assert_eq!((saved.train.lr_d, saved.train.lr_g), (1e-3, 1e-4));
+            }
+            "cifar10" => assert_eq!(saved.data.classes[..3], ["airplane", "automobile", "bird"]),
+            _ => {
+                assert_eq!(saved.data.classes, ["Chihuahua", "Japanese_spaniel"]);
+                assert_eq!((saved.train.lr_d, saved.train.lr_g, saved.data.hflip), (1e-4, 3e-4, true));
+            }
+        }
+    }
+}
+
+/// The run's config keeps the class index; resuming on data whose classes changed is refused.
+#[test]
+fn class_index_is_recorded_and_guarded_on_resume() {
+    let out = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let img = image::GrayImage::from_fn(20, 20, |x, y| image::Luma([(x * 10 + y) as u8]));
+    for class in ["cat", "ant"] {
+        std::fs::create_dir(data.path().join(class)).unwrap();
+        for k in 0..4 {
+            img.save(data.path().join(class).join(format!("{k}.png"))).unwrap();
+        }
+    }
+    let spec = format!("data.spec=folder:{}", data.path().display());
+    let run = train(tiny(&[&spec, "train.steps=2"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let saved = GanConfig::load(&run.join("config.toml")).unwrap();
+    assert_eq!(saved.data.classes, ["ant", "cat"], "sorted sub-folder names, label = index");
+
+    std::fs::create_dir(data.path().join("bee")).unwrap();
+    img.save(data.path().join("bee/0.png")).unwrap();
+    let more = saved.with_overrides(&["train.steps=4".into()]).unwrap();
+    let e = train(more, opts(out.path(), Some(run.clone())), &mut Quiet).unwrap_err().to_string();
+    assert!(e.contains("[ant, bee, cat] differ from the run's data.classes [ant, cat]"), "{e}");
+}

@@ -113,6 +113,12 @@ impl Source for GreySet {
         self.images.labels.as_ref().map(|l| l[i] as u32)
     }
 
+    /// IDX labels are class numbers (digits for MNIST): named by their number, 0 to the largest.
+    fn class_names(&self) -> Vec<String> {
+        let top = self.images.labels.as_ref().and_then(|l| l.iter().max().copied());
+        top.map(|t| (0..=t).map(|k| k.to_string()).collect()).unwrap_or_default()
+    }
+
     fn describe(&self) -> String {
         format!(
             "{}: {} images {}x{}, {}",
@@ -224,6 +230,7 @@ mod tests {
         // First labels per the MANIFEST: 5 0 4 1 9 2 1 3 1 4.
         let first: Vec<u32> = (0..10).map(|i| m.label(i).unwrap()).collect();
         assert_eq!(first, vec![5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+        assert_eq!(m.class_names(), (0..10).map(|d| d.to_string()).collect::<Vec<_>>());
         // Mean pixel of the training set: 33.318 per the MANIFEST.
         let mean = m.images.pixels.iter().map(|&p| p as f64).sum::<f64>() / m.images.pixels.len() as f64;
         assert!((mean - 33.318).abs() < 1e-3, "{mean}");

@@ -40,6 +40,8 @@ pub enum TrainError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); {}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
     Diverged { step: u64, stats: StepStats, last_good: Option<PathBuf> },
+    #[error("the data's classes [{}] differ from the run's data.classes [{}]; resuming would change what each label means", data.join(", "), run.join(", "))]
+    Classes { data: Vec<String>, run: Vec<String> },
 }
 
 /// One line of metrics.jsonl: means over the steps since the previous line.
@@ -118,10 +120,15 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 }
 
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
-pub fn train(cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
+pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
     let source = data::open(&cfg.data)?;
     obs.message(&format!("data: {}", source.describe()));
+    let classes = source.class_names();
+    if !cfg.data.classes.is_empty() && cfg.data.classes != classes {
+        return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
+    }
+    cfg.data.classes = classes;
 
     let (mut g, mut d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, &device);
     let t = &cfg.train;
