@@ -261,10 +261,13 @@ struct SampleArgs {
 }
 
 /// Progress bar on a terminal; a line every 5% otherwise (logs, CI).
+#[derive(Default)]
 struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     every: u64,
+    cache_bar: Option<ProgressBar>,
+    cache_quarter: usize,
 }
 
 impl Observer for Progress {
@@ -291,6 +294,25 @@ impl Observer for Progress {
             }
             None if step % self.every == 0 || step == self.total => eprintln!("step {step}/{}  {msg}", self.total),
             None => {}
+        }
+    }
+
+    fn caching(&mut self, done: usize, total: usize) {
+        // Before training starts: a bar of its own on a terminal, a line per quarter otherwise.
+        if std::io::stderr().is_terminal() {
+            let bar = self.cache_bar.get_or_insert_with(|| {
+                ProgressBar::new(total as u64).with_style(
+                    ProgressStyle::with_template("caching images at model size {bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
+                        .expect("valid template"),
+                )
+            });
+            bar.set_position(done as u64);
+            if done == total {
+                bar.finish_and_clear();
+            }
+        } else if done * 4 / total > self.cache_quarter {
+            self.cache_quarter = done * 4 / total;
+            eprintln!("caching images at model size: {done}/{total}");
         }
     }
 
@@ -356,7 +378,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let mut progress = Progress { bar: None, total: 0, every: 1 };
+    let mut progress = Progress { every: 1, ..Default::default() };
     let out = a.out.unwrap_or_else(|| PathBuf::from("runs"));
     let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
     println!("{}", run.path.display());

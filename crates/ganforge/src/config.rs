@@ -42,6 +42,15 @@ pub struct DataConfig {
     /// Stanford Dogs: drop boxes whose longer side exceeds this many times the shorter.
     #[config(default = 2.5)]
     pub dogs_max_aspect: f64,
+    /// Decode and resize datasets read from many files (folders, Stanford Dogs, CIFAR as
+    /// images, Quick, Draw! drawings) once, into a uint8 cache at the model size that later
+    /// epochs and runs read; rebuilt when a file or a size setting changes.
+    #[config(default = true)]
+    pub cache: bool,
+    /// Folder for those caches; empty means $XDG_CACHE_HOME/ganforge/images, else
+    /// ~/.cache/ganforge/images.
+    #[config(default = "String::new()")]
+    pub cache_dir: String,
     /// Class names by label, filled in from the dataset when a run starts (sorted sub-folder
     /// names, CIFAR's classes, dog breeds, digits), so that a run records what its labels mean.
     /// A run resumed on data whose classes differ is refused.

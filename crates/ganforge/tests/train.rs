@@ -29,8 +29,14 @@ fn tiny(extra: &[&str]) -> GanConfig {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    sets.push(test_cache());
     sets.extend(extra.iter().map(|s| s.to_string()));
     GanConfig::resolve(None, None, &sets).unwrap()
+}
+
+/// Image caches of the tests go to the temporary folder, not the user's ~/.cache.
+fn test_cache() -> String {
+    format!("data.cache_dir={}", std::env::temp_dir().join("ganforge-test-cache").display())
 }
 
 fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
@@ -295,6 +301,7 @@ fn each_dataset_preset_trains_a_few_steps() {
             "train.batch_size=4".into(),
             "train.steps=2".into(),
             "train.grid_images=4".into(),
+            test_cache(),
         ]
         .into();
         let cfg = GanConfig::resolve(Some(preset), None, &sets).unwrap();
@@ -342,4 +349,31 @@ fn class_index_is_recorded_and_guarded_on_resume() {
     let more = saved.with_overrides(&["train.steps=4".into()]).unwrap();
     let e = train(more, opts(out.path(), Some(run.clone())), &mut Quiet).unwrap_err().to_string();
     assert!(e.contains("[ant, bee, cat] differ from the run's data.classes [ant, cat]"), "{e}");
+}
+
+/// Training through the image cache gives exactly what decoding every step gives (flips
+/// included), and a second run reuses the cache instead of decoding again.
+#[test]
+fn the_image_cache_changes_nothing_but_speed() {
+    let out = tempfile::tempdir().unwrap();
+    let dogs = tempfile::tempdir().unwrap();
+    make_tiny_dogs(dogs.path());
+    let cache = tempfile::tempdir().unwrap();
+    let spec = format!("data.spec=stanford-dogs:{}", dogs.path().display());
+    let dir = format!("data.cache_dir={}", cache.path().display());
+    let base = ["model.channels=3", "data.hflip=true", "train.steps=4", "train.batch_size=4", &spec, &dir];
+    let cached = train(tiny(&base), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let caches: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(caches.len(), 1);
+    assert!(caches[0].to_string_lossy().ends_with("-16x16x3.u8"), "{caches:?}");
+    let built = std::fs::metadata(&caches[0]).unwrap().modified().unwrap();
+
+    let plain = train(tiny(&[&base[..], &["data.cache=false"]].concat()), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let losses = |run: &Path| metrics(run).iter().map(|r| (r.loss_d, r.loss_g, r.d_real, r.d_fake)).collect::<Vec<_>>();
+    assert_eq!(losses(&cached), losses(&plain));
+    assert_eq!(final_weights(&cached, "g.safetensors"), final_weights(&plain, "g.safetensors"));
+
+    train(tiny(&base), opts(out.path(), None), &mut Quiet).unwrap();
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+    assert_eq!(std::fs::metadata(&caches[0]).unwrap().modified().unwrap(), built, "reused, not rewritten");
 }

@@ -187,6 +187,11 @@ impl Source for DogsSet {
         Some(self.items[i].label)
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        // The boxes and labels carry the crop options and the annotations' content.
+        Some(self.items.iter().map(|it| format!("{}{:?} {}\n", super::cache::file_stamp(&it.path), it.bbox, it.label)).collect())
+    }
+
     fn class_names(&self) -> Vec<String> {
         self.breeds.clone()
     }

@@ -103,6 +103,10 @@ impl Source for FolderSet {
         self.classes.clone()
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        Some(self.files.iter().map(|f| super::cache::file_stamp(f)).collect())
+    }
+
     fn describe(&self) -> String {
         let mut s = format!("{}: {} images", self.root.display(), self.files.len());
         if !self.classes.is_empty() {

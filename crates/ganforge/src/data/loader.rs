@@ -10,7 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::{to_model_bytes, to_unit_range, DataError, Source};
+use super::{flip_rows, to_model_bytes, to_unit_range, DataError, Source};
 use crate::rng::GanRng;
 
 /// One batch, ready to become a tensor.
@@ -103,9 +103,14 @@ fn make_batch(
         // long the run has been going (or whether it was resumed).
         let mut i = first;
         let mut tries = 0;
-        let img = loop {
-            match source.image(i) {
-                Ok(img) => break img,
+        let (size, channels) = (opts.image_size, opts.channels);
+        let mut bytes = loop {
+            let got = match source.prepared(i, size, channels) {
+                Some(prepared) => prepared,
+                None => source.image(i).map(|img| to_model_bytes(&img, size, channels)),
+            };
+            match got {
+                Ok(bytes) => break bytes,
                 Err(e) => {
                     failures.fetch_add(1, Ordering::Relaxed);
                     tries += 1;
@@ -116,8 +121,11 @@ fn make_batch(
                 }
             }
         };
-        let img = if opts.hflip && flips.bernoulli(0.5) { img.fliph() } else { img };
-        to_unit_range(&to_model_bytes(&img, opts.image_size, opts.channels), &mut images);
+        // Flipped after resizing, so that cached and decoded images flip alike.
+        if opts.hflip && flips.bernoulli(0.5) {
+            flip_rows(&mut bytes, size);
+        }
+        to_unit_range(&bytes, &mut images);
         labels.push(source.label(i));
     }
     let labels = labels.into_iter().collect::<Option<Vec<u32>>>();

@@ -14,6 +14,7 @@
 //! Every image is brought to the model's size (bilinear resize, then a centre crop when the
 //! aspect ratio differs) and channel count, and scaled to [-1, 1] to match G's tanh output.
 
+pub mod cache;
 pub mod cifar;
 pub mod dogs;
 pub mod fetch;
@@ -65,6 +66,16 @@ pub trait Source: Send + Sync {
     }
     /// One line for logs: what was loaded.
     fn describe(&self) -> String;
+    /// Text that changes whenever the images would (file paths, sizes and times, options), for
+    /// sources worth caching at the model size; None for sources already held in memory.
+    fn fingerprint(&self) -> Option<String> {
+        None
+    }
+    /// Image `i` already brought to `size` x `size` x `channels` (CHW bytes), when the source
+    /// holds it that way (the cache does); None means "decode it with `image`".
+    fn prepared(&self, _i: usize, _size: usize, _channels: usize) -> Option<Result<Vec<u8>, DataError>> {
+        None
+    }
 }
 
 const MNIST_TRAIN_IMAGES: &[u8] = include_bytes!("../../../../data/mnist/train-images-idx3-ubyte.gz");
@@ -147,6 +158,14 @@ pub fn header_size(path: &Path) -> Option<(u32, u32)> {
     image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_dimensions().ok()
 }
 
+/// `~/x` as a path under $HOME: the shell does not expand `~` after `folder:` or in configs.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
 /// Opens the dataset named by `cfg.spec`.
 pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataError> {
     let spec = cfg.spec.as_str();
@@ -156,12 +175,7 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
     };
     let need_path = |p: Option<&str>| -> Result<PathBuf, DataError> {
         match p {
-            // The shell does not expand `~` after `folder:`, so do it here.
-            Some(p) if p.starts_with("~/") => match std::env::var_os("HOME") {
-                Some(home) => Ok(PathBuf::from(home).join(&p[2..])),
-                None => Ok(PathBuf::from(p)),
-            },
-            Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+            Some(p) if !p.is_empty() => Ok(expand_home(p)),
             _ => Err(DataError::UnknownSpec(format!("{spec}' needs a path, as in '{kind}:/path/to/data"))),
         }
     };
@@ -211,6 +225,13 @@ pub fn to_model_bytes(img: &DynamicImage, size: usize, channels: usize) -> Vec<u
             }
         }
         chw
+    }
+}
+
+/// Mirrors CHW image bytes left-right, in place.
+pub fn flip_rows(chw: &mut [u8], size: usize) {
+    for row in chw.chunks_exact_mut(size) {
+        row.reverse();
     }
 }
 

@@ -155,6 +155,16 @@ impl Source for QuickDrawSet {
         }))
     }
 
+    fn fingerprint(&self) -> Option<String> {
+        // Bitmaps are in memory at 28x28 already; drawings are worth rasterizing once.
+        match &self.images {
+            Images::Bitmaps(_) => None,
+            Images::Drawings(_, r) => {
+                Some(format!("{}stroke {} padding {}\n", super::cache::file_stamp(Path::new(&self.name)), r.stroke, r.padding))
+            }
+        }
+    }
+
     fn describe(&self) -> String {
         let mut s = format!(
             "{}: {} Quick, Draw! {}",

@@ -66,6 +66,8 @@ pub trait Observer {
     fn start(&mut self, _run: &RunDir, _start_step: u64, _total_steps: u64) {}
     fn step(&mut self, _step: u64, _stats: &StepStats, _images_per_s: f64) {}
     fn message(&mut self, _msg: &str) {}
+    /// Building the image cache: `done` of `total` images decoded and resized.
+    fn caching(&mut self, _done: usize, _total: usize) {}
     fn finish(&mut self) {}
 }
 
@@ -129,6 +131,12 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
     }
     cfg.data.classes = classes;
+    let source = if cfg.data.cache {
+        let dir = if cfg.data.cache_dir.is_empty() { data::cache::default_dir() } else { data::expand_home(&cfg.data.cache_dir) };
+        data::cache::cached(source, &dir, cfg.model.image_size, cfg.model.channels, &mut |done, total| obs.caching(done, total))?
+    } else {
+        source
+    };
 
     let (mut g, mut d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, &device);
     let t = &cfg.train;
