@@ -23,9 +23,9 @@ use ganforge::burn::tensor::{Tensor, TensorData};
 use ganforge::config::{DataConfig, GanConfig, TricksConfig};
 use ganforge::data::loader::{Loader, LoaderOptions};
 use ganforge::data::Source;
-use ganforge::optim::Adam;
+use ganforge::optim::Optimizer;
 use ganforge::rng::{GanRng, Stream};
-use ganforge::train::step::{train_step, Gan, StepNoise};
+use ganforge::train::step::{train_step, Gan, StepNoise, StepRules};
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -49,7 +49,7 @@ fn dcgan64_rate() -> f64 {
     let cfg = GanConfig::resolve(Some("mnist64"), None, &sets).expect("config");
     let device = ganforge::burn::tensor::Device::flex().autodiff();
     let (g, d) = ganforge::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
-    let mut gan = Gan { g, d, opt_g: Adam::new(2e-4, 0.5, 0.999, 1e-8), opt_d: Adam::new(2e-4, 0.5, 0.999, 1e-8) };
+    let mut gan = Gan { g, d, opt_g: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8) };
     let mut rng = GanRng::new(0, Stream::Train);
     let real = rng.uniform_vec(64 * 3 * 64 * 64, -1.0, 1.0);
     let mut times = Vec::new();
@@ -57,7 +57,7 @@ fn dcgan64_rate() -> f64 {
         let x = Tensor::<4>::from_data(TensorData::new(real.clone(), [64, 3, 64, 64]), &device);
         let noise = StepNoise::draw(&mut rng, 64, 100, 3 * 64 * 64, &TricksConfig::new(), 0.0);
         let t0 = Instant::now();
-        gan = train_step(gan, x, &noise, &device).0;
+        gan = train_step(gan, vec![x], std::slice::from_ref(&noise), StepRules::default(), &device).0;
         if i > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }

@@ -12,9 +12,9 @@ use ganforge::burn::tensor::{Tensor, TensorData};
 use ganforge::config::{GanConfig, TricksConfig};
 use ganforge::device::parse_device;
 use ganforge::nets;
-use ganforge::optim::Adam;
+use ganforge::optim::Optimizer;
 use ganforge::rng::{GanRng, Stream};
-use ganforge::train::step::{train_step, Gan, StepNoise};
+use ganforge::train::step::{train_step, Gan, StepNoise, StepRules};
 
 /// Peak resident set size of this process, from /proc (Linux).
 fn peak_rss_mib() -> f64 {
@@ -55,7 +55,7 @@ fn main() {
     let cfg = GanConfig::resolve(Some("mnist64"), None, &sets).expect("config");
     let ad = device.clone().autodiff();
     let (g, d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &ad);
-    let mut gan = Gan { g, d, opt_g: Adam::new(2e-4, 0.5, 0.999, 1e-8), opt_d: Adam::new(2e-4, 0.5, 0.999, 1e-8) };
+    let mut gan = Gan { g, d, opt_g: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8) };
     let mut rng = GanRng::new(0, Stream::Train);
     let pixels = c * s * s;
     let real_host = rng.uniform_vec(batch * pixels, -1.0, 1.0);
@@ -65,7 +65,7 @@ fn main() {
         let real = Tensor::<4>::from_data(TensorData::new(real_host.clone(), [batch, c, s, s]), &ad);
         let noise = StepNoise::draw(&mut rng, batch, cfg.model.nz, pixels, &tricks, 0.0);
         let t0 = Instant::now();
-        let (next, stats) = train_step(gan, real, &noise, &ad);
+        let (next, stats) = train_step(gan, vec![real], std::slice::from_ref(&noise), StepRules::default(), &ad);
         gan = next;
         let dt = t0.elapsed().as_secs_f64();
         assert!(stats.is_finite());

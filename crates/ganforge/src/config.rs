@@ -6,6 +6,7 @@ use std::path::Path;
 
 use burn::config::Config;
 
+use crate::loss::LossKind;
 use crate::nets::dcgan::DcganConfig;
 use crate::nets::fc::FcConfig;
 use crate::nets::{Arch, ModelShape};
@@ -62,9 +63,55 @@ pub struct DataConfig {
     pub hflip: bool,
 }
 
+/// The optimizer of both networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba 2015), with beta1, beta2 and eps from this section.
+    Adam,
+    /// RMSProp with PyTorch's defaults (alpha 0.99, no momentum), as in the WGAN paper, which
+    /// found momentum-based optimizers unstable for the critic.
+    Rmsprop,
+}
+
+/// How the learning rates change over the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// The configured rates throughout (DCGAN, WGAN).
+    Constant,
+    /// Decaying linearly from the configured rates to 0 at the last step.
+    Linear,
+}
+
 /// The optimization schedule and what a run writes.
 #[derive(Config, Debug)]
 pub struct TrainConfig {
+    /// The adversarial loss: "ns" (non-saturating, DCGAN), "wgan", "hinge", "lsgan", "ragan"
+    /// or "ralsgan" (see loss.rs for each definition and its paper).
+    #[config(default = "LossKind::Ns")]
+    pub loss: LossKind,
+    /// "adam" or "rmsprop" (the WGAN paper's choice).
+    #[config(default = "OptimizerKind::Adam")]
+    pub optimizer: OptimizerKind,
+    /// "constant" or "linear" (decay to 0 at the end).
+    #[config(default = "LrSchedule::Constant")]
+    pub lr_schedule: LrSchedule,
+    /// D updates per G update, each on its own real batch (5 in the WGAN paper; 1 in DCGAN).
+    #[config(default = 1)]
+    pub n_critic: usize,
+    /// Clip every weight of D to [-clip, clip] after each D update (0.01 in the WGAN paper);
+    /// 0 turns it off.
+    #[config(default = 0.0)]
+    pub clip: f64,
+    /// Decay of an exponential moving average of G's weights (0.999 to 0.9999 in BigGAN-style
+    /// training); 0 turns it off. Sample grids and `sample` use the average when it is on.
+    #[config(default = 0.0)]
+    pub g_ema: f64,
+    /// Step until which the average simply copies G (BigGAN starts averaging late, once G is
+    /// past its first chaotic phase).
+    #[config(default = 0)]
+    pub g_ema_start: u64,
     /// Images per batch (128 in the DCGAN paper; 64 in PyTorch's DCGAN example).
     #[config(default = 64)]
     pub batch_size: usize,
@@ -207,6 +254,23 @@ pub const PRESETS: &[Preset] = &[
         name: "mnist-fc",
         about: "the fully connected GAN of Goodfellow et al. 2014 on MNIST at 32x32, as a baseline",
         diff: &[("preset", "\"mnist-fc\""), ("model.arch", "\"fc\""), ("model.image_size", "32"), ("train.steps", "5000")],
+    },
+    Preset {
+        name: "wgan",
+        about: "WGAN on MNIST at 32x32 as in Arjovsky et al. 2017: critic, clipping 0.01, 5 critic steps, RMSProp 5e-5",
+        diff: &[
+            ("preset", "\"wgan\""),
+            ("model.image_size", "32"),
+            ("dcgan.ngf", "32"),
+            ("dcgan.ndf", "32"),
+            ("train.loss", "\"wgan\""),
+            ("train.optimizer", "\"rmsprop\""),
+            ("train.lr_d", "5e-5"),
+            ("train.lr_g", "5e-5"),
+            ("train.n_critic", "5"),
+            ("train.clip", "0.01"),
+            ("train.steps", "2000"),
+        ],
     },
     Preset {
         name: "sheep",
@@ -401,6 +465,25 @@ impl GanConfig {
         if t.batch_size < 2 {
             return Err(format!("train.batch_size = {} is too small: batch norm needs at least 2 images", t.batch_size));
         }
+        if !(1..=100).contains(&t.n_critic) {
+            return Err(format!("train.n_critic = {} must be between 1 and 100", t.n_critic));
+        }
+        if !(t.clip.is_finite() && t.clip >= 0.0) {
+            return Err(format!("train.clip = {} must be 0 (off) or a positive number", t.clip));
+        }
+        if !(0.0..1.0).contains(&t.g_ema) {
+            return Err(format!("train.g_ema = {} must be in [0, 1): a decay such as 0.999, or 0 for off", t.g_ema));
+        }
+        if t.loss == LossKind::Wgan && t.clip == 0.0 {
+            return Err("train.loss = \"wgan\" needs a Lipschitz constraint on the critic: set train.clip (0.01 in Arjovsky et al. 2017), or use preset wgan".into());
+        }
+        let k = &self.tricks;
+        if !t.loss.takes_targets() && (k.soft_labels || k.swap_labels || k.label_flip_p > 0.0) {
+            return Err(format!(
+                "tricks.soft_labels, tricks.swap_labels and tricks.label_flip_p change D's targets, which only train.loss = \"ns\" or \"lsgan\" have; train.loss is {:?}",
+                t.loss
+            ));
+        }
         if t.steps == 0 && t.epochs == 0 {
             return Err("train.steps and train.epochs are both 0: nothing to train".into());
         }
@@ -435,7 +518,6 @@ impl GanConfig {
         if !(1..=64).contains(&self.data.prefetch) {
             return Err(format!("data.prefetch = {} must be between 1 and 64 batches", self.data.prefetch));
         }
-        let k = &self.tricks;
         if !(0.0..=1.0).contains(&k.label_flip_p) {
             return Err(format!("tricks.label_flip_p = {} must be a probability in [0, 1]", k.label_flip_p));
         }

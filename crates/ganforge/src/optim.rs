@@ -1,4 +1,5 @@
-//! Adam (Kingma & Ba 2015) with PyTorch's update rule and its state keyed by parameter name.
+//! Adam (Kingma & Ba 2015) and RMSProp (Tieleman & Hinton 2012, the WGAN paper's optimizer),
+//! with PyTorch's update rules and their state keyed by parameter name.
 //!
 //! burn ships an Adam, but its saved state is keyed by parameter ids that are drawn at random
 //! each time a model is built, so a model rebuilt to resume a run would not find its moments
@@ -13,11 +14,20 @@ use burn::tensor::Tensor;
 
 use crate::params::HostTensor;
 
-/// Adam's first and second moments of one parameter, flattened.
+/// The moments of one parameter, flattened: Adam keeps both, RMSProp only the second.
 #[derive(Clone)]
 struct Moments {
-    m: Tensor<1>,
+    m: Option<Tensor<1>>,
     v: Tensor<1>,
+}
+
+/// The update rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr m_hat / (sqrt(v_hat) + eps).
+    Adam { beta1: f64, beta2: f64 },
+    /// v = alpha v + (1 - alpha) g^2, p -= lr g / (sqrt(v) + eps) (PyTorch's, no momentum).
+    RmsProp { alpha: f64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,65 +40,72 @@ pub enum OptimStateError {
     Unexpected(String),
 }
 
-/// One Adam optimizer for one network.
+/// One optimizer for one network.
 #[derive(Clone)]
-pub struct Adam {
+pub struct Optimizer {
+    pub rule: Rule,
+    /// Learning rate of the next step (a schedule may change it between steps).
     pub lr: f64,
-    pub beta1: f64,
-    pub beta2: f64,
     pub eps: f64,
     /// Updates taken so far (Adam's t).
     pub steps: u64,
     state: BTreeMap<String, Moments>,
 }
 
-impl Adam {
-    pub fn new(lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
-        Self { lr, beta1, beta2, eps, steps: 0, state: BTreeMap::new() }
+impl Optimizer {
+    pub fn adam(lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
+        Self { rule: Rule::Adam { beta1, beta2 }, lr, eps, steps: 0, state: BTreeMap::new() }
+    }
+
+    pub fn rmsprop(lr: f64, alpha: f64, eps: f64) -> Self {
+        Self { rule: Rule::RmsProp { alpha }, lr, eps, steps: 0, state: BTreeMap::new() }
     }
 
     /// Applies one update to every parameter of `module` that has a gradient in `grads`.
     pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> M {
         self.steps += 1;
-        let t = self.steps as f64;
-        let bias1 = 1.0 - self.beta1.powf(t);
-        let bias2_sqrt = (1.0 - self.beta2.powf(t)).sqrt();
-        let mut mapper = AdamMapper { adam: self, grads: &mut grads, path: Vec::new(), bias1, bias2_sqrt };
+        let mut mapper = StepMapper { opt: self, grads: &mut grads, path: Vec::new() };
         module.map(&mut mapper)
     }
 
-    /// The moments as named host tensors (`m.<param>`, `v.<param>`).
+    /// The moments as named host tensors (`m.<param>` for Adam, `v.<param>`).
     pub fn state_tensors(&self) -> BTreeMap<String, HostTensor> {
         let mut out = BTreeMap::new();
         for (name, mo) in &self.state {
-            out.insert(format!("m.{name}"), HostTensor::from_tensor(&mo.m));
+            if let Some(m) = &mo.m {
+                out.insert(format!("m.{name}"), HostTensor::from_tensor(m));
+            }
             out.insert(format!("v.{name}"), HostTensor::from_tensor(&mo.v));
         }
         out
     }
 
-    /// Restores the moments written by [`Adam::state_tensors`], checking them against the
-    /// parameter shapes of the model they belong to.
+    /// Restores the moments written by [`Optimizer::state_tensors`], checking them against the
+    /// parameter shapes of the model they belong to and against the rule (Adam needs `m`).
     pub fn load_state<M: Module>(&mut self, module: &M, steps: u64, tensors: &BTreeMap<String, HostTensor>) -> Result<(), OptimStateError> {
         let shapes = crate::params::named_shapes(module);
         let device = module.devices().first().cloned().unwrap_or_default().inner();
+        let adam = matches!(self.rule, Rule::Adam { .. });
         let mut state = BTreeMap::new();
-        for (key, m) in tensors {
-            let Some(name) = key.strip_prefix("m.") else {
-                if key.starts_with("v.") {
+        for (key, v) in tensors {
+            let Some(name) = key.strip_prefix("v.") else {
+                if key.starts_with("m.") && adam {
                     continue;
                 }
                 return Err(OptimStateError::Unexpected(key.clone()));
             };
             let want: usize = shapes.get(name).ok_or_else(|| OptimStateError::Unexpected(name.to_string()))?.iter().product();
-            let v = tensors.get(&format!("v.{name}")).ok_or_else(|| OptimStateError::Missing(name.to_string()))?;
-            for got in [m.values.len(), v.values.len()] {
+            let m = tensors.get(&format!("m.{name}"));
+            if adam && m.is_none() {
+                return Err(OptimStateError::Missing(format!("m.{name}")));
+            }
+            for got in [Some(v), m].into_iter().flatten().map(|t| t.values.len()) {
                 if got != want {
                     return Err(OptimStateError::Shape { name: name.to_string(), got, want });
                 }
             }
             let load = |h: &HostTensor| Tensor::<1>::from_floats(h.values.as_slice(), &device);
-            state.insert(name.to_string(), Moments { m: load(m), v: load(v) });
+            state.insert(name.to_string(), Moments { m: m.filter(|_| adam).map(load), v: load(v) });
         }
         self.state = state;
         self.steps = steps;
@@ -96,15 +113,13 @@ impl Adam {
     }
 }
 
-struct AdamMapper<'a> {
-    adam: &'a mut Adam,
+struct StepMapper<'a> {
+    opt: &'a mut Optimizer,
     grads: &'a mut GradientsParams,
     path: Vec<String>,
-    bias1: f64,
-    bias2_sqrt: f64,
 }
 
-impl ModuleMapper for AdamMapper<'_> {
+impl ModuleMapper for StepMapper<'_> {
     fn enter_module(&mut self, name: &str, container: &str) {
         crate::params::enter(&mut self.path, name, container);
     }
@@ -119,23 +134,38 @@ impl ModuleMapper for AdamMapper<'_> {
             // Buffers (batch-norm running statistics) and frozen weights have no gradient.
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let a = &mut *self.adam;
+        let o = &mut *self.opt;
         let dims = tensor.dims();
         let n: usize = dims.iter().product();
         let require_grad = tensor.is_require_grad();
         let p = tensor.inner().reshape([n]); // [n], off the autodiff graph
         let g = grad.inner().reshape([n]); // [n]
         let name = self.path.join(".");
-        let (m, v) = match a.state.remove(&name) {
-            Some(Moments { m, v }) => {
-                (m.mul_scalar(a.beta1) + g.clone().mul_scalar(1.0 - a.beta1), v.mul_scalar(a.beta2) + g.square().mul_scalar(1.0 - a.beta2))
+        let old = o.state.remove(&name);
+        let (p, moments) = match o.rule {
+            Rule::Adam { beta1, beta2 } => {
+                let (m, v) = match old {
+                    Some(Moments { m: Some(m), v }) => {
+                        (m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1), v.mul_scalar(beta2) + g.square().mul_scalar(1.0 - beta2))
+                    }
+                    _ => (g.clone().mul_scalar(1.0 - beta1), g.square().mul_scalar(1.0 - beta2)),
+                };
+                // PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+                let t = o.steps as f64;
+                let (bias1, bias2_sqrt) = (1.0 - beta1.powf(t), (1.0 - beta2.powf(t)).sqrt());
+                let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(o.eps);
+                (p - m.clone().div(denom).mul_scalar(o.lr / bias1), Moments { m: Some(m), v })
             }
-            None => (g.clone().mul_scalar(1.0 - a.beta1), g.square().mul_scalar(1.0 - a.beta2)),
+            Rule::RmsProp { alpha } => {
+                let v = match old {
+                    Some(Moments { v, .. }) => v.mul_scalar(alpha) + g.clone().square().mul_scalar(1.0 - alpha),
+                    None => g.clone().square().mul_scalar(1.0 - alpha),
+                };
+                let denom = v.clone().sqrt().add_scalar(o.eps);
+                (p - g.div(denom).mul_scalar(o.lr), Moments { m: None, v })
+            }
         };
-        // PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-        let denom = v.clone().sqrt().div_scalar(self.bias2_sqrt).add_scalar(a.eps);
-        let p = p - m.clone().div(denom).mul_scalar(a.lr / self.bias1);
-        a.state.insert(name, Moments { m, v });
+        o.state.insert(name, moments);
         let p = p.reshape(dims).autodiff();
         let p = if require_grad { p.require_grad() } else { p };
         Param::from_mapped_value(id, p, mapper)
@@ -156,7 +186,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let layer: Linear = LinearConfig::new(1, 1).with_bias(false).init(&device);
         let layer = crate::params::map_named(layer, |_, h| Some(HostTensor { shape: h.shape.clone(), values: vec![1.0] }));
-        let mut adam = Adam::new(0.1, 0.5, 0.999, 1e-8);
+        let mut adam = Optimizer::adam(0.1, 0.5, 0.999, 1e-8);
         let mut layer = layer;
         for step in 1..=3 {
             let x = Tensor::<2>::from_floats([[2.0]], &device);
@@ -179,7 +209,7 @@ mod tests {
     fn state_round_trip_is_exact() {
         let device = Device::flex().autodiff();
         let layer: Linear = LinearConfig::new(3, 2).init(&device);
-        let run = |layer: Linear, adam: &mut Adam, steps: usize| {
+        let run = |layer: Linear, adam: &mut Optimizer, steps: usize| {
             let mut layer = layer;
             for i in 0..steps {
                 let x = Tensor::<2>::from_floats([[1.0, -2.0, 0.5 + i as f32]], &device);
@@ -189,13 +219,38 @@ mod tests {
             }
             layer
         };
-        let mut a = Adam::new(0.01, 0.5, 0.999, 1e-8);
+        let mut a = Optimizer::adam(0.01, 0.5, 0.999, 1e-8);
         let l = run(layer, &mut a, 3);
-        let mut b = Adam::new(0.01, 0.5, 0.999, 1e-8);
+        let mut b = Optimizer::adam(0.01, 0.5, 0.999, 1e-8);
         b.load_state(&l, a.steps, &a.state_tensors()).unwrap();
         let la = run(l.clone(), &mut a, 2);
         let lb = run(l, &mut b, 2);
         assert_eq!(crate::params::named_tensors(&la), crate::params::named_tensors(&lb));
+    }
+
+    /// Reference: PyTorch `torch.optim.RMSprop(lr=0.01, alpha=0.99, eps=1e-8)` from w = 1 on
+    /// f(w) = w * x with x = 2: v_1 = 0.01 * 4, w_1 = 1 - 0.01 * 2 / (sqrt(0.04) + 1e-8) = 0.9;
+    /// v_2 = 0.99 * 0.04 + 0.04, w_2 = w_1 - 0.01 * 2 / sqrt(v_2).
+    #[test]
+    fn rmsprop_follows_pytorch() {
+        let device = Device::flex().autodiff();
+        let layer: Linear = LinearConfig::new(1, 1).with_bias(false).init(&device);
+        let mut layer = crate::params::map_named(layer, |_, h| Some(HostTensor { shape: h.shape.clone(), values: vec![1.0] }));
+        let mut opt = Optimizer::rmsprop(0.01, 0.99, 1e-8);
+        let mut ws = Vec::new();
+        for _ in 0..2 {
+            let loss = layer.forward(Tensor::<2>::from_floats([[2.0]], &device)).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &layer);
+            layer = opt.step(layer, grads);
+            ws.push(layer.weight.val().into_data().try_to_vec::<f32>().unwrap()[0] as f64);
+        }
+        let w2 = 0.9 - 0.01 * 2.0 / (0.99f64 * 0.04 + 0.04).sqrt();
+        assert!((ws[0] - 0.9).abs() < 1e-6 && (ws[1] - w2).abs() < 1e-6, "{ws:?} vs [0.9, {w2}]");
+        let state = opt.state_tensors();
+        assert_eq!(state.keys().cloned().collect::<Vec<_>>(), vec!["v.weight"], "RMSProp keeps no first moment");
+        // An RMSProp state does not load into Adam, which needs m.
+        let e = Optimizer::adam(0.1, 0.5, 0.999, 1e-8).load_state(&layer, 2, &state).unwrap_err().to_string();
+        assert!(e.contains("m.weight"), "{e}");
     }
 
     #[test]
@@ -205,7 +260,7 @@ mod tests {
         let mut bad = BTreeMap::new();
         bad.insert("m.weight".to_string(), HostTensor { shape: vec![2], values: vec![0.0; 2] });
         bad.insert("v.weight".to_string(), HostTensor { shape: vec![2], values: vec![0.0; 2] });
-        let e = Adam::new(0.1, 0.5, 0.999, 1e-8).load_state(&layer, 1, &bad).unwrap_err().to_string();
+        let e = Optimizer::adam(0.1, 0.5, 0.999, 1e-8).load_state(&layer, 1, &bad).unwrap_err().to_string();
         assert!(e.contains("'weight' has 2 values, the parameter has 6"), "{e}");
     }
 }

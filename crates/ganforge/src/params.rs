@@ -106,3 +106,78 @@ pub fn map_named<M: Module>(module: M, mut f: impl FnMut(&str, &HostTensor) -> O
     }
     module.map(&mut Mapper { path: Vec::new(), f: &mut f })
 }
+
+/// `ema` moved toward `source`, on the device: every float tensor (weights and batch-norm
+/// statistics alike, as BigGAN's reference code averages its whole state) becomes
+/// `decay * ema + (1 - decay) * source`. With `decay = 0` it is a copy of `source`.
+/// Both must be the same architecture. The result tracks no gradients.
+pub fn ema_update<M: Module>(ema: M, source: &M, decay: f64) -> M {
+    struct Collect {
+        path: Vec<String>,
+        out: BTreeMap<String, Tensor<1>>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
+        }
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let t = param.val().inner();
+            let n: usize = t.dims().iter().product();
+            self.out.insert(self.path.join("."), t.reshape([n]));
+        }
+    }
+    struct Lerp {
+        path: Vec<String>,
+        source: BTreeMap<String, Tensor<1>>,
+        decay: f64,
+    }
+    impl ModuleMapper for Lerp {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
+        }
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
+        }
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            let path = self.path.join(".");
+            let src = self.source.remove(&path).unwrap_or_else(|| panic!("EMA of another architecture: no '{path}' in the source"));
+            let dims = tensor.dims();
+            let n: usize = dims.iter().product();
+            let t = tensor.inner().reshape([n]);
+            let mixed = if self.decay == 0.0 { src } else { t.mul_scalar(self.decay) + src.mul_scalar(1.0 - self.decay) };
+            Param::from_mapped_value(id, mixed.reshape(dims).autodiff(), mapper)
+        }
+    }
+    let mut c = Collect { path: Vec::new(), out: BTreeMap::new() };
+    source.valid().visit(&mut c);
+    ema.map(&mut Lerp { path: Vec::new(), source: c.out, decay })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::Device;
+
+    fn set(l: Linear, v: f32) -> Linear {
+        map_named(l, |_, h| Some(HostTensor { shape: h.shape.clone(), values: vec![v; h.values.len()] }))
+    }
+
+    /// EMA arithmetic: from e = 1 toward s = 3 with decay 0.9: 1.2, then 1.38; decay 0 copies.
+    #[test]
+    fn ema_moves_toward_the_source() {
+        let device = Device::flex().autodiff();
+        let l = || -> Linear { LinearConfig::new(2, 3).init(&device) };
+        let (ema, source) = (set(l(), 1.0), set(l(), 3.0));
+        let ema = ema_update(ema, &source, 0.9);
+        assert!(named_tensors(&ema)["weight"].values.iter().all(|&v| (v - 1.2).abs() < 1e-6));
+        let ema = ema_update(ema, &source, 0.9);
+        assert!(named_tensors(&ema)["bias"].values.iter().all(|&v| (v - 1.38).abs() < 1e-6));
+        let copy = ema_update(ema, &source, 0.0);
+        assert_eq!(named_tensors(&copy), named_tensors(&source));
+    }
+}

@@ -40,13 +40,17 @@ const CHUNK: usize = 256;
 
 impl Sampler {
     /// Loads G from `run`'s latest checkpoint, or from `checkpoint` (a checkpoint folder or a
-    /// `g.safetensors` file) built with this run's config.
+    /// `.safetensors` file) built with this run's config. From a folder, the moving average of
+    /// G (`g_ema.safetensors`) is preferred when the run kept one; name `g.safetensors` itself
+    /// to sample the raw G.
     pub fn load(run: &Path, checkpoint: Option<&Path>, device: &Device) -> Result<Self, SampleError> {
         let run = RunDir::open(run)?;
         let cfg = GanConfig::load(&run.config_path())?;
+        let pick =
+            |dir: PathBuf| if dir.join("g_ema.safetensors").is_file() { dir.join("g_ema.safetensors") } else { dir.join("g.safetensors") };
         let file = match checkpoint {
-            None => run.latest_checkpoint()?.join("g.safetensors"),
-            Some(p) if p.is_dir() => p.join("g.safetensors"),
+            None => pick(run.latest_checkpoint()?),
+            Some(p) if p.is_dir() => pick(p.to_path_buf()),
             Some(p) if p.extension().is_some_and(|e| e == "safetensors") => p.to_path_buf(),
             Some(p) => return Err(SampleError::BadCheckpoint(p.to_path_buf())),
         };

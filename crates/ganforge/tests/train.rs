@@ -377,3 +377,88 @@ fn the_image_cache_changes_nothing_but_speed() {
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
     assert_eq!(std::fs::metadata(&caches[0]).unwrap().modified().unwrap(), built, "reused, not rewritten");
 }
+
+/// Every loss trains a few steps without NaN; WGAN's critic stays inside the clipping box.
+#[test]
+fn every_loss_trains_and_wgan_clips() {
+    let out = tempfile::tempdir().unwrap();
+    for loss in ["ns", "hinge", "lsgan", "ragan", "ralsgan", "wgan"] {
+        let l = format!("train.loss=\"{loss}\"");
+        let mut extra = vec![l.as_str()];
+        if loss == "wgan" {
+            extra.extend(["train.clip=0.01", "train.n_critic=2", "train.optimizer=rmsprop", "train.lr_d=5e-5", "train.lr_g=5e-5"]);
+        }
+        let run = train(tiny(&extra), opts(out.path(), None), &mut Quiet).unwrap_or_else(|e| panic!("{loss}: {e}")).path;
+        let m = metrics(&run);
+        assert!(m.iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{loss}: {m:?}");
+        if loss == "wgan" {
+            // Clipped weights; batch-norm running statistics are buffers, not weights.
+            let d = final_weights(&run, "d.safetensors");
+            let weights: Vec<&(String, Vec<f32>)> = d.iter().filter(|(k, _)| !k.contains("running")).collect();
+            assert!(!weights.is_empty());
+            assert!(weights.iter().all(|(_, v)| v.iter().all(|x| x.abs() <= 0.01 + 1e-7)), "clipped to 0.01");
+            assert!(d.iter().any(|(k, v)| k.contains("running_var") && v.iter().any(|&x| x > 0.05)), "statistics are not clipped");
+            let state = std::fs::read_to_string(run.join("checkpoints/step_000004/state.json")).unwrap();
+            assert!(state.contains("\"adam_d_steps\": 8"), "two critic updates per step: {state}");
+            // RMSProp keeps only second moments.
+            assert!(final_weights(&run, "optim_d.safetensors").iter().all(|(k, _)| k.starts_with("v.")));
+        }
+    }
+}
+
+/// n_critic, a linear schedule and G's moving average resume exactly, and the schedule and
+/// the average do what they say.
+#[test]
+fn critic_steps_schedule_and_ema_resume_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let idx = tempfile::tempdir().unwrap();
+    make_tiny_idx(idx.path());
+    let spec = format!("data.spec=idx:{}", idx.path().display());
+    let common = ["train.n_critic=2", "train.lr_schedule=linear", "train.g_ema=0.9", "train.g_ema_start=2", "train.lr_d=1e-3", &spec];
+    let cfg = || tiny(&[&common[..], &["train.steps=6"]].concat());
+    let whole = train(cfg(), opts(out.path(), None), &mut Quiet).unwrap().path;
+    // The same run stopped after its first step (as by Ctrl-C), then resumed: the schedule is
+    // relative to the configured end, so the stopped run must have the same end.
+    let mut stopped = opts(out.path(), None);
+    stopped.stop = Arc::new(AtomicBool::new(true));
+    let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
+    assert_eq!(metrics(&part).last().unwrap().step, 1);
+    train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
+    for file in ["g.safetensors", "d.safetensors", "g_ema.safetensors", "optim_d.safetensors"] {
+        let (a, b) = (final_weights(&whole, file), final_weights(&part, file));
+        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
+        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
+    }
+    let m = metrics(&whole);
+    // 20 images at batch 8 are 2 batches an epoch; each step takes 2: one epoch per step.
+    assert_eq!(m.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+    // Linear decay: step k (1-based) ran at lr * (1 - (k - 1) / 6).
+    for r in &m {
+        let want = 1e-3 * (1.0 - (r.step - 1) as f64 / 6.0);
+        assert!((r.lr_d - want).abs() < 1e-12, "step {}: {} vs {want}", r.step, r.lr_d);
+    }
+    // The average differs from G once averaging starts, and `sample` uses it.
+    assert_ne!(final_weights(&whole, "g_ema.safetensors"), final_weights(&whole, "g.safetensors"));
+    let s = Sampler::load(&whole, None, &Device::flex()).unwrap();
+    assert!(s.checkpoint.ends_with("g_ema.safetensors"), "{:?}", s.checkpoint);
+    let raw = Sampler::load(&whole, Some(&s.checkpoint.with_file_name("g.safetensors")), &Device::flex()).unwrap();
+    assert_ne!(raw.generate(&s.latents(2, 0)).values, s.generate(&s.latents(2, 0)).values);
+
+    // Before g_ema_start the average is G itself.
+    let early = train(tiny(&["train.g_ema=0.9", "train.g_ema_start=100"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert_eq!(final_weights(&early, "g_ema.safetensors"), final_weights(&early, "g.safetensors"));
+}
+
+#[test]
+fn losses_the_setup_cannot_use_are_refused_before_training() {
+    let e = GanConfig::resolve(None, None, &["train.loss=wgan".into()]).unwrap_err().to_string();
+    assert!(e.contains("needs a Lipschitz constraint") && e.contains("train.clip"), "{e}");
+    let e = GanConfig::resolve(None, None, &["train.loss=hinge".into(), "tricks.soft_labels=true".into()]).unwrap_err().to_string();
+    assert!(e.contains("only train.loss = \"ns\" or \"lsgan\""), "{e}");
+    let e = GanConfig::resolve(None, None, &["train.loss=wasserstein".into()]).unwrap_err().to_string();
+    assert!(e.contains("wasserstein"), "{e}");
+    let e = GanConfig::resolve(None, None, &["train.g_ema=1.0".into()]).unwrap_err().to_string();
+    assert!(e.contains("train.g_ema"), "{e}");
+    let w = GanConfig::resolve(Some("wgan"), None, &[]).unwrap();
+    assert_eq!((w.train.n_critic, w.train.clip, w.train.lr_d), (5, 0.01, 5e-5));
+}

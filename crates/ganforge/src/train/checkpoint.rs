@@ -106,8 +106,10 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, CheckpointErr
 pub struct Parts<'a, G: Module, D: Module> {
     pub g: &'a G,
     pub d: &'a D,
-    pub opt_g: &'a crate::optim::Adam,
-    pub opt_d: &'a crate::optim::Adam,
+    pub opt_g: &'a crate::optim::Optimizer,
+    pub opt_d: &'a crate::optim::Optimizer,
+    /// The moving average of G's weights, when the run keeps one.
+    pub g_ema: Option<&'a G>,
 }
 
 /// Writes a checkpoint folder atomically into `checkpoints_dir`, then deletes all but the
@@ -126,7 +128,7 @@ pub fn save<G: Module, D: Module>(
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let files: [(&str, Vec<u8>); 6] = [
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("g.safetensors", safetensors_bytes(&named_tensors(parts.g))),
         ("d.safetensors", safetensors_bytes(&named_tensors(parts.d))),
         ("optim_g.safetensors", safetensors_bytes(&parts.opt_g.state_tensors())),
@@ -134,6 +136,9 @@ pub fn save<G: Module, D: Module>(
         ("state.json", serde_json::to_vec_pretty(state).expect("state serializes")),
         ("config.toml", config_toml.as_bytes().to_vec()),
     ];
+    if let Some(ema) = parts.g_ema {
+        files.push(("g_ema.safetensors", safetensors_bytes(&named_tensors(ema))));
+    }
     for (file, bytes) in &files {
         let p = tmp.join(file);
         write_synced(&p, bytes).map_err(io(&p))?;
@@ -168,8 +173,8 @@ pub fn load<G: Module, D: Module>(
     dir: &Path,
     g: G,
     d: D,
-    opt_g: &mut crate::optim::Adam,
-    opt_d: &mut crate::optim::Adam,
+    opt_g: &mut crate::optim::Optimizer,
+    opt_d: &mut crate::optim::Optimizer,
 ) -> Result<(G, D, TrainState), CheckpointError> {
     let state = read_state(dir)?;
     let g = load_module(g, &dir.join("g.safetensors"))?;
@@ -177,4 +182,13 @@ pub fn load<G: Module, D: Module>(
     opt_g.load_state(&g, state.adam_g_steps, &read_safetensors(&dir.join("optim_g.safetensors"))?)?;
     opt_d.load_state(&d, state.adam_d_steps, &read_safetensors(&dir.join("optim_d.safetensors"))?)?;
     Ok((g, d, state))
+}
+
+/// The moving average of G saved in a checkpoint (into a copy of G's architecture), if any.
+pub fn load_ema<G: Module>(dir: &Path, like: G) -> Result<Option<G>, CheckpointError> {
+    let p = dir.join("g_ema.safetensors");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(load_module(like, &p)?))
 }

@@ -15,16 +15,17 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::config::GanConfig;
+use crate::config::{GanConfig, LrSchedule, OptimizerKind};
 use crate::data::loader::{Loader, LoaderOptions};
 use crate::data::{self, DataError};
 use crate::image_io::{grid_cols, save_png, ImageBatch};
 use crate::nets::{self, Generator};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
+use crate::params;
 use crate::rng::{GanRng, Stream};
 use checkpoint::{CheckpointError, Parts, TrainState};
 use run_dir::{step_name, RunDir, RunError};
-use step::{train_step, Gan, StepNoise, StepStats};
+use step::{train_step, Gan, StepNoise, StepRules, StepStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -112,10 +113,11 @@ pub fn run_name(cfg: &GanConfig) -> String {
     }
 }
 
-/// Total steps the config asks for.
+/// Total steps (G updates) the config asks for; with `epochs`, each step consumes n_critic
+/// batches.
 pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
     if cfg.train.epochs > 0 {
-        cfg.train.epochs.saturating_mul(batches_per_epoch)
+        (cfg.train.epochs.saturating_mul(batches_per_epoch) / cfg.train.n_critic as u64).max(1)
     } else {
         cfg.train.steps
     }
@@ -140,8 +142,12 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
 
     let (mut g, mut d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, &device);
     let t = &cfg.train;
-    let mut opt_g = Adam::new(t.lr_g, t.beta1, t.beta2, t.eps);
-    let mut opt_d = Adam::new(t.lr_d, t.beta1, t.beta2, t.eps);
+    let optimizer = |lr: f64| match t.optimizer {
+        OptimizerKind::Adam => Optimizer::adam(lr, t.beta1, t.beta2, t.eps),
+        OptimizerKind::Rmsprop => Optimizer::rmsprop(lr, 0.99, t.eps),
+    };
+    let (mut opt_g, mut opt_d) = (optimizer(t.lr_g), optimizer(t.lr_d));
+    let mut g_ema: Option<Generator> = None;
     let config_toml = cfg.to_toml();
 
     let (run, mut state) = match &opts.resume {
@@ -150,6 +156,9 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             let ckpt = run.latest_checkpoint()?;
             let (g2, d2, state) = checkpoint::load(&ckpt, g, d, &mut opt_g, &mut opt_d)?;
             (g, d) = (g2, d2);
+            if t.g_ema > 0.0 {
+                g_ema = checkpoint::load_ema(&ckpt, g.clone())?;
+            }
             obs.message(&format!("resuming from {} (step {})", ckpt.display(), state.step));
             (run, state)
         }
@@ -173,9 +182,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     let loader = Loader::spawn(
         source,
         LoaderOptions { batch_size: b, image_size: s, channels: c, seed: cfg.seed, prefetch: cfg.data.prefetch, hflip: cfg.data.hflip },
-        state.step,
+        // Each step consumed n_critic batches.
+        state.step * t.n_critic as u64,
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
+    let rules = StepRules { loss: t.loss, clip: t.clip };
     obs.start(&run, state.step, total);
 
     let fixed_z = fixed_latents(&cfg);
@@ -195,29 +206,48 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     let mut first_batch = opts.resume.is_none();
 
     while state.step < total {
-        let batch = loader.next_batch()?;
-        if first_batch {
-            let real = ImageBatch { values: batch.images[..pixels * b.min(64)].to_vec(), n: b.min(64), channels: c, height: s, width: s };
-            let p = run.path.join("real.png");
-            save_png(&p, &real.grid(grid_cols(real.n))).map_err(ioerr(p))?;
-            first_batch = false;
-            // Do not count the one-off start-up (first batch, image writing) as training speed.
-            interval_start = Instant::now();
-            session_start = Instant::now();
+        let mut reals = Vec::with_capacity(t.n_critic);
+        let mut noises = Vec::with_capacity(t.n_critic);
+        for _ in 0..t.n_critic {
+            let batch = loader.next_batch()?;
+            if first_batch {
+                let real =
+                    ImageBatch { values: batch.images[..pixels * b.min(64)].to_vec(), n: b.min(64), channels: c, height: s, width: s };
+                let p = run.path.join("real.png");
+                save_png(&p, &real.grid(grid_cols(real.n))).map_err(ioerr(p))?;
+                first_batch = false;
+                // Do not count the one-off start-up (first batch, image writing) as training speed.
+                interval_start = Instant::now();
+                session_start = Instant::now();
+            }
+            reals.push(Tensor::<4>::from_data(TensorData::new(batch.images, [b, c, s, s]), &device)); // [b, c, s, s]
+            let k = &cfg.tricks;
+            let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
+            noises.push(StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma));
         }
-        let real = Tensor::<4>::from_data(TensorData::new(batch.images, [b, c, s, s]), &device); // [b, c, s, s]
-        let k = &cfg.tricks;
-        let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
-        let noise = StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma);
+        // The schedule sets this step's rates from the configured ones.
+        let scale = match t.lr_schedule {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Linear => 1.0 - state.step as f64 / total as f64,
+        };
+        (gan.opt_d.lr, gan.opt_g.lr) = (t.lr_d * scale, t.lr_g * scale);
 
-        let (next, stats) = train_step(gan, real, &noise, &device);
+        let (next, stats) = train_step(gan, reals, &noises, rules, &device);
         gan = next;
+        if t.g_ema > 0.0 {
+            // Before g_ema_start the average is a copy of G.
+            let decay = if state.step < t.g_ema_start { 0.0 } else { t.g_ema };
+            g_ema = Some(match g_ema.take() {
+                Some(e) => params::ema_update(e, &gan.g, decay),
+                None => params::ema_update(gan.g.clone(), &gan.g, 0.0),
+            });
+        }
         if !stats.is_finite() {
             // Nothing of this step is saved: the newest checkpoint stays the last good state.
             return Err(TrainError::Diverged { step: state.step + 1, stats, last_good: run.latest_checkpoint().ok() });
         }
         state.step += 1;
-        state.epoch = state.step / loader.batches_per_epoch;
+        state.epoch = state.step * t.n_critic as u64 / loader.batches_per_epoch;
         state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
         acc.0 = StepStats {
             loss_d: acc.0.loss_d + stats.loss_d,
@@ -251,12 +281,12 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             interval_start = Instant::now();
         }
         if state.step % t.sample_every == 0 || last {
-            save_samples(&gan.g, state.step)?;
+            save_samples(g_ema.as_ref().unwrap_or(&gan.g), state.step)?;
         }
         if state.step % t.checkpoint_every == 0 || last {
             state.adam_g_steps = gan.opt_g.steps;
             state.adam_d_steps = gan.opt_d.steps;
-            let parts = Parts { g: &gan.g, d: &gan.d, opt_g: &gan.opt_g, opt_d: &gan.opt_d };
+            let parts = Parts { g: &gan.g, d: &gan.d, opt_g: &gan.opt_g, opt_d: &gan.opt_d, g_ema: g_ema.as_ref() };
             checkpoint::save(&run.checkpoints_dir(), &state, parts, &config_toml, t.keep_checkpoints)?;
         }
         if stopping {

@@ -1,26 +1,41 @@
-//! One training step of the GAN game: update D, then update G.
+//! One training step of the GAN game: update D (n_critic times), then update G.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::TricksConfig;
-use crate::loss::{bce_with_logits, generator_loss};
+use crate::loss::{d_loss, g_loss, LossKind};
 use crate::nets::{Discriminator, Generator};
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 use crate::rng::GanRng;
 
-/// Both players and their optimizers: one Adam per network.
+/// Both players and their optimizers: one per network.
 pub struct Gan {
     pub g: Generator,
     pub d: Discriminator,
-    pub opt_g: Adam,
-    pub opt_d: Adam,
+    pub opt_g: Optimizer,
+    pub opt_d: Optimizer,
 }
 
-/// What one step measured. `d_real` and `d_fake` are mean D outputs (probabilities of "real",
-/// in the configured labelling) on the real batch and on G's batch, before D's update.
+/// The rules of the game that shape a step.
+#[derive(Clone, Copy, Debug)]
+pub struct StepRules {
+    pub loss: LossKind,
+    /// Weight clipping of D after each of its updates (WGAN's c); 0 = off.
+    pub clip: f64,
+}
+
+impl Default for StepRules {
+    fn default() -> Self {
+        Self { loss: LossKind::Ns, clip: 0.0 }
+    }
+}
+
+/// What one step measured. `d_real` and `d_fake` are D's mean outputs on the real batch and
+/// on G's batch, before D's last update: probabilities of "real" (in the configured labelling)
+/// for the cross-entropy losses, raw outputs for the others (the WGAN critic's score).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepStats {
     pub loss_d: f32,
@@ -83,46 +98,81 @@ fn mean_of(x: Tensor<1>) -> f32 {
     x.mean().into_scalar::<f32>()
 }
 
-/// One step: D on a real batch and a detached fake batch, then G through the updated D.
-pub fn train_step(gan: Gan, real: Tensor<4>, noise: &StepNoise, device: &Device) -> (Gan, StepStats) {
-    let Gan { g, d, mut opt_g, mut opt_d } = gan;
-    let [b, c, h, w] = real.dims();
+/// Clamps every trainable weight of `module` to [-c, c] (WGAN's weight clipping). Buffers such
+/// as batch-norm running statistics are not weights and are left alone.
+pub fn clip_weights<M: Module>(module: M, c: f64) -> M {
+    struct Clip(f64);
+    impl ModuleMapper for Clip {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            if !tensor.is_require_grad() {
+                return Param::from_mapped_value(id, tensor, mapper);
+            }
+            let clipped = tensor.inner().clamp(-self.0, self.0).autodiff().require_grad();
+            Param::from_mapped_value(id, clipped, mapper)
+        }
+    }
+    module.map(&mut Clip(c))
+}
+
+/// One step. `reals` and `noises` hold one real batch and one draw of randomness per D update
+/// (n_critic of them); the last D update and G's update share one fake batch, as in the DCGAN
+/// reference code, and earlier D updates draw their own.
+pub fn train_step(gan: Gan, reals: Vec<Tensor<4>>, noises: &[StepNoise], rules: StepRules, device: &Device) -> (Gan, StepStats) {
+    assert!(!reals.is_empty() && reals.len() == noises.len(), "one noise draw per real batch");
+    let Gan { g, mut d, opt_g, mut opt_d } = gan;
+    let [b, c, h, w] = reals[0].dims();
     let vec1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
     let img = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, c, h, w]), device);
-    let nz = noise.z.len() / b;
-    let z = Tensor::<2>::from_data(TensorData::new(noise.z.clone(), [b, nz]), device); // [b, nz]
+    let latents = |n: &StepNoise| Tensor::<2>::from_data(TensorData::new(n.z.clone(), [b, n.z.len() / b]), device); // [b, nz]
+    let report = |x: Tensor<1>| if rules.loss.is_probabilistic() { mean_of(sigmoid(x.detach())) } else { mean_of(x.detach()) };
 
-    let fake = g.forward(z); // [b, c, h, w], graph kept for G's update
+    let last = noises.len() - 1;
+    let fake = g.forward(latents(&noises[last])); // [b, c, h, w], graph kept for G's update
+    let (mut loss_d, mut d_real, mut d_fake) = (0.0, 0.0, 0.0);
+    let last_real = rules.loss.is_relativistic().then(|| reals[last].clone()); // [b, c, h, w]
 
-    // ---- update D: maximize log D(x) + log(1 - D(G(z))) -------------------------------------
+    // ---- update D: maximize log D(x) + log(1 - D(G(z))) (or the configured loss) -------------
     // G's output is detached: this phase must not move G.
-    let mut real_in = real; // [b, c, h, w]
-    let mut fake_in = fake.clone().detach(); // [b, c, h, w]
-    if let Some([nr, nf, _]) = &noise.instance {
-        real_in = real_in + img(nr);
-        fake_in = fake_in + img(nf);
+    for (k, (real, noise)) in reals.into_iter().zip(noises).enumerate() {
+        let fake_k = if k == last { fake.clone().detach() } else { g.clone().no_grad().forward(latents(noise)).detach() }; // [b, c, h, w]
+        let (mut real_in, mut fake_in) = (real, fake_k);
+        if let Some([nr, nf, _]) = &noise.instance {
+            real_in = real_in + img(nr);
+            fake_in = fake_in + img(nf);
+        }
+        let real_out = d.forward(real_in); // [b]
+        let fake_out = d.forward(fake_in); // [b]
+        (d_real, d_fake) = (report(real_out.clone()), report(fake_out.clone()));
+        let loss = d_loss(rules.loss, real_out, fake_out, vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
+        let grads = GradientsParams::from_grads(loss.backward(), &d);
+        d = opt_d.step(d, grads);
+        if rules.clip > 0.0 {
+            d = clip_weights(d, rules.clip);
+        }
+        loss_d = loss.into_scalar::<f32>();
     }
-    let real_logits = d.forward(real_in); // [b]
-    let fake_logits = d.forward(fake_in); // [b]
-    let d_real = mean_of(sigmoid(real_logits.clone().detach()));
-    let d_fake = mean_of(sigmoid(fake_logits.clone().detach()));
-    let loss_d = bce_with_logits(real_logits, vec1(&noise.real_targets)) + bce_with_logits(fake_logits, vec1(&noise.fake_targets)); // [1]
-    let grads_d = GradientsParams::from_grads(loss_d.backward(), &d);
-    let d = opt_d.step(d, grads_d);
 
-    // ---- update G: maximize log D(G(z)) (the non-saturating loss) ----------------------------
+    // ---- update G: maximize log D(G(z)) (the non-saturating loss, or the configured one) -----
     // D's weights are frozen for this pass: G's gradient flows through D, D's own is not needed.
-    let d_frozen = d.clone().no_grad();
-    let mut fake_in = fake; // [b, c, h, w]
-    if let Some([_, _, ng]) = &noise.instance {
-        fake_in = fake_in + img(ng);
-    }
-    let loss_g = generator_loss(d_frozen.forward(fake_in), noise.g_target); // [1]
-    let grads_g = GradientsParams::from_grads(loss_g.backward(), &g);
-    let g = opt_g.step(g, grads_g);
+    let (g, opt_g, loss_g) = {
+        let mut opt_g = opt_g;
+        let noise = &noises[last];
+        let d_frozen = d.clone().no_grad();
+        let mut fake_in = fake; // [b, c, h, w]
+        if let Some([_, _, ng]) = &noise.instance {
+            fake_in = fake_in + img(ng);
+        }
+        let fake_out = d_frozen.forward(fake_in); // [b]
+                                                  // The relativistic losses compare with D's view of real images: a constant for G.
+        let real_out = last_real.map(|x| d_frozen.forward(x).detach()); // [b]
+        let loss = g_loss(rules.loss, real_out, fake_out, noise.g_target); // [1]
+        let grads = GradientsParams::from_grads(loss.backward(), &g);
+        let g = opt_g.step(g, grads);
+        (g, opt_g, loss.into_scalar::<f32>())
+    };
 
-    let stats = StepStats { loss_d: loss_d.into_scalar::<f32>(), loss_g: loss_g.into_scalar::<f32>(), d_real, d_fake };
-    (Gan { g, d, opt_g, opt_d }, stats)
+    (Gan { g, d, opt_g, opt_d }, StepStats { loss_d, loss_g, d_real, d_fake })
 }
 
 #[cfg(test)]
@@ -191,15 +241,15 @@ mod tests {
 
         let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
         let (g0, d0) = (weights(&g), dweights(&d));
-        let gan = Gan { g, d, opt_g: Adam::new(0.0, 0.5, 0.999, 1e-8), opt_d: Adam::new(1e-2, 0.5, 0.999, 1e-8) };
-        let (gan, stats) = train_step(gan, real(), &noise, &device);
+        let gan = Gan { g, d, opt_g: Optimizer::adam(0.0, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(1e-2, 0.5, 0.999, 1e-8) };
+        let (gan, stats) = train_step(gan, vec![real()], std::slice::from_ref(&noise), StepRules::default(), &device);
         assert!(stats.is_finite());
         assert_eq!(weights(&gan.g), g0, "G moved although its learning rate is 0");
         assert_ne!(dweights(&gan.d), d0);
 
         let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
-        let gan = Gan { g, d, opt_g: Adam::new(1e-2, 0.5, 0.999, 1e-8), opt_d: Adam::new(0.0, 0.5, 0.999, 1e-8) };
-        let (gan, _) = train_step(gan, real(), &noise, &device);
+        let gan = Gan { g, d, opt_g: Optimizer::adam(1e-2, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(0.0, 0.5, 0.999, 1e-8) };
+        let (gan, _) = train_step(gan, vec![real()], std::slice::from_ref(&noise), StepRules::default(), &device);
         assert_ne!(weights(&gan.g), g0);
         assert_eq!(dweights(&gan.d), d0, "D moved although its learning rate is 0");
     }
