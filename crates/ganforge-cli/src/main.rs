@@ -298,6 +298,9 @@ impl Observer for Progress {
     }
 
     fn caching(&mut self, done: usize, total: usize) {
+        if total == 0 {
+            return;
+        }
         // Before training starts: a bar of its own on a terminal, a line per quarter otherwise.
         if std::io::stderr().is_terminal() {
             let bar = self.cache_bar.get_or_insert_with(|| {

@@ -132,7 +132,8 @@ fn bytes_that_are_not_the_published_ones_are_refused() {
     let msg = e.to_string();
     assert!(msg.contains("train-images-idx3-ubyte.gz") && msg.contains(&ds.files[0].sha256), "{msg}");
     let dir = root.path().join("mnist");
-    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing is left behind");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).filter(|n| n != ".lock").collect();
+    assert!(left.is_empty(), "nothing is left behind: {left:?}");
 
     // Another size: refused before reading the body.
     server.serve("/files/train-images-idx3-ubyte.gz", vec![1; 4000]);
@@ -143,6 +144,13 @@ fn bytes_that_are_not_the_published_ones_are_refused() {
     let gone = Dataset { files: vec![RemoteFile { url: format!("{}/nope", server.url), ..ds.files[0].clone() }], ..ds.clone() };
     let e = fetch(&gone, root.path(), &FetchOptions::default(), &mut quiet()).unwrap_err().to_string();
     assert!(e.contains("/nope") && e.contains("404"), "{e}");
+
+    // A second fetch into the same folder at the same time is refused, not interleaved.
+    let held = std::fs::File::create(dir.join(".lock")).unwrap();
+    held.lock().unwrap();
+    let e = fetch(&ds, root.path(), &FetchOptions::default(), &mut quiet()).unwrap_err().to_string();
+    assert!(e.contains("another `ganforge data fetch` is downloading"), "{e}");
+    drop(held);
 
     // --mirror serves the same file name from elsewhere.
     server.serve("/mirror/train-images-idx3-ubyte.gz", published.clone());

@@ -141,6 +141,7 @@ pub fn cached(
         return Ok(Arc::new(set));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    remove_stale_temporaries(dir);
     // Built under a temporary name and renamed, so a crash or a second process never leaves
     // (or reads) half a cache.
     let tmp = dir.join(format!(
@@ -158,6 +159,20 @@ pub fn cached(
     open_cache(&source, &path, n, size, channels)?
         .map(|s| Arc::new(s) as Arc<dyn Source>)
         .ok_or_else(|| DataError::BadFile { path: path.clone(), message: "the cache just written does not read back".into() })
+}
+
+/// Deletes temporary files of builds that were killed (a build writes its file continuously,
+/// so one untouched for an hour is dead).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let stale =
+            e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600);
+        if name.to_string_lossy().starts_with('.') && name.to_string_lossy().contains(".tmp-") && stale {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn open_cache(source: &Arc<dyn Source>, path: &Path, n: usize, size: usize, channels: usize) -> Result<Option<CachedSet>, DataError> {

@@ -28,7 +28,19 @@ pub fn open(path: &Path) -> Result<Arc<dyn Source>, DataError> {
         return Ok(Arc::new(CifarSet::open(path)?));
     }
     let dir = if path.join("train").is_dir() { path.join("train") } else { path.to_path_buf() };
-    let set = super::folder::FolderSet::open(&dir)?;
+    let set = match super::folder::FolderSet::open(&dir) {
+        Ok(set) => set,
+        // Neither batches nor images: say what cifar10: expects, and where the batches may be.
+        Err(DataError::Empty(_)) => {
+            let inner = path.join("cifar-10-batches-bin");
+            let hint = if inner.is_dir() { format!("; the batches are in {}", inner.display()) } else { String::new() };
+            return Err(DataError::Empty(format!(
+                "no CIFAR-10 training batch (data_batch_N.bin) and no class folders of images in {}{hint}",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(e),
+    };
     // Sorted sub-folder names are CIFAR's label order (airplane = 0 ... truck = 9), so the
     // labels agree with the binary batches'; anything else is not CIFAR-10.
     if set.class_names() != CLASSES {
@@ -186,6 +198,11 @@ mod tests {
         img.save(other.path().join("cats/0.png")).unwrap();
         let e = open(other.path()).err().unwrap().to_string();
         assert!(e.contains("found classes [cats]"), "{e}");
+        // The folder above the batches (where `data fetch` unpacks them) points to them.
+        let above = tempfile::tempdir().unwrap();
+        std::fs::create_dir(above.path().join("cifar-10-batches-bin")).unwrap();
+        let e = open(above.path()).err().unwrap().to_string();
+        assert!(e.contains("no CIFAR-10 training batch") && e.contains("the batches are in"), "{e}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum FetchError {
     NotFetched { name: String, dir: PathBuf },
     #[error("{url}: {message}")]
     Http { url: String, message: String },
+    #[error("another `ganforge data fetch` is downloading into {}; wait for it to finish", dir.display())]
+    Busy { dir: PathBuf },
     #[error("{url}: the server sends {got} bytes for {file}, but the published file has {expected}")]
     Size { url: String, file: String, expected: u64, got: u64 },
     #[error("download of {file} stopped at {got} of {size} bytes ({message}); run the same command again to resume")]
@@ -87,7 +89,8 @@ pub enum FetchEvent {
 pub struct FetchOptions {
     /// Serve every file from here instead of the publisher: MIRROR/FILE_NAME.
     pub mirror: Option<String>,
-    /// Automatic resumes after a broken connection, within one command.
+    /// Automatic resumes in a row that get no further, within one command (a resume that made
+    /// progress does not count); 0 never resumes automatically.
     pub retries: u32,
 }
 
@@ -223,25 +226,41 @@ pub fn fetch(ds: &Dataset, root: &Path, opts: &FetchOptions, progress: &mut dyn 
         move |source| FetchError::Io { path: p, source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_connect(Some(Duration::from_secs(30))).build().into();
+    // One fetch per folder at a time: two appending to one .part would corrupt it.
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    if lock.try_lock().is_err() {
+        return Err(FetchError::Busy { dir: dir.clone() });
+    }
 
     for f in &ds.files {
         let done = dir.join(&f.name);
         if done.is_file() {
             continue; // verified by an earlier run, then renamed into place
         }
+        // ureq has no idle timeout: a stalled connection would block forever, so the body gets
+        // a time budget (10 minutes, or the file at 100 kB/s); past it the download resumes.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(60)))
+            .timeout_recv_body(Some(Duration::from_secs((f.size / 100_000).max(600))))
+            .build()
+            .into();
         let part = dir.join(format!("{}.part", f.name));
         let url = match &opts.mirror {
             Some(m) => format!("{}/{}", m.trim_end_matches('/'), f.url.rsplit('/').next().unwrap_or(&f.name)),
             None => f.url.clone(),
         };
         let mut attempt = 0;
+        let mut had = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
         loop {
             match download(&agent, &url, f, &part, progress) {
                 Ok(()) => break,
-                Err(FetchError::Cut { message, .. }) if attempt < opts.retries => {
-                    attempt += 1;
+                Err(FetchError::Cut { message, got, .. }) if opts.retries > 0 && (attempt < opts.retries || got > had) => {
+                    // `retries` bounds tries in a row that get nowhere; progress resets it.
+                    attempt = if got > had { 1 } else { attempt + 1 };
+                    had = got;
                     progress(FetchEvent::Retry { file: f.name.clone(), attempt, message });
                     std::thread::sleep(Duration::from_millis(200 * (1 << attempt.min(5))));
                 }
@@ -257,22 +276,23 @@ pub fn fetch(ds: &Dataset, root: &Path, opts: &FetchOptions, progress: &mut dyn 
         std::fs::rename(&part, &done).map_err(io(&done))?;
     }
 
-    for f in &ds.files {
+    let is_archive = |name: &str| name.ends_with(".tar.gz") || name.ends_with(".tgz") || name.ends_with(".tar");
+    for f in ds.files.iter().filter(|f| is_archive(&f.name)) {
         let archive = dir.join(&f.name);
-        let gz = f.name.ends_with(".tar.gz") || f.name.ends_with(".tgz");
-        if !(gz || f.name.ends_with(".tar")) || !archive.is_file() {
-            continue;
-        }
         progress(FetchEvent::Unpacking { file: f.name.clone() });
         let file = std::fs::File::open(&archive).map_err(io(&archive))?;
-        let reader: Box<dyn Read> = if gz { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
+        let reader: Box<dyn Read> = if f.name.ends_with(".tar") { Box::new(file) } else { Box::new(flate2::read::GzDecoder::new(file)) };
         // tar's unpack refuses entries that would land outside `dir` (absolute or `..` paths).
         tar::Archive::new(reader).unpack(&dir).map_err(|e| FetchError::Unpack { path: archive.clone(), message: e.to_string() })?;
-        // The archive is only a vehicle; the unpacked files are what is kept.
-        std::fs::remove_file(&archive).map_err(io(&archive))?;
     }
     let marker: String = ds.files.iter().map(|f| format!("{}\t{}\t{}\n", f.name, f.size, f.sha256)).collect();
     crate::fsutil::write_atomic(&dir.join(DONE_MARKER), marker.as_bytes()).map_err(io(&dir))?;
+    // The archives are only a vehicle; they go once everything is unpacked, so that a fetch
+    // interrupted while unpacking unpacks again instead of downloading again.
+    for f in ds.files.iter().filter(|f| is_archive(&f.name)) {
+        let archive = dir.join(&f.name);
+        std::fs::remove_file(&archive).map_err(io(&archive))?;
+    }
     Ok(dir)
 }
 
@@ -305,7 +325,9 @@ fn download(agent: &ureq::Agent, url: &str, f: &RemoteFile, part: &Path, progres
             let range = resp.headers().get("content-range").and_then(|v| v.to_str().ok()).unwrap_or("");
             let start = range.strip_prefix("bytes ").and_then(|r| r.split('-').next()).and_then(|s| s.parse::<u64>().ok());
             if start != Some(have) {
-                return Err(FetchError::Http { url: url.into(), message: format!("asked for bytes from {have}, got range '{range}'") });
+                // The server does not continue our copy: start over on the next try.
+                std::fs::remove_file(part).map_err(io)?;
+                return Err(cut(0, format!("asked for bytes from {have}, got range '{range}'; starting over")));
             }
             have
         }

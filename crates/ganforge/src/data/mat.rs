@@ -110,18 +110,19 @@ pub fn read_mat(path: &Path, wanted: &[&str]) -> Result<HashMap<String, MatArray
                     .ok_or_else(|| bad(format!("{what} is empty")))?;
                 if ity == MI_MATRIX {
                     let mut body = (&mut inflated).take(in_n as u64);
-                    if let Some((name, arr)) =
-                        read_matrix(&mut body, endian, in_n, wanted).map_err(|e| bad(format!("{what} is truncated or corrupt: {e}")))?
-                    {
+                    if let Some((name, arr)) = read_matrix(&mut body, endian, in_n, wanted).map_err(|e| bad(describe(what, e)))? {
                         out.insert(name, arr);
                     }
                 }
-                // Whatever is left (other element kinds, zlib's trailer) is skipped.
-                std::io::copy(&mut inflated, &mut std::io::sink()).map_err(|e| bad(format!("{what} is truncated or corrupt: {e}")))?;
+                // Whatever is left (other element kinds, zlib's trailer) is skipped, and so are
+                // bytes after the zlib stream that the element's length still covers.
+                std::io::copy(&mut inflated, &mut std::io::sink()).map_err(|e| bad(describe(what, e)))?;
+                let rest = inflated.into_inner().limit();
+                skip(&mut r, rest).map_err(|e| bad(describe(what, e)))?;
             }
             MI_MATRIX => {
                 let mut body = (&mut r).take(n as u64);
-                let found = read_matrix(&mut body, endian, n, wanted).map_err(|e| bad(format!("a matrix element is truncated: {e}")))?;
+                let found = read_matrix(&mut body, endian, n, wanted).map_err(|e| bad(describe("a matrix element", e)))?;
                 // Skip what read_matrix left (a variable not wanted, an imaginary part).
                 let left = body.limit();
                 skip(&mut r, left + padding(n)).map_err(|e| bad(format!("truncated after a matrix: {e}")))?;
@@ -134,6 +135,15 @@ pub fn read_mat(path: &Path, wanted: &[&str]) -> Result<HashMap<String, MatArray
         }
     }
     Ok(out)
+}
+
+/// "truncated or corrupt" for I/O and zlib failures; the reader's own findings as they are.
+fn describe(what: &str, e: std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        format!("{what}: {e}")
+    } else {
+        format!("{what} is truncated or corrupt: {e}")
+    }
 }
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<()> {
@@ -215,15 +225,42 @@ fn read_matrix(r: &mut impl Read, e: Endian, n: u32, wanted: &[&str]) -> std::io
         return Err(invalid(format!("variable '{name}' is complex")));
     }
     let count = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| invalid(format!("variable '{name}' is too large")))?;
-    let (ty, bytes) = read_sub(r, e)?;
-    let values = decode_values(ty, &bytes, e).ok_or_else(|| invalid(format!("variable '{name}' has unknown data type {ty}")))?;
+    // The data's byte count must match the dimensions before anything is allocated for it.
+    let (ty, n, small) = read_tag(r, e)?.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "matrix ends early"))?;
+    let width = type_width(ty).ok_or_else(|| invalid(format!("variable '{name}' has unknown data type {ty}")))?;
+    if count.checked_mul(width) != Some(n as usize) {
+        return Err(invalid(format!("variable '{name}' holds {n} bytes of type {ty}, but its dimensions {dims:?} need {count} values")));
+    }
+    let bytes = match small {
+        Some(d) => d[..n.min(4) as usize].to_vec(),
+        None => {
+            let mut data = Vec::with_capacity((n as usize).min(1 << 30));
+            r.take(n as u64).read_to_end(&mut data)?;
+            if data.len() != n as usize {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {n} bytes present", data.len())));
+            }
+            skip(r, padding(n))?;
+            data
+        }
+    };
+    let values = decode_values(ty, bytes, e).ok_or_else(|| invalid(format!("variable '{name}' has unknown data type {ty}")))?;
     if values.len() != count {
         return Err(invalid(format!("variable '{name}' holds {} values, but its dimensions {dims:?} need {count}", values.len())));
     }
     Ok(Some((name, MatArray { dims, values })))
 }
 
-fn decode_values(ty: u32, b: &[u8], e: Endian) -> Option<Values> {
+fn type_width(ty: u32) -> Option<usize> {
+    Some(match ty {
+        MI_INT8 | MI_UINT8 => 1,
+        MI_INT16 | MI_UINT16 => 2,
+        MI_INT32 | MI_UINT32 | MI_SINGLE => 4,
+        MI_DOUBLE | MI_INT64 | MI_UINT64 => 8,
+        _ => return None,
+    })
+}
+
+fn decode_values(ty: u32, b: Vec<u8>, e: Endian) -> Option<Values> {
     macro_rules! widen {
         ($t:ty, $w:expr) => {{
             let f = |c: &[u8]| {
@@ -240,7 +277,7 @@ fn decode_values(ty: u32, b: &[u8], e: Endian) -> Option<Values> {
         }};
     }
     Some(match ty {
-        MI_UINT8 => Values::U8(b.to_vec()),
+        MI_UINT8 => Values::U8(b), // moved, not copied: SVHN's extra X is 1.6 GB
         MI_INT8 => Values::F64(b.iter().map(|&v| v as i8 as f64).collect()),
         MI_INT16 => widen!(i16, 2),
         MI_UINT16 => widen!(u16, 2),
