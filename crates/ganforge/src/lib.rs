@@ -23,6 +23,7 @@ pub mod optim;
 pub mod params;
 pub mod rng;
 pub mod sample;
+pub mod toy2d;
 pub mod train;
 
 pub use burn;
