@@ -62,10 +62,14 @@ impl Mixture {
         let c = self.centres();
         let picks = rng.uniform_vec(n, 0.0, c.len() as f32);
         let noise = rng.normal_vec(2 * n, 0.0, self.std());
-        picks.iter().enumerate().flat_map(|(i, &p)| {
-            let k = (p as usize).min(c.len() - 1);
-            [c[k][0] + noise[2 * i], c[k][1] + noise[2 * i + 1]]
-        }).collect()
+        picks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &p)| {
+                let k = (p as usize).min(c.len() - 1);
+                [c[k][0] + noise[2 * i], c[k][1] + noise[2 * i + 1]]
+            })
+            .collect()
     }
 }
 
@@ -226,13 +230,7 @@ pub fn run(cfg: &ToyConfig, device: &Device) -> ToyReport {
     let z = latents(&mut data, 2500, cfg.nz, &device);
     let samples = p.g.forward(z).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 samples");
     let (covered, hq) = coverage(cfg.mixture, &samples);
-    ToyReport {
-        modes_covered: covered,
-        modes: cfg.mixture.centres().len(),
-        high_quality: hq,
-        seconds: t0.elapsed().as_secs_f64(),
-        samples,
-    }
+    ToyReport { modes_covered: covered, modes: cfg.mixture.centres().len(), high_quality: hq, seconds: t0.elapsed().as_secs_f64(), samples }
 }
 
 /// One G update after n_critic D updates; with `unroll` > 0, G plays against a copy of D

@@ -462,3 +462,35 @@ fn losses_the_setup_cannot_use_are_refused_before_training() {
     let w = GanConfig::resolve(Some("wgan"), None, &[]).unwrap();
     assert_eq!((w.train.n_critic, w.train.clip, w.train.lr_d), (5, 0.01, 5e-5));
 }
+
+/// Spectral norm in D and G: the power-iteration vectors are saved, move during training, and
+/// a resumed run continues them exactly.
+#[test]
+fn spectral_norm_saves_its_vectors_and_resumes_exactly() {
+    let out = tempfile::tempdir().unwrap();
+    let sets =
+        ["dcgan.spectral_norm_d=true", "dcgan.spectral_norm_g=true", "dcgan.batch_norm_d=false", "train.loss=hinge", "train.steps=4"];
+    let whole = train(tiny(&sets), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert!(metrics(&whole).iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()));
+    let d = final_weights(&whole, "d.safetensors");
+    let us: Vec<&(String, Vec<f32>)> = d.iter().filter(|(k, _)| k.ends_with("sn.u")).collect();
+    assert_eq!(us.len(), 3, "from_image, one block and the head at 16x16: {:?}", d.iter().map(|(k, _)| k).collect::<Vec<_>>());
+    for (k, u) in &us {
+        let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{k}: |u| = {norm}");
+    }
+    assert!(!d.iter().any(|(k, _)| k.contains("bn")), "no batch norm in D");
+    assert!(final_weights(&whole, "g.safetensors").iter().any(|(k, _)| k.ends_with("sn.u")));
+
+    let mut stopped = opts(out.path(), None);
+    stopped.stop = Arc::new(AtomicBool::new(true));
+    let part = train(tiny(&sets), stopped, &mut Quiet).unwrap().path;
+    let first_u = final_weights(&part, "d.safetensors");
+    train(tiny(&sets), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
+    assert_ne!(final_weights(&part, "d.safetensors"), first_u, "u and weights moved after step 1");
+    for file in ["g.safetensors", "d.safetensors"] {
+        let (a, b) = (final_weights(&whole, file), final_weights(&part, file));
+        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
+        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
+    }
+}

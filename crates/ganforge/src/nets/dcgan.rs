@@ -7,6 +7,9 @@
 //! D mirrors G. For a 64x64 image the layer widths are those of the paper (and of PyTorch's
 //! DCGAN example): G 100 -> 8ngf@4 -> 4ngf@8 -> 2ngf@16 -> ngf@32 -> c@64; other power-of-two
 //! sizes add or drop a doubling stage.
+//!
+//! Options beyond the paper: spectral normalization of D's and/or G's layers (Miyato et al.
+//! 2018, see spectral.rs), and D without batch norm (the SNGAN discriminator has none).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -18,6 +21,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::spectral::{self, SpectralNorm};
 use super::{leaky_relu_02, ModelShape};
 
 /// How G doubles the resolution at each stage.
@@ -48,6 +52,16 @@ pub struct DcganConfig {
     /// Up-sampling in G: "transposed" (the paper) or "resize_conv" (nearest resize + conv).
     #[config(default = "Upsample::Transposed")]
     pub upsample: Upsample,
+    /// Spectral normalization of every D layer (Miyato et al. 2018): D becomes 1-Lipschitz per
+    /// layer, which steadies its gradients; off in the DCGAN paper.
+    #[config(default = false)]
+    pub spectral_norm_d: bool,
+    /// Spectral normalization of every G layer (Zhang et al. 2019, SAGAN, found it helps G too).
+    #[config(default = false)]
+    pub spectral_norm_g: bool,
+    /// Batch norm in D's hidden layers (the paper has it; SNGAN's D, with spectral norm, does not).
+    #[config(default = true)]
+    pub batch_norm_d: bool,
 }
 
 /// Why a kernel that is not a multiple of the stride is refused.
@@ -106,22 +120,37 @@ impl Up {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// Rows of the weight matrix spectral norm sees: a transposed convolution's weight is
+    /// [in, out, k, k], a convolution's [out, in, k, k].
+    fn rows(&self) -> usize {
         match self {
-            Up::Transposed(conv) => conv.forward(x),
+            Up::Transposed(c) => c.weight.dims()[0],
+            Up::ResizeConv(c) => c.weight.dims()[0],
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>, sn: &Option<SpectralNorm>) -> Tensor<4> {
+        match self {
+            Up::Transposed(conv) => spectral::conv_transpose2d(conv, sn, x),
             Up::ResizeConv(conv) => {
                 let [_, _, h, w] = x.dims();
                 let x = interpolate(x, InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]));
-                conv.forward(x)
+                spectral::conv2d(conv, sn, x)
             }
         }
     }
+}
+
+/// Spectral norm for a layer whose weight has `rows` rows, when `on`.
+fn sn(on: bool, rows: usize, device: &Device) -> Option<SpectralNorm> {
+    on.then(|| SpectralNorm::new(rows, device))
 }
 
 #[derive(Module, Debug)]
 pub struct GBlock {
     up: Up,
     bn: BatchNorm,
+    sn: Option<SpectralNorm>,
 }
 
 /// The DCGAN generator: z [b, nz] -> image [b, c, s, s] in [-1, 1].
@@ -129,8 +158,10 @@ pub struct GBlock {
 pub struct Generator {
     project: ConvTranspose2d,
     project_bn: BatchNorm,
+    project_sn: Option<SpectralNorm>,
     blocks: Vec<GBlock>,
     to_image: Up,
+    to_image_sn: Option<SpectralNorm>,
 }
 
 impl Generator {
@@ -139,59 +170,75 @@ impl Generator {
         let width = |stage: usize| cfg.ngf << (n - 1 - stage); // ngf * 2^(n-1-stage)
         let project = conv_t_bias_free(shape.nz, width(0), 4, 1, 0, device);
         let project_bn = BatchNormConfig::new(width(0)).init(device);
+        let g_sn = cfg.spectral_norm_g;
+        let project_sn = sn(g_sn, shape.nz, device);
         let blocks = (1..n)
-            .map(|s| GBlock { up: Up::new(width(s - 1), width(s), cfg, device), bn: BatchNormConfig::new(width(s)).init(device) })
+            .map(|s| {
+                let up = Up::new(width(s - 1), width(s), cfg, device);
+                GBlock { sn: sn(g_sn, up.rows(), device), up, bn: BatchNormConfig::new(width(s)).init(device) }
+            })
             .collect();
         let to_image = Up::new(cfg.ngf, shape.channels, cfg, device);
-        Self { project, project_bn, blocks, to_image }
+        let to_image_sn = sn(g_sn, to_image.rows(), device);
+        Self { project, project_bn, project_sn, blocks, to_image, to_image_sn }
     }
 
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [b, nz] = z.dims();
         let x = z.reshape([b, nz, 1, 1]); // [b, nz, 1, 1]
-        let mut x = relu(self.project_bn.forward(self.project.forward(x))); // [b, 8ngf, 4, 4] at 64px
+        let x = spectral::conv_transpose2d(&self.project, &self.project_sn, x); // [b, 8ngf, 4, 4] at 64px
+        let mut x = relu(self.project_bn.forward(x));
         for block in &self.blocks {
-            x = relu(block.bn.forward(block.up.forward(x))); // [b, w/2, 2h, 2w]
+            x = relu(block.bn.forward(block.up.forward(x, &block.sn))); // [b, w/2, 2h, 2w]
         }
-        tanh(self.to_image.forward(x)) // [b, c, s, s]
+        tanh(self.to_image.forward(x, &self.to_image_sn)) // [b, c, s, s]
     }
 }
 
 #[derive(Module, Debug)]
 pub struct DBlock {
     conv: Conv2d,
-    bn: BatchNorm,
+    bn: Option<BatchNorm>,
+    sn: Option<SpectralNorm>,
 }
 
 /// The DCGAN discriminator: image [b, c, s, s] -> one logit per image [b].
 #[derive(Module, Debug)]
 pub struct Discriminator {
     from_image: Conv2d,
+    from_image_sn: Option<SpectralNorm>,
     blocks: Vec<DBlock>,
     head: Conv2d,
+    head_sn: Option<SpectralNorm>,
 }
 
 impl Discriminator {
     pub fn new(shape: &ModelShape, cfg: &DcganConfig, device: &Device) -> Self {
         let n = stages(shape.image_size);
         let width = |stage: usize| cfg.ndf << stage;
+        let d_sn = cfg.spectral_norm_d;
         let from_image = conv_bias_free(shape.channels, cfg.ndf, 4, 2, 1, device);
         let blocks = (1..n)
             .map(|s| DBlock {
                 conv: conv_bias_free(width(s - 1), width(s), 4, 2, 1, device),
-                bn: BatchNormConfig::new(width(s)).init(device),
+                bn: cfg.batch_norm_d.then(|| BatchNormConfig::new(width(s)).init(device)),
+                sn: sn(d_sn, width(s), device),
             })
             .collect();
         let head = conv_bias_free(width(n - 1), 1, 4, 1, 0, device);
-        Self { from_image, blocks, head }
+        Self { from_image, from_image_sn: sn(d_sn, cfg.ndf, device), blocks, head, head_sn: sn(d_sn, 1, device) }
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
-        let mut x = leaky_relu_02(self.from_image.forward(x)); // [b, ndf, s/2, s/2], no BN on the input layer
+        let mut x = leaky_relu_02(spectral::conv2d(&self.from_image, &self.from_image_sn, x)); // [b, ndf, s/2, s/2], no BN on the input layer
         for block in &self.blocks {
-            x = leaky_relu_02(block.bn.forward(block.conv.forward(x))); // [b, 2w, h/2, w/2]
+            let y = spectral::conv2d(&block.conv, &block.sn, x); // [b, 2w, h/2, w/2]
+            x = leaky_relu_02(match &block.bn {
+                Some(bn) => bn.forward(y),
+                None => y,
+            });
         }
-        let logits = self.head.forward(x); // [b, 1, 1, 1]
+        let logits = spectral::conv2d(&self.head, &self.head_sn, x); // [b, 1, 1, 1]
         let [b, _, _, _] = logits.dims();
         logits.reshape([b])
     }

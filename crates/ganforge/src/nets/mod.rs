@@ -2,6 +2,7 @@
 
 pub mod dcgan;
 pub mod fc;
+pub mod spectral;
 
 use burn::config::Config;
 use burn::module::Module;
@@ -128,6 +129,12 @@ pub fn init_weights<M: Module>(module: M, rng: &mut GanRng) -> M {
             "weight" => rng.normal_vec(n, 0.0, 0.02),
             "gamma" => rng.normal_vec(n, 1.0, 0.02),
             "bias" | "beta" => vec![0.0; n],
+            // Spectral norm's power-iteration vector: a random unit vector, as in the paper.
+            "u" => {
+                let u = rng.normal_vec(n, 0.0, 1.0);
+                let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                u.into_iter().map(|x| x / norm).collect()
+            }
             _ => return None,
         };
         Some(HostTensor { shape: current.shape.clone(), values })
