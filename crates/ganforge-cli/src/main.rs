@@ -43,7 +43,9 @@ enum Command {
     #[command(after_help = "Examples:
   ganforge sample --run runs/00003-mnist --n 64 --grid --out grid.png
   ganforge sample --run runs/00003-mnist --n 1000 --out samples/ --seed 7
-  ganforge sample --run runs/00003-mnist --latents z.npy --raw out.npy --out imgs/")]
+  ganforge sample --run runs/00003-mnist --latents z.npy --raw out.npy --out imgs/
+  ganforge sample --run runs/00004-mnist --class 7 --n 16 --grid --out sevens.png    # conditional runs
+  ganforge sample --run runs/00004-mnist --per-class 8 --out classes.png             # a row per class")]
     Sample(SampleArgs),
     /// List the presets and what each is for.
     Presets,
@@ -255,6 +257,13 @@ struct SampleArgs {
     /// Also write G's raw float32 output [N, C, H, W] to this .npy file.
     #[arg(long, value_name = "FILE.npy")]
     raw: Option<PathBuf>,
+    /// Conditional runs: make every image of this class (its index; see data.classes in the
+    /// run's config.toml for the names).
+    #[arg(long, value_name = "K", conflicts_with = "per_class")]
+    class: Option<u32>,
+    /// Conditional runs: N images of each class, one row per class (sets --n, implies --grid).
+    #[arg(long, value_name = "N")]
+    per_class: Option<usize>,
     /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -398,18 +407,36 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
             arr.values
         }
         None => {
-            if a.n == 0 || a.n > 100_000 {
-                bail!("--n {} is out of range: ask for 1 to 100000 images", a.n);
+            let n = match a.per_class {
+                Some(k) => k.saturating_mul(sampler.cfg.model.classes),
+                None => a.n,
+            };
+            if n == 0 || n > 100_000 {
+                bail!("{n} images is out of range: ask for 1 to 100000 images");
             }
-            sampler.latents(a.n, a.seed.unwrap_or(sampler.cfg.seed))
+            sampler.latents(n, a.seed.unwrap_or(sampler.cfg.seed))
         }
     };
-    let images = sampler.generate(&z);
+    let n = z.len() / sampler.cfg.model.nz;
+    let labels: Option<Vec<u32>> = match (a.class, a.per_class) {
+        (Some(k), _) => Some(vec![k; n]),
+        (None, Some(per)) => Some((0..n).map(|i| (i / per.max(1)) as u32).collect()),
+        (None, None) => None,
+    };
+    if let Some(l) = &labels {
+        sampler.check_labels(l)?;
+    }
+    let images = sampler.generate(&z, labels.as_deref());
+    let cols = match a.per_class {
+        Some(per) => per.max(1),
+        None => grid_cols(images.n),
+    };
+    let grid = a.grid || a.per_class.is_some();
     if let Some(raw) = &a.raw {
         ganforge::npy::write(raw, &[images.n, images.channels, images.height, images.width], &images.values)?;
     }
-    if a.grid {
-        save_png(&a.out, &images.grid(grid_cols(images.n))).with_context(|| format!("writing {}", a.out.display()))?;
+    if grid {
+        save_png(&a.out, &images.grid(cols)).with_context(|| format!("writing {}", a.out.display()))?;
         println!("{}", a.out.display());
     } else {
         std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;

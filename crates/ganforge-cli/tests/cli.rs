@@ -256,3 +256,26 @@ fn data_fetch_lists_checks_and_points_to_itself() {
     assert!(o.stderr.contains("not downloaded yet") && o.stderr.contains("run `ganforge data fetch svhn`"), "{}", o.stderr);
     assert!(o.stderr.contains(&dir.path().join("svhn").display().to_string()), "{}", o.stderr);
 }
+
+#[test]
+fn conditional_sampling_by_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", "2", "--set", "model.classes=10", "--set", "model.label_dim=8"];
+    args.extend_from_slice(TINY);
+    let o = ganforge(&args);
+    assert!(o.ok, "{}", o.stderr);
+    let run = o.stdout.lines().last().unwrap().to_string();
+    let grid = dir.path().join("classes.png");
+    let o = ganforge(&["sample", "--run", &run, "--per-class", "3", "--out", grid.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    let img = image::open(&grid).unwrap();
+    // 3 columns and 10 rows of 16px images with 2px borders.
+    assert_eq!((img.width(), img.height()), (3 * 18 + 2, 10 * 18 + 2));
+    fails_with(
+        &["sample", "--run", &run, "--class", "12", "--out", grid.to_str().unwrap()],
+        "class 12 is out of range: this G knows 10 classes",
+    );
+    let plain = train_tiny(&out, "2");
+    fails_with(&["sample", "--run", plain.to_str().unwrap(), "--class", "1", "--out", grid.to_str().unwrap()], "not conditional");
+}

@@ -25,7 +25,7 @@ use ganforge::data::loader::{Loader, LoaderOptions};
 use ganforge::data::Source;
 use ganforge::optim::Optimizer;
 use ganforge::rng::{GanRng, Stream};
-use ganforge::train::step::{train_step, Gan, StepNoise, StepRules};
+use ganforge::train::step::{train_step, Gan, RealBatch, StepNoise, StepRules};
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -55,9 +55,9 @@ fn dcgan64_rate() -> f64 {
     let mut times = Vec::new();
     for i in 0..4 {
         let x = Tensor::<4>::from_data(TensorData::new(real.clone(), [64, 3, 64, 64]), &device);
-        let noise = StepNoise::draw(&mut rng, 64, 100, 3 * 64 * 64, &TricksConfig::new(), 0.0);
+        let noise = StepNoise::draw(&mut rng, 64, 100, 3 * 64 * 64, &TricksConfig::new(), 0.0, 0);
         let t0 = Instant::now();
-        gan = train_step(gan, vec![x], std::slice::from_ref(&noise), StepRules::default(), &device).0;
+        gan = train_step(gan, vec![RealBatch { images: x, labels: None }], std::slice::from_ref(&noise), StepRules::default(), &device).0;
         if i > 0 {
             times.push(t0.elapsed().as_secs_f64());
         }

@@ -14,7 +14,7 @@ use ganforge::device::parse_device;
 use ganforge::nets;
 use ganforge::optim::Optimizer;
 use ganforge::rng::{GanRng, Stream};
-use ganforge::train::step::{train_step, Gan, StepNoise, StepRules};
+use ganforge::train::step::{train_step, Gan, RealBatch, StepNoise, StepRules};
 
 /// Peak resident set size of this process, from /proc (Linux).
 fn peak_rss_mib() -> f64 {
@@ -63,9 +63,10 @@ fn main() {
     let mut times = Vec::new();
     for i in 0..warmup + steps {
         let real = Tensor::<4>::from_data(TensorData::new(real_host.clone(), [batch, c, s, s]), &ad);
-        let noise = StepNoise::draw(&mut rng, batch, cfg.model.nz, pixels, &tricks, 0.0);
+        let noise = StepNoise::draw(&mut rng, batch, cfg.model.nz, pixels, &tricks, 0.0, 0);
         let t0 = Instant::now();
-        let (next, stats) = train_step(gan, vec![real], std::slice::from_ref(&noise), StepRules::default(), &ad);
+        let (next, stats) =
+            train_step(gan, vec![RealBatch { images: real, labels: None }], std::slice::from_ref(&noise), StepRules::default(), &ad);
         gan = next;
         let dt = t0.elapsed().as_secs_f64();
         assert!(stats.is_finite());

@@ -24,6 +24,10 @@ pub enum SampleError {
     LatentShape { shape: Vec<usize>, nz: usize },
     #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
     BadCheckpoint(PathBuf),
+    #[error("this run's G is not conditional (model.classes = 0), so it takes no class")]
+    NotConditional,
+    #[error("class {class} is out of range: this G knows {classes} classes (0 to {}){}", classes - 1, if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) })]
+    ClassOutOfRange { class: u32, classes: usize, names: Vec<String> },
 }
 
 /// A generator loaded from a run, ready to sample.
@@ -73,12 +77,35 @@ impl Sampler {
         }
     }
 
-    /// G(z) for host latents `z` ([n * nz]), in chunks.
-    pub fn generate(&self, z: &[f32]) -> ImageBatch {
+    /// Checks class labels asked for at sampling against the model.
+    pub fn check_labels(&self, labels: &[u32]) -> Result<(), SampleError> {
+        let classes = self.cfg.model.classes;
+        match labels.iter().find(|&&l| l as usize >= classes) {
+            _ if classes == 0 => Err(SampleError::NotConditional),
+            Some(&bad) => Err(SampleError::ClassOutOfRange { class: bad, classes, names: self.cfg.data.classes.clone() }),
+            None => Ok(()),
+        }
+    }
+
+    /// G(z) for host latents `z` ([n * nz]), in chunks. A conditional G takes one class label
+    /// per latent; None gives the layout of the run's grids, one class per row. Labels must
+    /// have passed `check_labels`.
+    pub fn generate(&self, z: &[f32], labels: Option<&[u32]>) -> ImageBatch {
         let nz = self.cfg.model.nz;
+        let n = z.len() / nz;
+        let grid;
+        let labels = match labels {
+            _ if self.cfg.model.classes == 0 => None,
+            Some(l) => Some(l),
+            None => {
+                grid = crate::train::grid_labels(n, self.cfg.model.classes);
+                Some(grid.as_slice())
+            }
+        };
         let mut out: Option<ImageBatch> = None;
-        for chunk in z.chunks(CHUNK * nz) {
-            let part = generate(&self.g, chunk, nz, &self.device);
+        for (k, chunk) in z.chunks(CHUNK * nz).enumerate() {
+            let part_labels = labels.map(|l| &l[k * CHUNK..(k * CHUNK + chunk.len() / nz)]);
+            let part = generate(&self.g, chunk, part_labels, nz, &self.device);
             out = Some(match out {
                 None => part,
                 Some(mut acc) => {

@@ -187,18 +187,18 @@ fn sampling_reproduces_the_run_grid() {
     let run = train(tiny(&[]), opts(out.path(), None), &mut Quiet).unwrap().path;
     let s = Sampler::load(&run, None, &Device::flex()).unwrap();
     // The run's seed and grid size give the fixed latents of its sample grids.
-    let imgs = s.generate(&s.latents(4, s.cfg.seed));
+    let imgs = s.generate(&s.latents(4, s.cfg.seed), None);
     assert_eq!((imgs.n, imgs.channels, imgs.height, imgs.width), (4, 1, 16, 16));
     assert!(imgs.values.iter().all(|v| (-1.0..=1.0).contains(v)));
     let saved = image::open(run.join("samples/step_000004.png")).unwrap().to_rgb8();
     assert_eq!(imgs.grid(2), saved);
     // Chunking does not change images: 300 latents (two chunks) start with the same 4.
-    let many = s.generate(&s.latents(300, s.cfg.seed));
+    let many = s.generate(&s.latents(300, s.cfg.seed), None);
     assert_eq!(many.n, 300);
     assert_eq!(&many.values[..imgs.values.len()], &imgs.values[..]);
     // An older checkpoint is a different generator.
     let older = Sampler::load(&run, Some(&run.join("checkpoints/step_000002")), &Device::flex()).unwrap();
-    assert_ne!(older.generate(&s.latents(4, 0)).values, s.generate(&s.latents(4, 0)).values);
+    assert_ne!(older.generate(&s.latents(4, 0), None).values, s.generate(&s.latents(4, 0), None).values);
 }
 
 #[test]
@@ -442,7 +442,7 @@ fn critic_steps_schedule_and_ema_resume_exactly() {
     let s = Sampler::load(&whole, None, &Device::flex()).unwrap();
     assert!(s.checkpoint.ends_with("g_ema.safetensors"), "{:?}", s.checkpoint);
     let raw = Sampler::load(&whole, Some(&s.checkpoint.with_file_name("g.safetensors")), &Device::flex()).unwrap();
-    assert_ne!(raw.generate(&s.latents(2, 0)).values, s.generate(&s.latents(2, 0)).values);
+    assert_ne!(raw.generate(&s.latents(2, 0), None).values, s.generate(&s.latents(2, 0), None).values);
 
     // Before g_ema_start the average is G itself.
     let early = train(tiny(&["train.g_ema=0.9", "train.g_ema_start=100"]), opts(out.path(), None), &mut Quiet).unwrap().path;
@@ -493,4 +493,46 @@ fn spectral_norm_saves_its_vectors_and_resumes_exactly() {
         let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
         assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
     }
+}
+
+/// A conditional GAN on MNIST's labels, with either way for D to see the label: it trains,
+/// its samples depend on the class asked for, and bad classes or unlabelled data are refused.
+#[test]
+fn conditional_gan_trains_and_samples_by_class() {
+    let out = tempfile::tempdir().unwrap();
+    for d_cond in ["concat", "projection"] {
+        let dc = format!("model.d_cond={d_cond}");
+        let run = train(tiny(&["model.classes=10", "model.label_dim=8", &dc]), opts(out.path(), None), &mut Quiet).unwrap().path;
+        assert!(metrics(&run).iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{d_cond}");
+        let names = if d_cond == "concat" { ["label_embed.weight", "label_fc.weight"] } else { ["label_proj.weight", "label_proj.weight"] };
+        let d = final_weights(&run, "d.safetensors");
+        assert!(names.iter().all(|n| d.iter().any(|(k, _)| k == n)), "{d_cond}: {:?}", d.iter().map(|(k, _)| k).collect::<Vec<_>>());
+
+        let s = Sampler::load(&run, None, &Device::flex()).unwrap();
+        let z = s.latents(3, 1);
+        let sevens = s.generate(&z, Some(&[7, 7, 7]));
+        let twos = s.generate(&z, Some(&[2, 2, 2]));
+        assert_eq!((sevens.n, sevens.channels, sevens.height), (3, 1, 16));
+        assert_ne!(sevens.values, twos.values, "{d_cond}: the class reaches G");
+        // Labels stay with their latents across the 256-image chunks.
+        let z300 = s.latents(300, 1);
+        let labels: Vec<u32> = (0..300).map(|i| (i % 10) as u32).collect();
+        let many = s.generate(&z300, Some(&labels));
+        let last = s.generate(&z300[299 * 100..], Some(&[9]));
+        assert_eq!(many.values[299 * 256..], last.values[..]);
+        let e = s.check_labels(&[3, 10]).unwrap_err().to_string();
+        assert!(e.contains("class 10 is out of range") && e.contains("0 to 9"), "{e}");
+    }
+    // A plain run takes no class.
+    let plain = train(tiny(&[]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let e = Sampler::load(&plain, None, &Device::flex()).unwrap().check_labels(&[1]).unwrap_err().to_string();
+    assert!(e.contains("not conditional"), "{e}");
+    // Conditioning needs labelled data with that many classes, checked before training.
+    let sheep = format!("data.spec=quickdraw:{}/../../../shared/data/quickdraw-sheep/sheep_raw_23.ndjson", env!("CARGO_MANIFEST_DIR"));
+    let e = train(tiny(&["model.classes=10", &sheep]), opts(out.path(), None), &mut Quiet).unwrap_err().to_string();
+    assert!(e.contains("the data has no labels"), "{e}");
+    let e = train(tiny(&["model.classes=5"]), opts(out.path(), None), &mut Quiet).unwrap_err().to_string();
+    assert!(e.contains("model.classes = 5, but the data has 10 classes"), "{e}");
+    let e = GanConfig::resolve(None, None, &["model.classes=10".into(), "model.arch=fc".into()]).unwrap_err().to_string();
+    assert!(e.contains("conditional GAN"), "{e}");
 }

@@ -8,21 +8,23 @@
 //! DCGAN example): G 100 -> 8ngf@4 -> 4ngf@8 -> 2ngf@16 -> ngf@32 -> c@64; other power-of-two
 //! sizes add or drop a doubling stage.
 //!
-//! Options beyond the paper: spectral normalization of D's and/or G's layers (Miyato et al.
+//! Options beyond the paper: class conditioning (Mirza & Osindero 2014: a learned label
+//! embedding through a fully connected layer, concatenated with z in G; in D a label map as an
+//! extra image channel, or the projection discriminator of Miyato & Koyama 2018), spectral normalization of D's and/or G's layers (Miyato et al.
 //! 2018, see spectral.rs), and D without batch norm (the SNGAN discriminator has none).
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::{relu, tanh};
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::spectral::{self, SpectralNorm};
-use super::{leaky_relu_02, ModelShape};
+use super::{leaky_relu_02, DCond, ModelShape};
 
 /// How G doubles the resolution at each stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +158,9 @@ pub struct GBlock {
 /// The DCGAN generator: z [b, nz] -> image [b, c, s, s] in [-1, 1].
 #[derive(Module, Debug)]
 pub struct Generator {
+    /// Conditional G: label -> embedding -> fully connected, concatenated with z.
+    label_embed: Option<Embedding>,
+    label_fc: Option<Linear>,
     project: ConvTranspose2d,
     project_bn: BatchNorm,
     project_sn: Option<SpectralNorm>,
@@ -168,10 +173,14 @@ impl Generator {
     pub fn new(shape: &ModelShape, cfg: &DcganConfig, device: &Device) -> Self {
         let n = stages(shape.image_size);
         let width = |stage: usize| cfg.ngf << (n - 1 - stage); // ngf * 2^(n-1-stage)
-        let project = conv_t_bias_free(shape.nz, width(0), 4, 1, 0, device);
+        let cond = shape.classes > 0;
+        let label_embed = cond.then(|| EmbeddingConfig::new(shape.classes, shape.label_dim).init(device));
+        let label_fc = cond.then(|| LinearConfig::new(shape.label_dim, shape.label_dim).init(device));
+        let z_in = shape.nz + if cond { shape.label_dim } else { 0 };
+        let project = conv_t_bias_free(z_in, width(0), 4, 1, 0, device);
         let project_bn = BatchNormConfig::new(width(0)).init(device);
         let g_sn = cfg.spectral_norm_g;
-        let project_sn = sn(g_sn, shape.nz, device);
+        let project_sn = sn(g_sn, z_in, device);
         let blocks = (1..n)
             .map(|s| {
                 let up = Up::new(width(s - 1), width(s), cfg, device);
@@ -180,10 +189,21 @@ impl Generator {
             .collect();
         let to_image = Up::new(cfg.ngf, shape.channels, cfg, device);
         let to_image_sn = sn(g_sn, to_image.rows(), device);
-        Self { project, project_bn, project_sn, blocks, to_image, to_image_sn }
+        Self { label_embed, label_fc, project, project_bn, project_sn, blocks, to_image, to_image_sn }
     }
 
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+    pub fn forward(&self, z: Tensor<2>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
+        let z = match (&self.label_embed, &self.label_fc) {
+            (Some(embed), Some(fc)) => {
+                let y = y.expect("a conditional G is given class labels");
+                let [b] = y.dims();
+                let e = embed.forward(y.reshape([b, 1])); // [b, 1, label_dim]
+                let dim = e.dims()[2];
+                let e = fc.forward(e.reshape([b, dim])); // [b, label_dim]
+                Tensor::cat(vec![z, e], 1) // [b, nz + label_dim]
+            }
+            _ => z,
+        };
         let [b, nz] = z.dims();
         let x = z.reshape([b, nz, 1, 1]); // [b, nz, 1, 1]
         let x = spectral::conv_transpose2d(&self.project, &self.project_sn, x); // [b, 8ngf, 4, 4] at 64px
@@ -205,6 +225,11 @@ pub struct DBlock {
 /// The DCGAN discriminator: image [b, c, s, s] -> one logit per image [b].
 #[derive(Module, Debug)]
 pub struct Discriminator {
+    /// Conditional D, "concat": label -> embedding -> fully connected -> an s x s label map.
+    label_embed: Option<Embedding>,
+    label_fc: Option<Linear>,
+    /// Conditional D, "projection": one embedding row per class, as wide as D's last features.
+    label_proj: Option<Embedding>,
     from_image: Conv2d,
     from_image_sn: Option<SpectralNorm>,
     blocks: Vec<DBlock>,
@@ -217,7 +242,13 @@ impl Discriminator {
         let n = stages(shape.image_size);
         let width = |stage: usize| cfg.ndf << stage;
         let d_sn = cfg.spectral_norm_d;
-        let from_image = conv_bias_free(shape.channels, cfg.ndf, 4, 2, 1, device);
+        let concat = shape.classes > 0 && shape.d_cond == DCond::Concat;
+        let s = shape.image_size;
+        let label_embed = concat.then(|| EmbeddingConfig::new(shape.classes, shape.label_dim).init(device));
+        let label_fc = concat.then(|| LinearConfig::new(shape.label_dim, s * s).init(device));
+        let label_proj = (shape.classes > 0 && shape.d_cond == DCond::Projection)
+            .then(|| EmbeddingConfig::new(shape.classes, width(n - 1)).init(device));
+        let from_image = conv_bias_free(shape.channels + concat as usize, cfg.ndf, 4, 2, 1, device);
         let blocks = (1..n)
             .map(|s| DBlock {
                 conv: conv_bias_free(width(s - 1), width(s), 4, 2, 1, device),
@@ -226,10 +257,30 @@ impl Discriminator {
             })
             .collect();
         let head = conv_bias_free(width(n - 1), 1, 4, 1, 0, device);
-        Self { from_image, from_image_sn: sn(d_sn, cfg.ndf, device), blocks, head, head_sn: sn(d_sn, 1, device) }
+        Self {
+            label_embed,
+            label_fc,
+            label_proj,
+            from_image,
+            from_image_sn: sn(d_sn, cfg.ndf, device),
+            blocks,
+            head,
+            head_sn: sn(d_sn, 1, device),
+        }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+    pub fn forward(&self, x: Tensor<4>, y: Option<Tensor<1, Int>>) -> Tensor<1> {
+        let [b, _, h, w] = x.dims();
+        let labels = || y.clone().expect("a conditional D is given class labels").reshape([b, 1]); // [b, 1]
+        let x = match (&self.label_embed, &self.label_fc) {
+            (Some(embed), Some(fc)) => {
+                let e = embed.forward(labels()); // [b, 1, label_dim]
+                let dim = e.dims()[2];
+                let map = fc.forward(e.reshape([b, dim])).reshape([b, 1, h, w]); // [b, 1, s, s]
+                Tensor::cat(vec![x, map], 1) // [b, c + 1, s, s]
+            }
+            _ => x,
+        };
         let mut x = leaky_relu_02(spectral::conv2d(&self.from_image, &self.from_image_sn, x)); // [b, ndf, s/2, s/2], no BN on the input layer
         for block in &self.blocks {
             let y = spectral::conv2d(&block.conv, &block.sn, x); // [b, 2w, h/2, w/2]
@@ -238,8 +289,16 @@ impl Discriminator {
                 None => y,
             });
         }
-        let logits = spectral::conv2d(&self.head, &self.head_sn, x); // [b, 1, 1, 1]
-        let [b, _, _, _] = logits.dims();
-        logits.reshape([b])
+        let logits = spectral::conv2d(&self.head, &self.head_sn, x.clone()).reshape([b]); // [b]
+        match &self.label_proj {
+            // Projection: + <embed(y), sum over space of the last features>.
+            Some(proj) => {
+                let [_, c, _, _] = x.dims();
+                let pooled = x.sum_dim(3).sum_dim(2).reshape([b, c]); // [b, c]
+                let e = proj.forward(labels()).reshape([b, c]); // [b, c]
+                logits + (pooled * e).sum_dim(1).reshape([b])
+            }
+            None => logits,
+        }
     }
 }

@@ -7,7 +7,7 @@ pub mod spectral;
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::params::{map_named, HostTensor};
@@ -38,6 +38,26 @@ pub struct ModelShape {
     /// Length of the latent vector z ~ N(0, I) (100 in the DCGAN paper).
     #[config(default = 100)]
     pub nz: usize,
+    /// Classes G and D are conditioned on (conditional GAN, Mirza & Osindero 2014): the data's
+    /// class count (10 for MNIST); 0 = unconditional.
+    #[config(default = 0)]
+    pub classes: usize,
+    /// Size of the learned label embedding of a conditional GAN.
+    #[config(default = 50)]
+    pub label_dim: usize,
+    /// How a conditional D sees the label: "concat" (a label map, from the embedding through a
+    /// fully connected layer, as an extra image channel) or "projection" (Miyato & Koyama 2018:
+    /// the inner product of a class embedding with D's pooled features, added to its output).
+    #[config(default = "DCond::Concat")]
+    pub d_cond: DCond,
+}
+
+/// How a conditional D takes the label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DCond {
+    Concat,
+    Projection,
 }
 
 impl ModelShape {
@@ -58,6 +78,12 @@ impl ModelShape {
         if !(1..=4096).contains(&self.nz) {
             return Err(format!("model.nz = {} must be between 1 and 4096", self.nz));
         }
+        if self.classes > 100_000 || !(1..=4096).contains(&self.label_dim) {
+            return Err("model.classes must be at most 100000 and model.label_dim between 1 and 4096".into());
+        }
+        if self.classes > 0 && self.arch != Arch::Dcgan {
+            return Err("a conditional GAN (model.classes > 0) is built on model.arch = \"dcgan\"".into());
+        }
         Ok(())
     }
 }
@@ -77,10 +103,10 @@ impl Generator {
         }
     }
 
-    /// z [b, nz] -> images [b, c, s, s] in [-1, 1].
-    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+    /// z [b, nz] (and class labels [b] when conditional) -> images [b, c, s, s] in [-1, 1].
+    pub fn forward(&self, z: Tensor<2>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
         match self {
-            Generator::Dcgan(g) => g.forward(z),
+            Generator::Dcgan(g) => g.forward(z, y),
             Generator::Fc(g) => g.forward(z),
         }
     }
@@ -101,10 +127,11 @@ impl Discriminator {
         }
     }
 
-    /// images [b, c, s, s] -> logits [b] (no sigmoid: the loss works on logits).
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<1> {
+    /// images [b, c, s, s] (and class labels [b] when conditional) -> logits [b] (no sigmoid:
+    /// the loss works on logits).
+    pub fn forward(&self, x: Tensor<4>, y: Option<Tensor<1, Int>>) -> Tensor<1> {
         match self {
-            Discriminator::Dcgan(d) => d.forward(x),
+            Discriminator::Dcgan(d) => d.forward(x, y),
             Discriminator::Fc(d) => d.forward(x),
         }
     }
@@ -226,9 +253,9 @@ mod tests {
                 });
                 let (g, d) = build(&s, &dc, &FcConfig::new().with_hidden(8), 0, &device);
                 let z = Tensor::<2>::zeros([2, 100], &device);
-                let x = g.forward(z);
+                let x = g.forward(z, None);
                 assert_eq!(x.dims(), [2, 3, size, size], "{arch:?} {up:?} {size}");
-                assert_eq!(d.forward(x).dims(), [2]);
+                assert_eq!(d.forward(x, None).dims(), [2]);
             }
         }
     }

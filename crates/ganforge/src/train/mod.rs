@@ -25,7 +25,7 @@ use crate::params;
 use crate::rng::{GanRng, Stream};
 use checkpoint::{CheckpointError, Parts, TrainState};
 use run_dir::{step_name, RunDir, RunError};
-use step::{train_step, Gan, StepNoise, StepRules, StepStats};
+use step::{train_step, Gan, RealBatch, StepNoise, StepRules, StepStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -41,6 +41,8 @@ pub enum TrainError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); {}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
     Diverged { step: u64, stats: StepStats, last_good: Option<PathBuf> },
+    #[error("model.classes = {model}, but the data has {}; a conditional GAN needs labelled data with that many classes (folders of class sub-folders, MNIST, CIFAR-10, SVHN, Stanford Dogs)", if *data == 0 { "no labels".to_string() } else { format!("{data} classes") })]
+    Conditioning { model: usize, data: usize },
     #[error("the data's classes [{}] differ from the run's data.classes [{}]; resuming would change what each label means", data.join(", "), run.join(", "))]
     Classes { data: Vec<String>, run: Vec<String> },
 }
@@ -91,12 +93,21 @@ pub fn fixed_latents(cfg: &GanConfig) -> Vec<f32> {
     GanRng::new(cfg.seed, Stream::FixedNoise).normal_vec(cfg.train.grid_images * cfg.model.nz, 0.0, 1.0)
 }
 
-/// Runs G (in inference mode: batch norm uses its running statistics) on host latents.
-pub fn generate(g: &Generator, z: &[f32], nz: usize, device: &Device) -> ImageBatch {
+/// Labels for a grid of `n` conditional samples: one class per row, cycling through the classes.
+pub fn grid_labels(n: usize, classes: usize) -> Vec<u32> {
+    let cols = grid_cols(n);
+    (0..n).map(|i| ((i / cols) % classes.max(1)) as u32).collect()
+}
+
+/// Runs G (in inference mode: batch norm uses its running statistics) on host latents, with
+/// class labels for a conditional G.
+pub fn generate(g: &Generator, z: &[f32], labels: Option<&[u32]>, nz: usize, device: &Device) -> ImageBatch {
     let g = g.valid();
     let n = z.len() / nz;
-    let z = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, nz]), &device.clone().inner()); // [n, nz]
-    ImageBatch::from_tensor(g.forward(z)) // [n, c, s, s]
+    let inner = device.clone().inner();
+    let z = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, nz]), &inner); // [n, nz]
+    let y = labels.map(|l| step::label_tensor(l, &inner)); // [n]
+    ImageBatch::from_tensor(g.forward(z, y)) // [n, c, s, s]
 }
 
 /// The name part of a new run folder: the preset on the bundled MNIST, otherwise the data
@@ -131,6 +142,9 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     let classes = source.class_names();
     if !cfg.data.classes.is_empty() && cfg.data.classes != classes {
         return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
+    }
+    if cfg.model.classes > 0 && cfg.model.classes != classes.len() {
+        return Err(TrainError::Conditioning { model: cfg.model.classes, data: classes.len() });
     }
     cfg.data.classes = classes;
     let source = if cfg.data.cache {
@@ -190,8 +204,10 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     obs.start(&run, state.step, total);
 
     let fixed_z = fixed_latents(&cfg);
+    let classes = cfg.model.classes;
+    let fixed_y = (classes > 0).then(|| grid_labels(t.grid_images, classes));
     let save_samples = |g: &Generator, step: u64| -> Result<(), TrainError> {
-        let imgs = generate(g, &fixed_z, nz, &device);
+        let imgs = generate(g, &fixed_z, fixed_y.as_deref(), nz, &device);
         let p = run.samples_dir().join(format!("{}.png", step_name(step)));
         save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(ioerr(p))
     };
@@ -220,10 +236,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
                 interval_start = Instant::now();
                 session_start = Instant::now();
             }
-            reals.push(Tensor::<4>::from_data(TensorData::new(batch.images, [b, c, s, s]), &device)); // [b, c, s, s]
+            let images = Tensor::<4>::from_data(TensorData::new(batch.images, [b, c, s, s]), &device); // [b, c, s, s]
+            reals.push(RealBatch { images, labels: if classes > 0 { batch.labels } else { None } });
             let k = &cfg.tricks;
             let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
-            noises.push(StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma));
+            noises.push(StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma, classes));
         }
         // The schedule sets this step's rates from the configured ones.
         let scale = match t.lr_schedule {

@@ -3,7 +3,7 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::TricksConfig;
 use crate::loss::{d_loss, g_loss, LossKind};
@@ -61,12 +61,26 @@ pub struct StepNoise {
     pub g_target: f32,
     /// Instance noise for D's real input, fake input (D phase) and fake input (G phase).
     pub instance: Option<[Vec<f32>; 3]>,
+    /// Classes asked of G, uniform over the classes, when the GAN is conditional.
+    pub fake_labels: Option<Vec<u32>>,
+}
+
+/// A real batch: images [b, c, s, s] and, for a conditional GAN, their class labels.
+pub struct RealBatch {
+    pub images: Tensor<4>,
+    pub labels: Option<Vec<u32>>,
+}
+
+/// Class labels as the index tensor the networks take, [b].
+pub fn label_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [labels.len()]), device)
 }
 
 impl StepNoise {
     /// Draws a step's randomness in a fixed order, so that the stream position after a step
     /// depends only on the config.
-    pub fn draw(rng: &mut GanRng, batch: usize, nz: usize, pixels: usize, tricks: &TricksConfig, sigma: f32) -> Self {
+    /// `classes` > 0 draws the labels asked of a conditional G, after everything else.
+    pub fn draw(rng: &mut GanRng, batch: usize, nz: usize, pixels: usize, tricks: &TricksConfig, sigma: f32, classes: usize) -> Self {
         let z = rng.normal_vec(batch * nz, 0.0, 1.0);
         // Targets as "realness": 1 real, 0 fake; soft labels jitter them (Salimans et al. 2016).
         let (mut real, mut fake) = if tricks.soft_labels {
@@ -90,7 +104,9 @@ impl StepNoise {
             1.0
         };
         let instance = (sigma > 0.0).then(|| [0, 1, 2].map(|_| rng.normal_vec(batch * pixels, 0.0, sigma)));
-        Self { z, real_targets: real, fake_targets: fake, g_target, instance }
+        let fake_labels = (classes > 0)
+            .then(|| rng.uniform_vec(batch, 0.0, classes as f32).into_iter().map(|u| (u as u32).min(classes as u32 - 1)).collect());
+        Self { z, real_targets: real, fake_targets: fake, g_target, instance, fake_labels }
     }
 }
 
@@ -117,32 +133,37 @@ pub fn clip_weights<M: Module>(module: M, c: f64) -> M {
 
 /// One step. `reals` and `noises` hold one real batch and one draw of randomness per D update
 /// (n_critic of them); the last D update and G's update share one fake batch, as in the DCGAN
-/// reference code, and earlier D updates draw their own.
-pub fn train_step(gan: Gan, reals: Vec<Tensor<4>>, noises: &[StepNoise], rules: StepRules, device: &Device) -> (Gan, StepStats) {
+/// reference code, and earlier D updates draw their own. A conditional GAN's D sees real
+/// images with their labels and G's images with the labels G was asked for.
+pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: StepRules, device: &Device) -> (Gan, StepStats) {
     assert!(!reals.is_empty() && reals.len() == noises.len(), "one noise draw per real batch");
     let Gan { g, mut d, opt_g, mut opt_d } = gan;
-    let [b, c, h, w] = reals[0].dims();
+    let [b, c, h, w] = reals[0].images.dims();
+    let y = |l: &Option<Vec<u32>>| l.as_ref().map(|l| label_tensor(l, device)); // [b]
     let vec1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
     let img = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, c, h, w]), device);
     let latents = |n: &StepNoise| Tensor::<2>::from_data(TensorData::new(n.z.clone(), [b, n.z.len() / b]), device); // [b, nz]
     let report = |x: Tensor<1>| if rules.loss.is_probabilistic() { mean_of(sigmoid(x.detach())) } else { mean_of(x.detach()) };
 
     let last = noises.len() - 1;
-    let fake = g.forward(latents(&noises[last])); // [b, c, h, w], graph kept for G's update
+    let fake_y = y(&noises[last].fake_labels);
+    let fake = g.forward(latents(&noises[last]), fake_y.clone()); // [b, c, h, w], graph kept for G's update
     let (mut loss_d, mut d_real, mut d_fake) = (0.0, 0.0, 0.0);
-    let last_real = rules.loss.is_relativistic().then(|| reals[last].clone()); // [b, c, h, w]
+    let last_real = rules.loss.is_relativistic().then(|| (reals[last].images.clone(), y(&reals[last].labels))); // [b, c, h, w]
 
     // ---- update D: maximize log D(x) + log(1 - D(G(z))) (or the configured loss) -------------
     // G's output is detached: this phase must not move G.
     for (k, (real, noise)) in reals.into_iter().zip(noises).enumerate() {
-        let fake_k = if k == last { fake.clone().detach() } else { g.clone().no_grad().forward(latents(noise)).detach() }; // [b, c, h, w]
-        let (mut real_in, mut fake_in) = (real, fake_k);
+        let fake_y_k = y(&noise.fake_labels);
+        let fake_k = if k == last { fake.clone().detach() } else { g.clone().no_grad().forward(latents(noise), fake_y_k.clone()).detach() }; // [b, c, h, w]
+        let real_y = y(&real.labels);
+        let (mut real_in, mut fake_in) = (real.images, fake_k);
         if let Some([nr, nf, _]) = &noise.instance {
             real_in = real_in + img(nr);
             fake_in = fake_in + img(nf);
         }
-        let real_out = d.forward(real_in); // [b]
-        let fake_out = d.forward(fake_in); // [b]
+        let real_out = d.forward(real_in, real_y); // [b]
+        let fake_out = d.forward(fake_in, fake_y_k); // [b]
         (d_real, d_fake) = (report(real_out.clone()), report(fake_out.clone()));
         let loss = d_loss(rules.loss, real_out, fake_out, vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
         let grads = GradientsParams::from_grads(loss.backward(), &d);
@@ -163,9 +184,9 @@ pub fn train_step(gan: Gan, reals: Vec<Tensor<4>>, noises: &[StepNoise], rules: 
         if let Some([_, _, ng]) = &noise.instance {
             fake_in = fake_in + img(ng);
         }
-        let fake_out = d_frozen.forward(fake_in); // [b]
-                                                  // The relativistic losses compare with D's view of real images: a constant for G.
-        let real_out = last_real.map(|x| d_frozen.forward(x).detach()); // [b]
+        let fake_out = d_frozen.forward(fake_in, fake_y); // [b]
+                                                          // The relativistic losses compare with D's view of real images: a constant for G.
+        let real_out = last_real.map(|(x, ry)| d_frozen.forward(x, ry).detach()); // [b]
         let loss = g_loss(rules.loss, real_out, fake_out, noise.g_target); // [1]
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = opt_g.step(g, grads);
@@ -181,7 +202,7 @@ mod tests {
     use crate::rng::Stream;
 
     fn draw(tricks: &TricksConfig, sigma: f32) -> StepNoise {
-        StepNoise::draw(&mut GanRng::new(1, Stream::Train), 4000, 3, 5, tricks, sigma)
+        StepNoise::draw(&mut GanRng::new(1, Stream::Train), 4000, 3, 5, tricks, sigma, 0)
     }
 
     #[test]
@@ -233,8 +254,8 @@ mod tests {
         use crate::params::named_tensors;
         let cfg = GanConfig::resolve(None, None, &["model.image_size=16".into(), "dcgan.ngf=4".into(), "dcgan.ndf=4".into()]).unwrap();
         let device = Device::flex().autodiff();
-        let real = || Tensor::<4>::ones([4, 1, 16, 16], &device);
-        let noise = StepNoise::draw(&mut GanRng::new(0, Stream::Train), 4, 100, 256, &TricksConfig::new(), 0.0);
+        let real = || RealBatch { images: Tensor::<4>::ones([4, 1, 16, 16], &device), labels: None };
+        let noise = StepNoise::draw(&mut GanRng::new(0, Stream::Train), 4, 100, 256, &TricksConfig::new(), 0.0, 0);
         let weights = |m: &crate::nets::Generator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
         let dweights =
             |m: &crate::nets::Discriminator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
