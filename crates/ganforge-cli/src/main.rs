@@ -412,7 +412,10 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
                 None => a.n,
             };
             if n == 0 || n > 100_000 {
-                bail!("{n} images is out of range: ask for 1 to 100000 images");
+                match a.per_class {
+                    Some(k) => bail!("--per-class {k} makes {n} images: ask for 1 to 100000 (and a conditional run)"),
+                    None => bail!("--n {n} is out of range: ask for 1 to 100000 images"),
+                }
             }
             sampler.latents(n, a.seed.unwrap_or(sampler.cfg.seed))
         }
