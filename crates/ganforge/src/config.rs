@@ -108,6 +108,10 @@ pub struct TrainConfig {
     /// training); 0 turns it off. Sample grids and `sample` use the average when it is on.
     #[config(default = 0.0)]
     pub g_ema: f64,
+    /// DiffAugment policies applied to every image D sees, in D's and G's updates (Zhao et al.
+    /// 2020; "color,translation,cutout" is the paper's choice for small datasets); empty = off.
+    #[config(default = "String::new()")]
+    pub diffaugment: String,
     /// Step until which the average simply copies G (BigGAN starts averaging late, once G is
     /// past its first chaotic phase).
     #[config(default = 0)]
@@ -474,6 +478,7 @@ impl GanConfig {
         if !(0.0..1.0).contains(&t.g_ema) {
             return Err(format!("train.g_ema = {} must be in [0, 1): a decay such as 0.999, or 0 for off", t.g_ema));
         }
+        crate::augment::Policy::parse(&t.diffaugment).map_err(|e| format!("train.diffaugment: {e}"))?;
         if t.loss == LossKind::Wgan && t.clip == 0.0 {
             return Err("train.loss = \"wgan\" needs a Lipschitz constraint on the critic: set train.clip (0.01 in Arjovsky et al. 2017), or use preset wgan".into());
         }

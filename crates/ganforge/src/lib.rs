@@ -11,6 +11,7 @@
 //! - [`image_io`], [`npy`], [`params`], [`rng`], [`device`]: plumbing.
 
 pub mod alloc;
+pub mod augment;
 pub mod config;
 pub mod data;
 pub mod device;

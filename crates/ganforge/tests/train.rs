@@ -536,3 +536,16 @@ fn conditional_gan_trains_and_samples_by_class() {
     let e = GanConfig::resolve(None, None, &["model.classes=10".into(), "model.arch=fc".into()]).unwrap_err().to_string();
     assert!(e.contains("conditional GAN"), "{e}");
 }
+
+/// DiffAugment trains, changes what D sees (and so the run), and names a bad policy.
+#[test]
+fn diffaugment_trains_and_changes_the_run() {
+    let out = tempfile::tempdir().unwrap();
+    let plain = train(tiny(&[]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let aug = train(tiny(&["train.diffaugment=color,translation,cutout"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let losses = |run: &Path| metrics(run).iter().map(|r| (r.loss_d, r.loss_g)).collect::<Vec<_>>();
+    assert!(losses(&aug).iter().all(|(d, g)| d.is_finite() && g.is_finite()));
+    assert_ne!(losses(&aug), losses(&plain));
+    let e = GanConfig::resolve(None, None, &["train.diffaugment=flip".into()]).unwrap_err().to_string();
+    assert!(e.contains("unknown DiffAugment policy 'flip'"), "{e}");
+}

@@ -201,6 +201,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
     let rules = StepRules { loss: t.loss, clip: t.clip };
+    let augment = crate::augment::Policy::parse(&t.diffaugment).map_err(|e| TrainError::Config(crate::config::ConfigError::Invalid(e)))?;
     obs.start(&run, state.step, total);
 
     let fixed_z = fixed_latents(&cfg);
@@ -240,7 +241,8 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             reals.push(RealBatch { images, labels: if classes > 0 { batch.labels } else { None } });
             let k = &cfg.tricks;
             let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
-            noises.push(StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma, classes));
+            let noise = StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma, classes);
+            noises.push(noise.with_augment(augment, b, s, &mut state.rng));
         }
         // The schedule sets this step's rates from the configured ones.
         let scale = match t.lr_schedule {

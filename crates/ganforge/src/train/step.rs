@@ -5,6 +5,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::augment;
 use crate::config::TricksConfig;
 use crate::loss::{d_loss, g_loss, LossKind};
 use crate::nets::{Discriminator, Generator};
@@ -63,6 +64,9 @@ pub struct StepNoise {
     pub instance: Option<[Vec<f32>; 3]>,
     /// Classes asked of G, uniform over the classes, when the GAN is conditional.
     pub fake_labels: Option<Vec<u32>>,
+    /// DiffAugment draws for D's real input, its fake input, G's fake input and (relativistic
+    /// losses) the real input of G's update.
+    pub augment: Option<[crate::augment::Draw; 4]>,
 }
 
 /// A real batch: images [b, c, s, s] and, for a conditional GAN, their class labels.
@@ -106,7 +110,15 @@ impl StepNoise {
         let instance = (sigma > 0.0).then(|| [0, 1, 2].map(|_| rng.normal_vec(batch * pixels, 0.0, sigma)));
         let fake_labels = (classes > 0)
             .then(|| rng.uniform_vec(batch, 0.0, classes as f32).into_iter().map(|u| (u as u32).min(classes as u32 - 1)).collect());
-        Self { z, real_targets: real, fake_targets: fake, g_target, instance, fake_labels }
+        Self { z, real_targets: real, fake_targets: fake, g_target, instance, fake_labels, augment: None }
+    }
+
+    /// Adds DiffAugment draws for a batch of `batch` images of side `size`.
+    pub fn with_augment(mut self, policy: crate::augment::Policy, batch: usize, size: usize, rng: &mut GanRng) -> Self {
+        if policy.is_on() {
+            self.augment = Some([0, 1, 2, 3].map(|_| crate::augment::Draw::new(policy, batch, size, rng)));
+        }
+        self
     }
 }
 
@@ -162,6 +174,10 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
             real_in = real_in + img(nr);
             fake_in = fake_in + img(nf);
         }
+        if let Some([ar, af, _, _]) = &noise.augment {
+            real_in = augment::apply(real_in, ar, device);
+            fake_in = augment::apply(fake_in, af, device);
+        }
         let real_out = d.forward(real_in, real_y); // [b]
         let fake_out = d.forward(fake_in, fake_y_k); // [b]
         (d_real, d_fake) = (report(real_out.clone()), report(fake_out.clone()));
@@ -184,9 +200,19 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
         if let Some([_, _, ng]) = &noise.instance {
             fake_in = fake_in + img(ng);
         }
+        // G's gradient flows back through the augmentation of its own images.
+        if let Some([_, _, ag, _]) = &noise.augment {
+            fake_in = augment::apply(fake_in, ag, device);
+        }
         let fake_out = d_frozen.forward(fake_in, fake_y); // [b]
                                                           // The relativistic losses compare with D's view of real images: a constant for G.
-        let real_out = last_real.map(|(x, ry)| d_frozen.forward(x, ry).detach()); // [b]
+        let real_out = last_real.map(|(x, ry)| {
+            let x = match &noise.augment {
+                Some([_, _, _, a]) => augment::apply(x, a, device),
+                None => x,
+            };
+            d_frozen.forward(x, ry).detach() // [b]
+        });
         let loss = g_loss(rules.loss, real_out, fake_out, noise.g_target); // [1]
         let grads = GradientsParams::from_grads(loss.backward(), &g);
         let g = opt_g.step(g, grads);
