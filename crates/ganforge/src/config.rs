@@ -10,6 +10,7 @@ use crate::loss::LossKind;
 use crate::nets::dcgan::DcganConfig;
 use crate::nets::fc::FcConfig;
 use crate::nets::{Arch, ModelShape};
+use crate::penalty::PenaltyKind;
 
 /// Where the images come from.
 #[derive(Config, Debug)]
@@ -108,6 +109,15 @@ pub struct TrainConfig {
     /// training); 0 turns it off. Sample grids and `sample` use the average when it is on.
     #[config(default = 0.0)]
     pub g_ema: f64,
+    /// Gradient penalty in D's loss: "none", "wgan_gp" (Gulrajani et al. 2017, at random
+    /// real-fake interpolates; the Lipschitz constraint of WGAN-GP) or "r1" (Mescheder et al.
+    /// 2018, at real images). Computed exactly (penalty.rs); needs dcgan.batch_norm_d = false.
+    #[config(default = "PenaltyKind::None")]
+    pub gp: PenaltyKind,
+    /// Weight of the penalty: lambda for WGAN-GP (10 in the paper), gamma for R1 (10 in
+    /// Mescheder et al.'s and StyleGAN's experiments).
+    #[config(default = 10.0)]
+    pub gp_weight: f64,
     /// DiffAugment policies applied to every image D sees, in D's and G's updates (Zhao et al.
     /// 2020; "color,translation,cutout" is the paper's choice for small datasets); empty = off.
     #[config(default = "String::new()")]
@@ -273,6 +283,25 @@ pub const PRESETS: &[Preset] = &[
             ("train.lr_g", "5e-5"),
             ("train.n_critic", "5"),
             ("train.clip", "0.01"),
+            ("train.steps", "2000"),
+        ],
+    },
+    Preset {
+        name: "wgan-gp",
+        about: "WGAN-GP on MNIST at 32x32 as in Gulrajani et al. 2017: lambda 10, 5 critic steps, Adam 1e-4 (0, 0.9), no BN in D",
+        diff: &[
+            ("preset", "\"wgan-gp\""),
+            ("model.image_size", "32"),
+            ("dcgan.ngf", "32"),
+            ("dcgan.ndf", "32"),
+            ("dcgan.batch_norm_d", "false"),
+            ("train.loss", "\"wgan\""),
+            ("train.gp", "\"wgan_gp\""),
+            ("train.n_critic", "5"),
+            ("train.lr_d", "1e-4"),
+            ("train.lr_g", "1e-4"),
+            ("train.beta1", "0.0"),
+            ("train.beta2", "0.9"),
             ("train.steps", "2000"),
         ],
     },
@@ -479,8 +508,16 @@ impl GanConfig {
             return Err(format!("train.g_ema = {} must be in [0, 1): a decay such as 0.999, or 0 for off", t.g_ema));
         }
         crate::augment::Policy::parse(&t.diffaugment).map_err(|e| format!("train.diffaugment: {e}"))?;
-        if t.loss == LossKind::Wgan && t.clip == 0.0 {
-            return Err("train.loss = \"wgan\" needs a Lipschitz constraint on the critic: set train.clip (0.01 in Arjovsky et al. 2017), or use preset wgan".into());
+        if t.loss == LossKind::Wgan && t.clip == 0.0 && t.gp != PenaltyKind::WganGp {
+            return Err("train.loss = \"wgan\" needs a Lipschitz constraint on the critic: set train.clip (0.01 in Arjovsky et al. 2017) or train.gp = \"wgan_gp\", or use preset wgan or wgan-gp".into());
+        }
+        if t.gp != PenaltyKind::None {
+            if self.model.arch != crate::nets::Arch::Dcgan || self.dcgan.batch_norm_d {
+                return Err("train.gp needs model.arch = \"dcgan\" with dcgan.batch_norm_d = false: with batch norm, D's answer for one image depends on the others, which a per-image gradient penalty assumes it does not".into());
+            }
+            if !(t.gp_weight.is_finite() && t.gp_weight > 0.0) {
+                return Err(format!("train.gp_weight = {} must be a positive number", t.gp_weight));
+            }
         }
         let k = &self.tricks;
         if !t.loss.takes_targets() && (k.soft_labels || k.swap_labels || k.label_flip_p > 0.0) {

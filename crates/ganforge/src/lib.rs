@@ -22,6 +22,7 @@ pub mod nets;
 pub mod npy;
 pub mod optim;
 pub mod params;
+pub mod penalty;
 pub mod rng;
 pub mod sample;
 pub mod toy2d;

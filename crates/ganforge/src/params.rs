@@ -157,6 +157,31 @@ pub fn ema_update<M: Module>(ema: M, source: &M, decay: f64) -> M {
     ema.map(&mut Lerp { path: Vec::new(), source: c.out, decay })
 }
 
+/// The gradient of every parameter of `module` in `grads`, by path (for tests and checks).
+pub fn named_grads<M: Module>(module: &M, grads: &burn::optim::GradientsParams) -> BTreeMap<String, Vec<f32>> {
+    struct Collect<'a> {
+        path: Vec<String>,
+        grads: &'a burn::optim::GradientsParams,
+        out: BTreeMap<String, Vec<f32>>,
+    }
+    impl ModuleVisitor for Collect<'_> {
+        fn enter_module(&mut self, name: &str, container: &str) {
+            enter(&mut self.path, name, container);
+        }
+        fn exit_module(&mut self, _: &str, container: &str) {
+            exit(&mut self.path, container);
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.out.insert(self.path.join("."), HostTensor::from_tensor(&g).values);
+            }
+        }
+    }
+    let mut c = Collect { path: Vec::new(), grads, out: BTreeMap::new() };
+    module.visit(&mut c);
+    c.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -549,3 +549,27 @@ fn diffaugment_trains_and_changes_the_run() {
     let e = GanConfig::resolve(None, None, &["train.diffaugment=flip".into()]).unwrap_err().to_string();
     assert!(e.contains("unknown DiffAugment policy 'flip'"), "{e}");
 }
+
+/// WGAN-GP and R1 train a few steps (exact penalties, see penalty.rs), and are refused where
+/// they cannot hold.
+#[test]
+fn gradient_penalties_train_and_need_a_d_without_batch_norm() {
+    let out = tempfile::tempdir().unwrap();
+    let wgan_gp = GanConfig::resolve(Some("wgan-gp"), None, &[]).unwrap();
+    assert_eq!((wgan_gp.train.gp_weight, wgan_gp.train.n_critic, wgan_gp.train.beta2), (10.0, 5, 0.9));
+    for extra in [
+        &["train.loss=wgan", "train.gp=wgan_gp", "train.n_critic=2", "dcgan.batch_norm_d=false"][..],
+        &["train.gp=r1", "dcgan.batch_norm_d=false", "model.classes=10", "model.d_cond=projection"][..],
+        &["train.gp=r1", "dcgan.batch_norm_d=false", "dcgan.spectral_norm_d=true"][..],
+    ] {
+        let run = train(tiny(extra), opts(out.path(), None), &mut Quiet).unwrap_or_else(|e| panic!("{extra:?}: {e}")).path;
+        let m = metrics(&run);
+        assert!(m.iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()), "{extra:?}: {m:?}");
+    }
+    let e = GanConfig::resolve(None, None, &["train.gp=r1".into()]).unwrap_err().to_string();
+    assert!(e.contains("dcgan.batch_norm_d = false"), "{e}");
+    let e = GanConfig::resolve(None, None, &["train.gp=wgan_gp".into(), "dcgan.batch_norm_d=false".into(), "train.gp_weight=0".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("train.gp_weight"), "{e}");
+}

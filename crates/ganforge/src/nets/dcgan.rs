@@ -270,35 +270,69 @@ impl Discriminator {
     }
 
     pub fn forward(&self, x: Tensor<4>, y: Option<Tensor<1, Int>>) -> Tensor<1> {
+        self.run(x, None, y).0
+    }
+
+    /// D(x) and, exactly, its directional derivative grad_x D(x) . t per image (a forward-mode
+    /// Jacobian-vector product), as a function of D's weights that can be differentiated: the
+    /// gradient penalties' Hessian-vector products (penalty.rs). Every layer is linear or
+    /// piecewise linear, so the tangent goes through the same weights and through LeakyReLU's
+    /// slope at the primal point, held constant. D must have no batch norm.
+    pub fn forward_jvp(&self, x: Tensor<4>, t: Tensor<4>, y: Option<Tensor<1, Int>>) -> (Tensor<1>, Tensor<1>) {
+        let (out, jvp) = self.run(x, Some(t), y);
+        (out, jvp.expect("a tangent was given"))
+    }
+
+    fn run(&self, x: Tensor<4>, t: Option<Tensor<4>>, y: Option<Tensor<1, Int>>) -> (Tensor<1>, Option<Tensor<1>>) {
         let [b, _, h, w] = x.dims();
         let labels = || y.clone().expect("a conditional D is given class labels").reshape([b, 1]); // [b, 1]
-        let x = match (&self.label_embed, &self.label_fc) {
+        let (x, t) = match (&self.label_embed, &self.label_fc) {
             (Some(embed), Some(fc)) => {
                 let e = embed.forward(labels()); // [b, 1, label_dim]
                 let dim = e.dims()[2];
                 let map = fc.forward(e.reshape([b, dim])).reshape([b, 1, h, w]); // [b, 1, s, s]
-                Tensor::cat(vec![x, map], 1) // [b, c + 1, s, s]
+                                                                                 // The label map does not depend on the image: its tangent is 0.
+                let t = t.map(|t| Tensor::cat(vec![t, map.zeros_like()], 1));
+                (Tensor::cat(vec![x, map], 1), t) // [b, c + 1, s, s]
             }
-            _ => x,
+            _ => (x, t),
         };
-        let mut x = leaky_relu_02(spectral::conv2d(&self.from_image, &self.from_image_sn, x)); // [b, ndf, s/2, s/2], no BN on the input layer
+        // A linear layer maps the tangent with the same (spectrally normalized) weight.
+        let linear = |conv: &Conv2d, sn: &Option<SpectralNorm>, x: Tensor<4>, t: Option<Tensor<4>>| {
+            let conv = spectral::effective_conv2d(conv, sn);
+            debug_assert!(conv.bias.is_none(), "D's convolutions are bias-free, so the tangent map is linear");
+            let t = t.map(|t| conv.forward(t));
+            (conv.forward(x), t)
+        };
+        // LeakyReLU(0.2): the tangent is scaled by the slope at the primal point.
+        let leaky = |a: Tensor<4>, t: Option<Tensor<4>>| {
+            let t = t.map(|t| t * a.clone().greater_elem(0.0).float().mul_scalar(0.8).add_scalar(0.2).detach());
+            (leaky_relu_02(a), t)
+        };
+        let (a, t) = linear(&self.from_image, &self.from_image_sn, x, t); // [b, ndf, s/2, s/2], no BN on the input layer
+        let (mut x, mut t) = leaky(a, t);
         for block in &self.blocks {
-            let y = spectral::conv2d(&block.conv, &block.sn, x); // [b, 2w, h/2, w/2]
-            x = leaky_relu_02(match &block.bn {
-                Some(bn) => bn.forward(y),
-                None => y,
-            });
+            let (a, ta) = linear(&block.conv, &block.sn, x, t); // [b, 2w, h/2, w/2]
+            let a = match &block.bn {
+                Some(bn) => {
+                    assert!(ta.is_none(), "a tangent through batch norm is not supported: set dcgan.batch_norm_d = false");
+                    bn.forward(a)
+                }
+                None => a,
+            };
+            (x, t) = leaky(a, ta);
         }
-        let logits = spectral::conv2d(&self.head, &self.head_sn, x.clone()).reshape([b]); // [b]
+        let (logits, tl) = linear(&self.head, &self.head_sn, x.clone(), t.clone());
+        let (logits, tl) = (logits.reshape([b]), tl.map(|t| t.reshape([b]))); // [b]
         match &self.label_proj {
             // Projection: + <embed(y), sum over space of the last features>.
             Some(proj) => {
                 let [_, c, _, _] = x.dims();
-                let pooled = x.sum_dim(3).sum_dim(2).reshape([b, c]); // [b, c]
                 let e = proj.forward(labels()).reshape([b, c]); // [b, c]
-                logits + (pooled * e).sum_dim(1).reshape([b])
+                let project = |f: Tensor<4>| (f.sum_dim(3).sum_dim(2).reshape([b, c]) * e.clone()).sum_dim(1).reshape([b]); // [b]
+                (logits + project(x), tl.zip(t).map(|(tl, t)| tl + project(t)))
             }
-            None => logits,
+            None => (logits, tl),
         }
     }
 }

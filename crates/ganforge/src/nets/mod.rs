@@ -127,6 +127,15 @@ impl Discriminator {
         }
     }
 
+    /// D(x) and grad_x D(x) . t per image, exactly (see dcgan::Discriminator::forward_jvp);
+    /// the DCGAN family only (config validation refuses gradient penalties for the others).
+    pub fn forward_jvp(&self, x: Tensor<4>, t: Tensor<4>, y: Option<Tensor<1, Int>>) -> (Tensor<1>, Tensor<1>) {
+        match self {
+            Discriminator::Dcgan(d) => d.forward_jvp(x, t, y),
+            Discriminator::Fc(_) => panic!("gradient penalties need model.arch = \"dcgan\" (checked by the config)"),
+        }
+    }
+
     /// images [b, c, s, s] (and class labels [b] when conditional) -> logits [b] (no sigmoid:
     /// the loss works on logits).
     pub fn forward(&self, x: Tensor<4>, y: Option<Tensor<1, Int>>) -> Tensor<1> {

@@ -64,6 +64,15 @@ fn through<const D: usize>(w: Tensor<D>) -> Param<Tensor<D>> {
     Param::initialized(ParamId::new(), w)
 }
 
+/// The convolution to apply: `conv` itself, or a copy with the spectrally normalized weight
+/// (one power-iteration step), to be used for every input of one forward pass.
+pub fn effective_conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>) -> Conv2d {
+    match sn {
+        None => conv.clone(),
+        Some(sn) => Conv2d { weight: through(sn.normalize(conv.weight.val())), ..conv.clone() },
+    }
+}
+
 /// A convolution through its spectrally normalized weight when `sn` is set.
 pub fn conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>, x: Tensor<4>) -> Tensor<4> {
     match sn {

@@ -10,6 +10,7 @@ use crate::config::TricksConfig;
 use crate::loss::{d_loss, g_loss, LossKind};
 use crate::nets::{Discriminator, Generator};
 use crate::optim::Optimizer;
+use crate::penalty::{penalty, PenaltyKind};
 use crate::rng::GanRng;
 
 /// Both players and their optimizers: one per network.
@@ -26,11 +27,14 @@ pub struct StepRules {
     pub loss: LossKind,
     /// Weight clipping of D after each of its updates (WGAN's c); 0 = off.
     pub clip: f64,
+    /// A gradient penalty in D's loss, and its weight (lambda or gamma).
+    pub penalty: PenaltyKind,
+    pub penalty_weight: f64,
 }
 
 impl Default for StepRules {
     fn default() -> Self {
-        Self { loss: LossKind::Ns, clip: 0.0 }
+        Self { loss: LossKind::Ns, clip: 0.0, penalty: PenaltyKind::None, penalty_weight: 10.0 }
     }
 }
 
@@ -67,6 +71,8 @@ pub struct StepNoise {
     /// DiffAugment draws for D's real input, its fake input, G's fake input and (relativistic
     /// losses) the real input of G's update.
     pub augment: Option<[crate::augment::Draw; 4]>,
+    /// WGAN-GP: where on each real-fake segment the penalty is taken, U(0, 1) per image.
+    pub gp_alpha: Option<Vec<f32>>,
 }
 
 /// A real batch: images [b, c, s, s] and, for a conditional GAN, their class labels.
@@ -110,7 +116,15 @@ impl StepNoise {
         let instance = (sigma > 0.0).then(|| [0, 1, 2].map(|_| rng.normal_vec(batch * pixels, 0.0, sigma)));
         let fake_labels = (classes > 0)
             .then(|| rng.uniform_vec(batch, 0.0, classes as f32).into_iter().map(|u| (u as u32).min(classes as u32 - 1)).collect());
-        Self { z, real_targets: real, fake_targets: fake, g_target, instance, fake_labels, augment: None }
+        Self { z, real_targets: real, fake_targets: fake, g_target, instance, fake_labels, augment: None, gp_alpha: None }
+    }
+
+    /// Adds WGAN-GP's interpolation points for a batch of `batch` images.
+    pub fn with_gp_alpha(mut self, kind: PenaltyKind, batch: usize, rng: &mut GanRng) -> Self {
+        if kind == PenaltyKind::WganGp {
+            self.gp_alpha = Some(rng.uniform_vec(batch, 0.0, 1.0));
+        }
+        self
     }
 
     /// Adds DiffAugment draws for a batch of `batch` images of side `size`.
@@ -178,16 +192,37 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
             real_in = augment::apply(real_in, ar, device);
             fake_in = augment::apply(fake_in, af, device);
         }
-        let real_out = d.forward(real_in, real_y); // [b]
+        // The penalty's points: real images (R1) or random points between real and fake (WGAN-GP),
+        // as D sees them; conditional D is penalized with the real labels.
+        let penalty_at = match rules.penalty {
+            PenaltyKind::None => None,
+            PenaltyKind::R1 => Some(real_in.clone()),
+            PenaltyKind::WganGp => {
+                let alpha =
+                    Tensor::<4>::from_data(TensorData::new(noise.gp_alpha.clone().expect("drawn with the penalty"), [b, 1, 1, 1]), device);
+                Some(real_in.clone() * alpha.clone() + fake_in.clone() * alpha.neg().add_scalar(1.0))
+                // [b, c, h, w]
+            }
+        };
+        let real_out = d.forward(real_in, real_y.clone()); // [b]
         let fake_out = d.forward(fake_in, fake_y_k); // [b]
         (d_real, d_fake) = (report(real_out.clone()), report(fake_out.clone()));
         let loss = d_loss(rules.loss, real_out, fake_out, vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
-        let grads = GradientsParams::from_grads(loss.backward(), &d);
+                                                                                                                 // Reported: the adversarial loss plus the penalty's value (the surrogate that carries
+                                                                                                                 // the penalty's gradient has another value).
+        let (to_minimize, reported) = match penalty_at {
+            Some(x) => {
+                let p = penalty(rules.penalty, rules.penalty_weight, &d, x, real_y, device);
+                (loss.clone() + p.surrogate, loss.add_scalar(p.value))
+            }
+            None => (loss.clone(), loss),
+        };
+        let grads = GradientsParams::from_grads(to_minimize.backward(), &d);
         d = opt_d.step(d, grads);
         if rules.clip > 0.0 {
             d = clip_weights(d, rules.clip);
         }
-        loss_d = loss.into_scalar::<f32>();
+        loss_d = reported.into_scalar::<f32>();
     }
 
     // ---- update G: maximize log D(G(z)) (the non-saturating loss, or the configured one) -----
