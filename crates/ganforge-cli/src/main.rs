@@ -264,6 +264,9 @@ struct SampleArgs {
     /// Conditional runs: N images of each class, one row per class (sets --n, implies --grid).
     #[arg(long, value_name = "N")]
     per_class: Option<usize>,
+    /// Truncation trick (BigGAN): redraw latent values beyond this magnitude, e.g. 0.5.
+    #[arg(long, value_name = "T")]
+    truncation: Option<f32>,
     /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -417,7 +420,12 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
                     None => bail!("--n {n} is out of range: ask for 1 to 100000 images"),
                 }
             }
-            sampler.latents(n, a.seed.unwrap_or(sampler.cfg.seed))
+            let seed = a.seed.unwrap_or(sampler.cfg.seed);
+            match a.truncation {
+                Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
+                Some(t) => sampler.latents_truncated(n, seed, t),
+                None => sampler.latents(n, seed),
+            }
         }
     };
     let n = z.len() / sampler.cfg.model.nz;

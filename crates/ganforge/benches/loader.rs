@@ -48,7 +48,7 @@ fn dcgan64_rate() -> f64 {
     let sets = vec!["model.channels=3".to_string()];
     let cfg = GanConfig::resolve(Some("mnist64"), None, &sets).expect("config");
     let device = ganforge::burn::tensor::Device::flex().autodiff();
-    let (g, d) = ganforge::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
+    let (g, d) = ganforge::nets::build(&cfg.families(), 0, &device);
     let mut gan = Gan { g, d, opt_g: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8) };
     let mut rng = GanRng::new(0, Stream::Train);
     let real = rng.uniform_vec(64 * 3 * 64 * 64, -1.0, 1.0);

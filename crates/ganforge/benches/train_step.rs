@@ -54,7 +54,7 @@ fn main() {
     ];
     let cfg = GanConfig::resolve(Some("mnist64"), None, &sets).expect("config");
     let ad = device.clone().autodiff();
-    let (g, d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &ad);
+    let (g, d) = nets::build(&cfg.families(), 0, &ad);
     let mut gan = Gan { g, d, opt_g: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8) };
     let mut rng = GanRng::new(0, Stream::Train);
     let pixels = c * s * s;

@@ -7,6 +7,7 @@ use std::path::Path;
 use burn::config::Config;
 
 use crate::loss::LossKind;
+use crate::nets::biggan::BigganConfig;
 use crate::nets::dcgan::DcganConfig;
 use crate::nets::fc::FcConfig;
 use crate::nets::{Arch, ModelShape};
@@ -212,6 +213,9 @@ pub struct GanConfig {
     /// Fully connected GAN settings.
     #[config(default = "FcConfig::new()")]
     pub fc: FcConfig,
+    /// BigGAN-style model settings.
+    #[config(default = "BigganConfig::new()")]
+    pub biggan: BigganConfig,
     /// Optimization and output schedule.
     #[config(default = "TrainConfig::new()")]
     pub train: TrainConfig,
@@ -303,6 +307,25 @@ pub const PRESETS: &[Preset] = &[
             ("train.beta1", "0.0"),
             ("train.beta2", "0.9"),
             ("train.steps", "2000"),
+        ],
+    },
+    Preset {
+        name: "biggan",
+        about: "BigGAN-style class-conditional model on MNIST at 32x32: residual blocks, attention, SN, hinge, 2 D steps, EMA",
+        diff: &[
+            ("preset", "\"biggan\""),
+            ("model.arch", "\"biggan\""),
+            ("model.image_size", "32"),
+            ("model.classes", "10"),
+            ("biggan.attn_res", "16"),
+            ("train.loss", "\"hinge\""),
+            ("train.lr_g", "1e-4"),
+            ("train.lr_d", "4e-4"),
+            ("train.beta1", "0.0"),
+            ("train.n_critic", "2"),
+            ("train.g_ema", "0.999"),
+            ("train.g_ema_start", "500"),
+            ("train.steps", "5000"),
         ],
     },
     Preset {
@@ -428,6 +451,11 @@ fn overlay(tree: &mut toml::Table, file: &toml::Table, prefix: &str) -> Result<(
 }
 
 impl GanConfig {
+    /// The network settings, for `nets::build`.
+    pub fn families(&self) -> crate::nets::Families<'_> {
+        crate::nets::Families { shape: &self.model, dcgan: &self.dcgan, fc: &self.fc, biggan: &self.biggan }
+    }
+
     /// The config as a TOML document.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes to TOML")
@@ -487,6 +515,7 @@ impl GanConfig {
         match self.model.arch {
             Arch::Dcgan => self.dcgan.validate()?,
             Arch::Fc => self.fc.validate()?,
+            Arch::Biggan => self.biggan.validate(self.model.image_size)?,
         }
         let t = &self.train;
         if t.batch_size > 4096 {

@@ -109,7 +109,7 @@ mod tests {
         let device = Device::flex().autodiff();
         let sets = ["model.image_size=16", "dcgan.ndf=4", "dcgan.batch_norm_d=false"].map(String::from);
         let cfg = GanConfig::resolve(None, None, &sets).unwrap();
-        let (_, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
+        let (_, d) = crate::nets::build(&cfg.families(), 0, &device);
         let d = map_named(d, |name, h| {
             r.weights.get(name).map(|w| HostTensor { shape: h.shape.clone(), values: w.iter().map(|&v| v as f32).collect() })
         });

@@ -58,7 +58,7 @@ impl Sampler {
             Some(p) if p.extension().is_some_and(|e| e == "safetensors") => p.to_path_buf(),
             Some(p) => return Err(SampleError::BadCheckpoint(p.to_path_buf())),
         };
-        let (g, _) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, device);
+        let (g, _) = nets::build(&cfg.families(), cfg.seed, device);
         let g = load_module(g, &file)?;
         Ok(Self { cfg, g, checkpoint: file, device: device.clone() })
     }
@@ -67,6 +67,12 @@ impl Sampler {
     /// are the latents of the run's sample grids.
     pub fn latents(&self, n: usize, seed: u64) -> Vec<f32> {
         GanRng::new(seed, Stream::FixedNoise).normal_vec(n * self.cfg.model.nz, 0.0, 1.0)
+    }
+
+    /// `n` latent vectors from `seed` under BigGAN's truncation trick: values beyond
+    /// `threshold` in magnitude are redrawn (smaller thresholds: less variety, higher fidelity).
+    pub fn latents_truncated(&self, n: usize, seed: u64, threshold: f32) -> Vec<f32> {
+        crate::nets::biggan::truncated_latents(&mut GanRng::new(seed, Stream::FixedNoise), n * self.cfg.model.nz, threshold)
     }
 
     /// Checks a user-supplied latent array and returns its rows.

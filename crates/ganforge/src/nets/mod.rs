@@ -1,5 +1,6 @@
 //! The networks, one file per family, each with its generator, discriminator and config.
 
+pub mod biggan;
 pub mod dcgan;
 pub mod fc;
 pub mod spectral;
@@ -21,12 +22,14 @@ pub enum Arch {
     Dcgan,
     /// Fully connected GAN (Goodfellow et al. 2014).
     Fc,
+    /// BigGAN-style residual model with self-attention (Brock et al. 2019).
+    Biggan,
 }
 
 /// What every family shares: the image and latent shapes.
 #[derive(Config, Debug)]
 pub struct ModelShape {
-    /// Network family: "dcgan" or "fc".
+    /// Network family: "dcgan", "fc" or "biggan".
     #[config(default = "Arch::Dcgan")]
     pub arch: Arch,
     /// Side of the square images, a power of two from 16 to 256 (64 in the DCGAN paper).
@@ -81,8 +84,8 @@ impl ModelShape {
         if self.classes > 100_000 || !(1..=4096).contains(&self.label_dim) {
             return Err("model.classes must be at most 100000 and model.label_dim between 1 and 4096".into());
         }
-        if self.classes > 0 && self.arch != Arch::Dcgan {
-            return Err("a conditional GAN (model.classes > 0) is built on model.arch = \"dcgan\"".into());
+        if self.classes > 0 && self.arch == Arch::Fc {
+            return Err("a conditional GAN (model.classes > 0) is built on model.arch = \"dcgan\" or \"biggan\"".into());
         }
         Ok(())
     }
@@ -93,13 +96,15 @@ impl ModelShape {
 pub enum Generator {
     Dcgan(dcgan::Generator),
     Fc(fc::Generator),
+    Biggan(biggan::Generator),
 }
 
 impl Generator {
-    pub fn new(shape: &ModelShape, dcgan: &dcgan::DcganConfig, fc: &fc::FcConfig, device: &Device) -> Self {
-        match shape.arch {
-            Arch::Dcgan => Generator::Dcgan(dcgan::Generator::new(shape, dcgan, device)),
-            Arch::Fc => Generator::Fc(fc::Generator::new(shape, fc, device)),
+    pub fn new(f: &Families, device: &Device) -> Self {
+        match f.shape.arch {
+            Arch::Dcgan => Generator::Dcgan(dcgan::Generator::new(f.shape, f.dcgan, device)),
+            Arch::Fc => Generator::Fc(fc::Generator::new(f.shape, f.fc, device)),
+            Arch::Biggan => Generator::Biggan(biggan::Generator::new(f.shape, f.biggan, device)),
         }
     }
 
@@ -108,6 +113,7 @@ impl Generator {
         match self {
             Generator::Dcgan(g) => g.forward(z, y),
             Generator::Fc(g) => g.forward(z),
+            Generator::Biggan(g) => g.forward(z, y),
         }
     }
 }
@@ -117,13 +123,15 @@ impl Generator {
 pub enum Discriminator {
     Dcgan(dcgan::Discriminator),
     Fc(fc::Discriminator),
+    Biggan(biggan::Discriminator),
 }
 
 impl Discriminator {
-    pub fn new(shape: &ModelShape, dcgan: &dcgan::DcganConfig, fc: &fc::FcConfig, device: &Device) -> Self {
-        match shape.arch {
-            Arch::Dcgan => Discriminator::Dcgan(dcgan::Discriminator::new(shape, dcgan, device)),
-            Arch::Fc => Discriminator::Fc(fc::Discriminator::new(shape, fc, device)),
+    pub fn new(f: &Families, device: &Device) -> Self {
+        match f.shape.arch {
+            Arch::Dcgan => Discriminator::Dcgan(dcgan::Discriminator::new(f.shape, f.dcgan, device)),
+            Arch::Fc => Discriminator::Fc(fc::Discriminator::new(f.shape, f.fc, device)),
+            Arch::Biggan => Discriminator::Biggan(biggan::Discriminator::new(f.shape, f.biggan, device)),
         }
     }
 
@@ -132,7 +140,7 @@ impl Discriminator {
     pub fn forward_jvp(&self, x: Tensor<4>, t: Tensor<4>, y: Option<Tensor<1, Int>>) -> (Tensor<1>, Tensor<1>) {
         match self {
             Discriminator::Dcgan(d) => d.forward_jvp(x, t, y),
-            Discriminator::Fc(_) => panic!("gradient penalties need model.arch = \"dcgan\" (checked by the config)"),
+            _ => panic!("gradient penalties need model.arch = \"dcgan\" (checked by the config)"),
         }
     }
 
@@ -142,6 +150,7 @@ impl Discriminator {
         match self {
             Discriminator::Dcgan(d) => d.forward(x, y),
             Discriminator::Fc(d) => d.forward(x),
+            Discriminator::Biggan(d) => d.forward(x, y),
         }
     }
 }
@@ -178,11 +187,22 @@ pub fn init_weights<M: Module>(module: M, rng: &mut GanRng) -> M {
 }
 
 /// Builds and initializes both networks of a model from the run seed.
-pub fn build(shape: &ModelShape, dcgan: &dcgan::DcganConfig, fc: &fc::FcConfig, seed: u64, device: &Device) -> (Generator, Discriminator) {
+pub fn build(f: &Families, seed: u64, device: &Device) -> (Generator, Discriminator) {
     let mut rng = GanRng::new(seed, Stream::Init);
-    let g = init_weights(Generator::new(shape, dcgan, fc, device), &mut rng);
-    let d = init_weights(Discriminator::new(shape, dcgan, fc, device), &mut rng);
-    (g, d)
+    let (g, d) = (Generator::new(f, device), Discriminator::new(f, device));
+    match f.shape.arch {
+        // BigGAN initializes orthogonally; the others follow DCGAN's rule.
+        Arch::Biggan => (biggan::init_orthogonal(g, &mut rng), biggan::init_orthogonal(d, &mut rng)),
+        _ => (init_weights(g, &mut rng), init_weights(d, &mut rng)),
+    }
+}
+
+/// The shape and the settings of every network family, as a config holds them.
+pub struct Families<'a> {
+    pub shape: &'a ModelShape,
+    pub dcgan: &'a dcgan::DcganConfig,
+    pub fc: &'a fc::FcConfig,
+    pub biggan: &'a biggan::BigganConfig,
 }
 
 #[cfg(test)]
@@ -192,6 +212,18 @@ mod tests {
     use super::*;
     use crate::params::named_tensors;
 
+    fn families(s: &ModelShape) -> Families<'_> {
+        static DC: std::sync::OnceLock<DcganConfig> = std::sync::OnceLock::new();
+        static FC: std::sync::OnceLock<FcConfig> = std::sync::OnceLock::new();
+        static BG: std::sync::OnceLock<super::biggan::BigganConfig> = std::sync::OnceLock::new();
+        Families {
+            shape: s,
+            dcgan: DC.get_or_init(DcganConfig::new),
+            fc: FC.get_or_init(FcConfig::new),
+            biggan: BG.get_or_init(super::biggan::BigganConfig::new),
+        }
+    }
+
     fn shape(size: usize, channels: usize) -> ModelShape {
         ModelShape::new().with_image_size(size).with_channels(channels)
     }
@@ -199,7 +231,7 @@ mod tests {
     /// The paper's 64x64 model has PyTorch's DCGAN example's layer shapes.
     #[test]
     fn dcgan64_layer_shapes_match_the_paper() {
-        let (g, d) = build(&shape(64, 3), &DcganConfig::new(), &FcConfig::new(), 0, &Device::flex());
+        let (g, d) = build(&families(&shape(64, 3)), 0, &Device::flex());
         let gs: Vec<(String, Vec<usize>)> =
             named_tensors(&g).into_iter().filter(|(k, _)| k.ends_with("weight")).map(|(k, v)| (k, v.shape)).collect();
         assert_eq!(
@@ -232,7 +264,7 @@ mod tests {
 
     #[test]
     fn init_follows_the_paper() {
-        let (g, _) = build(&shape(64, 1), &DcganConfig::new(), &FcConfig::new(), 3, &Device::flex());
+        let (g, _) = build(&families(&shape(64, 1)), 3, &Device::flex());
         let t = named_tensors(&g);
         let stats = |v: &[f32]| {
             let m = v.iter().sum::<f32>() / v.len() as f32;
@@ -260,7 +292,9 @@ mod tests {
                 } else {
                     4
                 });
-                let (g, d) = build(&s, &dc, &FcConfig::new().with_hidden(8), 0, &device);
+                let fc = FcConfig::new().with_hidden(8);
+                let bg = biggan::BigganConfig::new().with_ch(8).with_attn_res(0);
+                let (g, d) = build(&Families { shape: &s, dcgan: &dc, fc: &fc, biggan: &bg }, 0, &device);
                 let z = Tensor::<2>::zeros([2, 100], &device);
                 let x = g.forward(z, None);
                 assert_eq!(x.dims(), [2, 3, size, size], "{arch:?} {up:?} {size}");

@@ -12,6 +12,7 @@
 
 use burn::module::{Module, Param, ParamId, RunningState};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 /// The persistent left singular vector estimate of one layer.
@@ -78,6 +79,15 @@ pub fn conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>, x: Tensor<4>) -> Tensor<
     match sn {
         None => conv.forward(x),
         Some(sn) => Conv2d { weight: through(sn.normalize(conv.weight.val())), ..conv.clone() }.forward(x),
+    }
+}
+
+/// A linear layer through its spectrally normalized weight when `sn` is set (burn stores the
+/// weight as [in, out]; its singular values are those of the map).
+pub fn linear(layer: &Linear, sn: &Option<SpectralNorm>, x: burn::tensor::Tensor<2>) -> burn::tensor::Tensor<2> {
+    match sn {
+        None => layer.forward(x),
+        Some(sn) => Linear { weight: through(sn.normalize(layer.weight.val())), ..layer.clone() }.forward(x),
     }
 }
 

@@ -154,7 +154,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         source
     };
 
-    let (mut g, mut d) = nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, cfg.seed, &device);
+    let (mut g, mut d) = nets::build(&cfg.families(), cfg.seed, &device);
     let t = &cfg.train;
     let optimizer = |lr: f64| match t.optimizer {
         OptimizerKind::Adam => Optimizer::adam(lr, t.beta1, t.beta2, t.eps),

@@ -321,7 +321,7 @@ mod tests {
         let dweights =
             |m: &crate::nets::Discriminator| named_tensors(m).into_iter().filter(|(k, _)| !k.contains("running")).collect::<Vec<_>>();
 
-        let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
+        let (g, d) = crate::nets::build(&cfg.families(), 0, &device);
         let (g0, d0) = (weights(&g), dweights(&d));
         let gan = Gan { g, d, opt_g: Optimizer::adam(0.0, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(1e-2, 0.5, 0.999, 1e-8) };
         let (gan, stats) = train_step(gan, vec![real()], std::slice::from_ref(&noise), StepRules::default(), &device);
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(weights(&gan.g), g0, "G moved although its learning rate is 0");
         assert_ne!(dweights(&gan.d), d0);
 
-        let (g, d) = crate::nets::build(&cfg.model, &cfg.dcgan, &cfg.fc, 0, &device);
+        let (g, d) = crate::nets::build(&cfg.families(), 0, &device);
         let gan = Gan { g, d, opt_g: Optimizer::adam(1e-2, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(0.0, 0.5, 0.999, 1e-8) };
         let (gan, _) = train_step(gan, vec![real()], std::slice::from_ref(&noise), StepRules::default(), &device);
         assert_ne!(weights(&gan.g), g0);
