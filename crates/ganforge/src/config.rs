@@ -102,6 +102,11 @@ pub struct TrainConfig {
     /// D updates per G update, each on its own real batch (5 in the WGAN paper; 1 in DCGAN).
     #[config(default = 1)]
     pub n_critic: usize,
+    /// Unrolled GAN (Metz et al. 2016): G's update plays against a copy of D advanced this many
+    /// extra steps (5 to 10 in the paper), which counters mode collapse; 0 = off. D itself is
+    /// unchanged by the look-ahead; the second-order term is dropped (no double backward).
+    #[config(default = 0)]
+    pub unroll: usize,
     /// Clip every weight of D to [-clip, clip] after each D update (0.01 in the WGAN paper);
     /// 0 turns it off.
     #[config(default = 0.0)]
@@ -529,6 +534,9 @@ impl GanConfig {
         }
         if !(1..=100).contains(&t.n_critic) {
             return Err(format!("train.n_critic = {} must be between 1 and 100", t.n_critic));
+        }
+        if t.unroll > 100 {
+            return Err(format!("train.unroll = {} must be at most 100", t.unroll));
         }
         if !(t.clip.is_finite() && t.clip >= 0.0) {
             return Err(format!("train.clip = {} must be 0 (off) or a positive number", t.clip));

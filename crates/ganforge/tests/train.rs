@@ -406,7 +406,7 @@ fn every_loss_trains_and_wgan_clips() {
     }
 }
 
-/// n_critic, a linear schedule and G's moving average resume exactly, and the schedule and
+/// n_critic, unrolling, a linear schedule and G's moving average resume exactly, and the schedule and
 /// the average do what they say.
 #[test]
 fn critic_steps_schedule_and_ema_resume_exactly() {
@@ -414,7 +414,15 @@ fn critic_steps_schedule_and_ema_resume_exactly() {
     let idx = tempfile::tempdir().unwrap();
     make_tiny_idx(idx.path());
     let spec = format!("data.spec=idx:{}", idx.path().display());
-    let common = ["train.n_critic=2", "train.lr_schedule=linear", "train.g_ema=0.9", "train.g_ema_start=2", "train.lr_d=1e-3", &spec];
+    let common = [
+        "train.n_critic=2",
+        "train.unroll=2",
+        "train.lr_schedule=linear",
+        "train.g_ema=0.9",
+        "train.g_ema_start=2",
+        "train.lr_d=1e-3",
+        &spec,
+    ];
     let cfg = || tiny(&[&common[..], &["train.steps=6"]].concat());
     let whole = train(cfg(), opts(out.path(), None), &mut Quiet).unwrap().path;
     // The same run stopped after its first step (as by Ctrl-C), then resumed: the schedule is

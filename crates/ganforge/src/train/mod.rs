@@ -200,7 +200,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         state.step * t.n_critic as u64,
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
-    let rules = StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight };
+    let rules = StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll };
     let augment = crate::augment::Policy::parse(&t.diffaugment).map_err(|e| TrainError::Config(crate::config::ConfigError::Invalid(e)))?;
     obs.start(&run, state.step, total);
 
@@ -242,7 +242,12 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             let k = &cfg.tricks;
             let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
             let noise = StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma, classes);
-            noises.push(noise.with_augment(augment, b, s, &mut state.rng).with_gp_alpha(t.gp, b, &mut state.rng));
+            noises.push(
+                noise
+                    .with_augment(augment, b, s, &mut state.rng)
+                    .with_gp_alpha(t.gp, b, &mut state.rng)
+                    .with_unroll(t.unroll, &mut state.rng),
+            );
         }
         // The schedule sets this step's rates from the configured ones.
         let scale = match t.lr_schedule {

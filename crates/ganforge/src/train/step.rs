@@ -30,11 +30,13 @@ pub struct StepRules {
     /// A gradient penalty in D's loss, and its weight (lambda or gamma).
     pub penalty: PenaltyKind,
     pub penalty_weight: f64,
+    /// Unrolled GAN: D steps G's update looks ahead (0 = off).
+    pub unroll: usize,
 }
 
 impl Default for StepRules {
     fn default() -> Self {
-        Self { loss: LossKind::Ns, clip: 0.0, penalty: PenaltyKind::None, penalty_weight: 10.0 }
+        Self { loss: LossKind::Ns, clip: 0.0, penalty: PenaltyKind::None, penalty_weight: 10.0, unroll: 0 }
     }
 }
 
@@ -73,6 +75,8 @@ pub struct StepNoise {
     pub augment: Option<[crate::augment::Draw; 4]>,
     /// WGAN-GP: where on each real-fake segment the penalty is taken, U(0, 1) per image.
     pub gp_alpha: Option<Vec<f32>>,
+    /// Unrolled GAN: the latents of each look-ahead D step.
+    pub unroll_z: Vec<Vec<f32>>,
 }
 
 /// A real batch: images [b, c, s, s] and, for a conditional GAN, their class labels.
@@ -116,7 +120,24 @@ impl StepNoise {
         let instance = (sigma > 0.0).then(|| [0, 1, 2].map(|_| rng.normal_vec(batch * pixels, 0.0, sigma)));
         let fake_labels = (classes > 0)
             .then(|| rng.uniform_vec(batch, 0.0, classes as f32).into_iter().map(|u| (u as u32).min(classes as u32 - 1)).collect());
-        Self { z, real_targets: real, fake_targets: fake, g_target, instance, fake_labels, augment: None, gp_alpha: None }
+        Self {
+            z,
+            real_targets: real,
+            fake_targets: fake,
+            g_target,
+            instance,
+            fake_labels,
+            augment: None,
+            gp_alpha: None,
+            unroll_z: Vec::new(),
+        }
+    }
+
+    /// Adds the latents of `k` look-ahead D steps (unrolled GAN).
+    pub fn with_unroll(mut self, k: usize, rng: &mut GanRng) -> Self {
+        let n = self.z.len();
+        self.unroll_z = (0..k).map(|_| rng.normal_vec(n, 0.0, 1.0)).collect();
+        self
     }
 
     /// Adds WGAN-GP's interpolation points for a batch of `batch` images.
@@ -176,6 +197,7 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
     let fake = g.forward(latents(&noises[last]), fake_y.clone()); // [b, c, h, w], graph kept for G's update
     let (mut loss_d, mut d_real, mut d_fake) = (0.0, 0.0, 0.0);
     let last_real = rules.loss.is_relativistic().then(|| (reals[last].images.clone(), y(&reals[last].labels))); // [b, c, h, w]
+    let unroll_real = (rules.unroll > 0).then(|| (reals[last].images.clone(), y(&reals[last].labels))); // [b, c, h, w]
 
     // ---- update D: maximize log D(x) + log(1 - D(G(z))) (or the configured loss) -------------
     // G's output is detached: this phase must not move G.
@@ -225,12 +247,41 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
         loss_d = reported.into_scalar::<f32>();
     }
 
+    // ---- look ahead (unrolled GAN, Metz et al. 2016): a copy of D takes `unroll` more steps -
+    // on the last real batch against fresh fakes; G then plays against it. The copy's weights
+    // and optimizer are thrown away, and after G's update the running state the copy shares
+    // with D (batch-norm statistics, spectral-norm vectors) is restored: D stays as its own
+    // update left it. burn has no second-order gradients: the term through D's unrolled
+    // updates is dropped.
+    let mut d_state = None;
+    let d_for_g = match unroll_real {
+        None => d.clone(),
+        Some((real, real_y)) => {
+            let state = crate::params::named_tensors(&d);
+            let (mut ahead, mut opt_ahead) = (d.clone(), opt_d.clone());
+            let noise = &noises[last];
+            for z in &noise.unroll_z {
+                let z = Tensor::<2>::from_data(TensorData::new(z.clone(), [b, z.len() / b]), device); // [b, nz]
+                let fake = g.clone().no_grad().forward(z, y(&noise.fake_labels)).detach(); // [b, c, h, w]
+                let (r, f) = (ahead.forward(real.clone(), real_y.clone()), ahead.forward(fake, y(&noise.fake_labels))); // [b]
+                let loss = d_loss(rules.loss, r, f, vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
+                let grads = GradientsParams::from_grads(loss.backward(), &ahead);
+                ahead = opt_ahead.step(ahead, grads);
+                if rules.clip > 0.0 {
+                    ahead = clip_weights(ahead, rules.clip);
+                }
+            }
+            d_state = Some(state);
+            ahead
+        }
+    };
+
     // ---- update G: maximize log D(G(z)) (the non-saturating loss, or the configured one) -----
     // D's weights are frozen for this pass: G's gradient flows through D, D's own is not needed.
     let (g, opt_g, loss_g) = {
         let mut opt_g = opt_g;
         let noise = &noises[last];
-        let d_frozen = d.clone().no_grad();
+        let d_frozen = d_for_g.no_grad();
         let mut fake_in = fake; // [b, c, h, w]
         if let Some([_, _, ng]) = &noise.instance {
             fake_in = fake_in + img(ng);
@@ -254,6 +305,10 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
         (g, opt_g, loss.into_scalar::<f32>())
     };
 
+    if let Some(state) = d_state {
+        let shared = |name: &str| name.contains("running_") || name.ends_with("sn.u");
+        d = crate::params::map_named(d, |name, _| if shared(name) { state.get(name).cloned() } else { None });
+    }
     (Gan { g, d, opt_g, opt_d }, StepStats { loss_d, loss_g, d_real, d_fake })
 }
 
@@ -334,5 +389,33 @@ mod tests {
         let (gan, _) = train_step(gan, vec![real()], std::slice::from_ref(&noise), StepRules::default(), &device);
         assert_ne!(weights(&gan.g), g0);
         assert_eq!(dweights(&gan.d), d0, "D moved although its learning rate is 0");
+    }
+
+    /// The look-ahead leaves D's weights and optimizer exactly as a step without it does, and
+    /// its batch-norm statistics as D's own update left them (G's pass went through the copy),
+    /// while G, trained against the advanced copy, moves differently.
+    #[test]
+    fn unrolling_leaves_d_as_its_own_step_left_it() {
+        use crate::config::GanConfig;
+        use crate::params::named_tensors;
+        let cfg = GanConfig::resolve(None, None, &["model.image_size=16".into(), "dcgan.ngf=4".into(), "dcgan.ndf=4".into()]).unwrap();
+        let device = Device::flex().autodiff();
+        let real = || RealBatch { images: Tensor::<4>::ones([4, 1, 16, 16], &device), labels: None };
+        let run = |unroll: usize| {
+            let mut rng = GanRng::new(0, Stream::Train);
+            let noise = StepNoise::draw(&mut rng, 4, 100, 256, &TricksConfig::new(), 0.0, 0).with_unroll(unroll.max(2), &mut rng);
+            let (g, d) = crate::nets::build(&cfg.families(), 0, &device);
+            let gan = Gan { g, d, opt_g: Optimizer::adam(1e-2, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(1e-2, 0.5, 0.999, 1e-8) };
+            let rules = StepRules { unroll, ..StepRules::default() };
+            train_step(gan, vec![real()], std::slice::from_ref(&noise), rules, &device).0
+        };
+        let (plain, unrolled) = (run(0), run(2));
+        let (a, b) = (named_tensors(&plain.d), named_tensors(&unrolled.d));
+        let differing: Vec<&String> = a.keys().filter(|k| a[*k] != b[*k]).collect();
+        // Without unrolling, G's pass through D also moved D's batch-norm statistics.
+        assert!(differing.iter().all(|k| k.contains("running_")), "{differing:?}");
+        assert!(!differing.is_empty());
+        assert_eq!(plain.opt_d.state_tensors(), unrolled.opt_d.state_tensors());
+        assert_ne!(named_tensors(&plain.g), named_tensors(&unrolled.g));
     }
 }
