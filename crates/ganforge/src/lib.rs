@@ -18,6 +18,7 @@ pub mod device;
 pub mod fsutil;
 pub mod image_io;
 pub mod loss;
+pub mod metrics;
 pub mod nets;
 pub mod npy;
 pub mod optim;
