@@ -243,8 +243,12 @@ struct SampleArgs {
     #[arg(long, default_value_t = 64)]
     n: usize,
     /// Output: a folder for PNG files, or a .png file with --grid.
-    #[arg(long, value_name = "PATH")]
-    out: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present = "kaggle")]
+    out: Option<PathBuf>,
+    /// Write a Kaggle "Generative Dog Images" submission instead: 10,000 PNGs of 64x64 RGB in
+    /// one zip (other sizes and grey images are converted).
+    #[arg(long, value_name = "FILE.zip", conflicts_with_all = ["out", "grid", "raw", "latents", "per_class"])]
+    kaggle: Option<PathBuf>,
     /// Seed of the latent vectors; default: the run's seed (the latents of its sample grids).
     #[arg(long)]
     seed: Option<u64>,
@@ -403,6 +407,10 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 fn cmd_sample(a: SampleArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let sampler = Sampler::load(&a.run, a.checkpoint.as_deref(), &device)?;
+    if let Some(zip) = &a.kaggle {
+        return kaggle_submission(&sampler, &a, zip);
+    }
+    let out = a.out.clone().context("--out is needed")?;
     let z = match &a.latents {
         Some(p) => {
             let arr = ganforge::npy::read(p)?;
@@ -447,18 +455,49 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
         ganforge::npy::write(raw, &[images.n, images.channels, images.height, images.width], &images.values)?;
     }
     if grid {
-        save_png(&a.out, &images.grid(cols)).with_context(|| format!("writing {}", a.out.display()))?;
-        println!("{}", a.out.display());
+        save_png(&out, &images.grid(cols)).with_context(|| format!("writing {}", out.display()))?;
+        println!("{}", out.display());
     } else {
-        std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let width = images.n.to_string().len().max(5);
         for i in 0..images.n {
-            let p = a.out.join(format!("{i:0width$}.png"));
+            let p = out.join(format!("{i:0width$}.png"));
             ganforge::fsutil::write_atomic(&p, &images.png(i)).with_context(|| format!("writing {}", p.display()))?;
         }
-        println!("{}", a.out.display());
+        println!("{}", out.display());
     }
     eprintln!("{} images from {}", images.n, sampler.checkpoint.display());
+    Ok(())
+}
+
+/// 10,000 images as Kaggle's dog competition took them, generated 500 at a time; a
+/// conditional G is asked for each class in turn.
+fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -> Result<()> {
+    use ganforge::kaggle::{submission_png, write_zip, IMAGES};
+    let seed = a.seed.unwrap_or(sampler.cfg.seed);
+    let z = match a.truncation {
+        Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
+        Some(t) => sampler.latents_truncated(IMAGES, seed, t),
+        None => sampler.latents(IMAGES, seed),
+    };
+    let (nz, classes) = (sampler.cfg.model.nz, sampler.cfg.model.classes);
+    let labels: Option<Vec<u32>> = match (a.class, classes) {
+        (Some(k), _) => Some(vec![k; IMAGES]),
+        (None, 0) => None,
+        (None, c) => Some((0..IMAGES).map(|i| (i % c) as u32).collect()),
+    };
+    if let Some(l) = &labels {
+        sampler.check_labels(l)?;
+    }
+    let chunk = 500;
+    let files = (0..IMAGES).step_by(chunk).flat_map(|start| {
+        let end = (start + chunk).min(IMAGES);
+        let images = sampler.generate(&z[start * nz..end * nz], labels.as_ref().map(|l| &l[start..end]));
+        (0..images.n).map(move |i| (format!("{:05}.png", start + i), submission_png(&images, i))).collect::<Vec<_>>()
+    });
+    write_zip(zip, files).with_context(|| format!("writing {}", zip.display()))?;
+    println!("{}", zip.display());
+    eprintln!("{IMAGES} images (64x64 RGB PNG) from {}", sampler.checkpoint.display());
     Ok(())
 }
 

@@ -279,3 +279,21 @@ fn conditional_sampling_by_class() {
     let plain = train_tiny(&out, "2");
     fails_with(&["sample", "--run", plain.to_str().unwrap(), "--class", "1", "--out", grid.to_str().unwrap()], "not conditional");
 }
+
+#[test]
+fn kaggle_submission_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_tiny(&dir.path().join("runs"), "2");
+    let zip_path = dir.path().join("images.zip");
+    let o = ganforge(&["sample", "--run", run.to_str().unwrap(), "--kaggle", zip_path.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    assert_eq!(o.stdout.lines().last().unwrap(), zip_path.to_str().unwrap());
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    assert_eq!(archive.len(), 10_000);
+    let mut last = archive.by_name("09999.png").unwrap();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut last, &mut bytes).unwrap();
+    let img = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((img.width(), img.height(), img.color()), (64, 64, image::ColorType::Rgb8), "16x16 grey became 64x64 RGB");
+    fails_with(&["sample", "--run", run.to_str().unwrap(), "--kaggle", "x.zip", "--out", "y"], "cannot be used with");
+}

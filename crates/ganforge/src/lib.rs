@@ -17,6 +17,7 @@ pub mod data;
 pub mod device;
 pub mod fsutil;
 pub mod image_io;
+pub mod kaggle;
 pub mod loss;
 pub mod metrics;
 pub mod nets;
