@@ -94,7 +94,7 @@ fn cmd_fetch(a: FetchArgs) -> Result<()> {
     use ganforge::data::fetch::{self, FetchEvent, FetchOptions};
     let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
     if a.list {
-        for name in ["mnist", "svhn", "svhn-extra", "cifar10", "stanford-dogs"] {
+        for name in fetch::DATASETS {
             let ds = fetch::find(name)?;
             println!(
                 "{name:16} {:>10}  {}",
@@ -428,12 +428,7 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
                     None => bail!("--n {n} is out of range: ask for 1 to 100000 images"),
                 }
             }
-            let seed = a.seed.unwrap_or(sampler.cfg.seed);
-            match a.truncation {
-                Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
-                Some(t) => sampler.latents_truncated(n, seed, t),
-                None => sampler.latents(n, seed),
-            }
+            latents(&sampler, &a, n)?
         }
     };
     let n = z.len() / sampler.cfg.model.nz;
@@ -470,16 +465,21 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// `n` latents from --seed (default: the run's), truncated with --truncation.
+fn latents(sampler: &Sampler, a: &SampleArgs, n: usize) -> Result<Vec<f32>> {
+    let seed = a.seed.unwrap_or(sampler.cfg.seed);
+    Ok(match a.truncation {
+        Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
+        Some(t) => sampler.latents_truncated(n, seed, t),
+        None => sampler.latents(n, seed),
+    })
+}
+
 /// 10,000 images as Kaggle's dog competition took them, generated 500 at a time; a
 /// conditional G is asked for each class in turn.
 fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -> Result<()> {
     use ganforge::kaggle::{submission_png, write_zip, IMAGES};
-    let seed = a.seed.unwrap_or(sampler.cfg.seed);
-    let z = match a.truncation {
-        Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
-        Some(t) => sampler.latents_truncated(IMAGES, seed, t),
-        None => sampler.latents(IMAGES, seed),
-    };
+    let z = latents(sampler, a, IMAGES)?;
     let (nz, classes) = (sampler.cfg.model.nz, sampler.cfg.model.classes);
     let labels: Option<Vec<u32>> = match (a.class, classes) {
         (Some(k), _) => Some(vec![k; IMAGES]),

@@ -31,3 +31,14 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()
 }
+
+/// ganforge's cache folder: $XDG_CACHE_HOME/ganforge, else ~/.cache/ganforge (downloads go
+/// under `data/`, image caches under `images/`).
+pub fn cache_home() -> std::path::PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    match (env("XDG_CACHE_HOME"), env("HOME")) {
+        (Some(x), _) => x.join("ganforge"),
+        (None, Some(h)) => h.join(".cache/ganforge"),
+        (None, None) => std::path::PathBuf::from("ganforge-cache"),
+    }
+}

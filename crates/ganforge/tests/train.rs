@@ -52,6 +52,15 @@ fn final_weights(run: &Path, file: &str) -> Vec<(String, Vec<f32>)> {
     read_safetensors(&ckpts.join(file)).unwrap().into_iter().map(|(k, v)| (k, v.values)).collect()
 }
 
+/// The tensors of `files` in the latest checkpoints of two runs are identical, name by name.
+fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
+    for file in files {
+        let (x, y) = (final_weights(a, file), final_weights(b, file));
+        let differing: Vec<&String> = x.iter().zip(&y).filter(|(p, q)| p != q).map(|(p, _)| &p.0).collect();
+        assert!(differing.is_empty() && x.len() == y.len(), "{file}: {differing:?}");
+    }
+}
+
 #[test]
 fn run_folder_holds_config_metrics_samples_and_checkpoints() {
     let out = tempfile::tempdir().unwrap();
@@ -113,11 +122,7 @@ fn resume_is_exact() {
 
     let losses = |run: &Path| metrics(run).iter().map(|r| (r.step, r.loss_d, r.loss_g)).collect::<Vec<_>>();
     assert_eq!(losses(&whole), losses(&resumed));
-    for file in ["g.safetensors", "d.safetensors", "optim_g.safetensors", "optim_d.safetensors"] {
-        let (a, b) = (final_weights(&whole, file), final_weights(&resumed, file));
-        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
-        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
-    }
+    assert_same_files(&whole, &resumed, &["g.safetensors", "d.safetensors", "optim_g.safetensors", "optim_d.safetensors"]);
 }
 
 #[test]
@@ -432,11 +437,7 @@ fn critic_steps_schedule_and_ema_resume_exactly() {
     let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
     assert_eq!(metrics(&part).last().unwrap().step, 1);
     train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
-    for file in ["g.safetensors", "d.safetensors", "g_ema.safetensors", "optim_d.safetensors"] {
-        let (a, b) = (final_weights(&whole, file), final_weights(&part, file));
-        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
-        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
-    }
+    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors", "g_ema.safetensors", "optim_d.safetensors"]);
     let m = metrics(&whole);
     // 20 images at batch 8 are 2 batches an epoch; each step takes 2: one epoch per step.
     assert_eq!(m.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
@@ -496,11 +497,7 @@ fn spectral_norm_saves_its_vectors_and_resumes_exactly() {
     let first_u = final_weights(&part, "d.safetensors");
     train(tiny(&sets), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
     assert_ne!(final_weights(&part, "d.safetensors"), first_u, "u and weights moved after step 1");
-    for file in ["g.safetensors", "d.safetensors"] {
-        let (a, b) = (final_weights(&whole, file), final_weights(&part, file));
-        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
-        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
-    }
+    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors"]);
 }
 
 /// A conditional GAN on MNIST's labels, with either way for D to see the label: it trains,
@@ -618,9 +615,5 @@ fn biggan_trains_samples_and_resumes() {
     stopped.stop = Arc::new(AtomicBool::new(true));
     let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
     train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
-    for file in ["g.safetensors", "d.safetensors", "g_ema.safetensors"] {
-        let (a, b) = (final_weights(&whole, file), final_weights(&part, file));
-        let differing: Vec<&String> = a.iter().zip(&b).filter(|(x, y)| x != y).map(|(x, _)| &x.0).collect();
-        assert!(differing.is_empty() && a.len() == b.len(), "{file}: {differing:?}");
-    }
+    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
 }

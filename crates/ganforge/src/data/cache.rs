@@ -27,12 +27,7 @@ const RESIZE_METHOD: &str = "bilinear-shorter-side+center-crop v1";
 /// Where caches go when `data.cache_dir` is empty: $XDG_CACHE_HOME/ganforge/images, else
 /// ~/.cache/ganforge/images.
 pub fn default_dir() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    match (env("XDG_CACHE_HOME"), env("HOME")) {
-        (Some(x), _) => x.join("ganforge/images"),
-        (None, Some(h)) => h.join(".cache/ganforge/images"),
-        (None, None) => PathBuf::from("ganforge-cache"),
-    }
+    crate::fsutil::cache_home().join("images")
 }
 
 /// "path size mtime" of a file, for fingerprints; a file that cannot be read gives a line that
@@ -67,20 +62,27 @@ impl CachedSet {
         let len = self.channels * self.size * self.size;
         let mut buf = vec![0u8; len];
         let at = HEADER + self.ok.len() as u64 + (i * len) as u64;
-        #[cfg(unix)]
-        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, at)?;
-        #[cfg(windows)]
-        {
-            let mut got = 0;
-            while got < len {
-                let k = std::os::windows::fs::FileExt::seek_read(&self.file, &mut buf[got..], at + got as u64)?;
-                if k == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                got += k;
-            }
-        }
+        read_exact_at(&self.file, &mut buf, at)?;
         Ok(buf)
+    }
+}
+
+/// Fills `buf` from `file` at `offset`, without moving a shared cursor (the loader thread and
+/// others read the same file).
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    return std::os::unix::fs::FileExt::read_exact_at(file, buf, offset);
+    #[cfg(windows)]
+    {
+        let mut got = 0;
+        while got < buf.len() {
+            let k = std::os::windows::fs::FileExt::seek_read(file, &mut buf[got..], offset + got as u64)?;
+            if k == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            got += k;
+        }
+        Ok(())
     }
 }
 
@@ -180,10 +182,7 @@ fn open_cache(source: &Arc<dyn Source>, path: &Path, n: usize, size: usize, chan
     let mut head = [0u8; HEADER as usize];
     let expect = HEADER + n as u64 + (n * channels * size * size) as u64;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    #[cfg(unix)]
-    let read = std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0);
-    #[cfg(windows)]
-    let read = std::os::windows::fs::FileExt::seek_read(&file, &mut head, 0).map(|_| ());
+    let read = read_exact_at(&file, &mut head, 0);
     let fields = |k: usize| u64::from_le_bytes(head[8 + 8 * k..16 + 8 * k].try_into().expect("8 bytes"));
     if read.is_err()
         || &head[..8] != MAGIC
@@ -194,10 +193,7 @@ fn open_cache(source: &Arc<dyn Source>, path: &Path, n: usize, size: usize, chan
         return Ok(None);
     }
     let mut ok = vec![0u8; n];
-    #[cfg(unix)]
-    std::os::unix::fs::FileExt::read_exact_at(&file, &mut ok, HEADER).map_err(|e| DataError::Io { path: path.into(), source: e })?;
-    #[cfg(windows)]
-    std::os::windows::fs::FileExt::seek_read(&file, &mut ok, HEADER).map_err(|e| DataError::Io { path: path.into(), source: e })?;
+    read_exact_at(&file, &mut ok, HEADER).map_err(|e| DataError::Io { path: path.into(), source: e })?;
     Ok(Some(CachedSet { inner: source.clone(), file, path: path.to_path_buf(), size, channels, ok }))
 }
 

@@ -103,16 +103,9 @@ impl Default for FetchOptions {
 /// Folder that fetched datasets go to: $GANFORGE_DATA, else $XDG_CACHE_HOME/ganforge/data,
 /// else ~/.cache/ganforge/data.
 pub fn default_root() -> PathBuf {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    if let Some(p) = env("GANFORGE_DATA") {
-        return p;
-    }
-    if let Some(p) = env("XDG_CACHE_HOME") {
-        return p.join("ganforge/data");
-    }
-    match env("HOME") {
-        Some(h) => h.join(".cache/ganforge/data"),
-        None => PathBuf::from("ganforge-data"),
+    match std::env::var_os("GANFORGE_DATA").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => crate::fsutil::cache_home().join("data"),
     }
 }
 
@@ -122,9 +115,12 @@ fn file(base: &str, name: &str, size: u64, sha256: &str) -> RemoteFile {
     RemoteFile { name: name.into(), url: format!("{base}{name}"), size, sha256: sha256.into() }
 }
 
+/// The datasets with a fixed name; `quickdraw/CATEGORY` adds one per Quick, Draw! category.
+pub const DATASETS: [&str; 5] = ["mnist", "svhn", "svhn-extra", "cifar10", "stanford-dogs"];
+
 /// Names accepted by `find`, with `quickdraw/CATEGORY` standing for 345 of them.
 pub fn names() -> Vec<String> {
-    ["mnist", "svhn", "svhn-extra", "cifar10", "stanford-dogs", "quickdraw/CATEGORY"].iter().map(|s| s.to_string()).collect()
+    DATASETS.iter().chain(&["quickdraw/CATEGORY"]).map(|s| s.to_string()).collect()
 }
 
 /// Quick, Draw! categories with the size of their numpy_bitmap file.
@@ -403,7 +399,7 @@ mod tests {
         assert!(eiffel.files[0].url.ends_with("The%20Eiffel%20Tower.npy"), "{}", eiffel.files[0].url);
         // Every numpy_bitmap file is an 80-byte .npy header and N images of 784 bytes.
         assert!(q.iter().all(|(_, s)| (s - 80) % 784 == 0));
-        for n in ["mnist", "svhn", "svhn-extra", "cifar10", "stanford-dogs"] {
+        for n in DATASETS {
             let d = find(n).unwrap();
             assert!(d.files.iter().all(|f| f.sha256.len() == 64 && f.url.ends_with(&f.name)), "{n}");
         }

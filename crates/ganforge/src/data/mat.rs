@@ -185,17 +185,23 @@ fn read_tag(r: &mut impl Read, e: Endian) -> std::io::Result<Option<(u32, u32, O
 /// One sub-element of a matrix: its type and bytes (padding consumed).
 fn read_sub(r: &mut impl Read, e: Endian) -> std::io::Result<(u32, Vec<u8>)> {
     let (ty, n, small) = read_tag(r, e)?.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "matrix ends early"))?;
+    Ok((ty, read_data(r, n, small, 1 << 24)?))
+}
+
+/// The `n` data bytes of an element whose tag was just read (padding consumed). At most
+/// `reserve` bytes are allocated up front; beyond that the buffer grows as bytes arrive, so a
+/// lying count cannot allocate more than the file holds.
+fn read_data(r: &mut impl Read, n: u32, small: Option<[u8; 4]>, reserve: usize) -> std::io::Result<Vec<u8>> {
     if let Some(d) = small {
-        return Ok((ty, d[..n.min(4) as usize].to_vec()));
+        return Ok(d[..n.min(4) as usize].to_vec());
     }
-    // Grow as the bytes arrive, so a lying count cannot allocate more than the file holds.
-    let mut data = Vec::with_capacity((n as usize).min(1 << 24));
+    let mut data = Vec::with_capacity((n as usize).min(reserve));
     r.take(n as u64).read_to_end(&mut data)?;
     if data.len() != n as usize {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {n} bytes present", data.len())));
     }
     skip(r, padding(n))?;
-    Ok((ty, data))
+    Ok(data)
 }
 
 /// The body of an miMATRIX element: flags, dimensions, name, real part. Returns the array when
@@ -231,18 +237,8 @@ fn read_matrix(r: &mut impl Read, e: Endian, n: u32, wanted: &[&str]) -> std::io
     if count.checked_mul(width) != Some(n as usize) {
         return Err(invalid(format!("variable '{name}' holds {n} bytes of type {ty}, but its dimensions {dims:?} need {count} values")));
     }
-    let bytes = match small {
-        Some(d) => d[..n.min(4) as usize].to_vec(),
-        None => {
-            let mut data = Vec::with_capacity((n as usize).min(1 << 30));
-            r.take(n as u64).read_to_end(&mut data)?;
-            if data.len() != n as usize {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {n} bytes present", data.len())));
-            }
-            skip(r, padding(n))?;
-            data
-        }
-    };
+    // Checked against the dimensions above, so the whole array (up to 1 GiB) is reserved at once.
+    let bytes = read_data(r, n, small, 1 << 30)?;
     let values = decode_values(ty, bytes, e).ok_or_else(|| invalid(format!("variable '{name}' has unknown data type {ty}")))?;
     if values.len() != count {
         return Err(invalid(format!("variable '{name}' holds {} values, but its dimensions {dims:?} need {count}", values.len())));

@@ -78,7 +78,7 @@ pub fn effective_conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>) -> Conv2d {
 pub fn conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>, x: Tensor<4>) -> Tensor<4> {
     match sn {
         None => conv.forward(x),
-        Some(sn) => Conv2d { weight: through(sn.normalize(conv.weight.val())), ..conv.clone() }.forward(x),
+        Some(_) => effective_conv2d(conv, sn).forward(x),
     }
 }
 
