@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ganforge::config::{GanConfig, PRESETS};
 use ganforge::device::parse_device;
 use ganforge::image_io::{grid_cols, save_png};
+use ganforge::interop::dcgan::{self, TorchDcgan};
 use ganforge::sample::Sampler;
 use ganforge::train::run_dir::RunDir;
 use ganforge::train::step::StepStats;
@@ -47,11 +48,136 @@ enum Command {
   ganforge sample --run runs/00004-mnist --class 7 --n 16 --grid --out sevens.png    # conditional runs
   ganforge sample --run runs/00004-mnist --per-class 8 --out classes.png             # a row per class")]
     Sample(SampleArgs),
+    /// Score a run's generator: FID, KID, MiFID, precision/recall, Inception Score, class coverage.
+    #[command(after_help = "Examples:
+  ganforge eval --run runs/00003-mnist --metrics fid,kid,pr,coverage --features lenet
+  ganforge eval --run runs/00007-dogs --metrics fid,mifid,is --inception pt_inception-2015-12-05-6726825d.pth --n 10000
+  ganforge eval --run runs/00009-stacked-mnist --metrics coverage --n 26000     # modes of 1000
+
+The result is printed and written to RUN_DIR/eval/. Inception weights (pytorch-fid's):
+https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth")]
+    Eval(EvalArgs),
+    /// Diagnose a run: mode collapse, checkerboard artifacts, unbalanced learning rates,
+    /// divergence, memorization; each with its evidence and remedy.
+    #[command(after_help = "Example:
+  ganforge doctor runs/00003-mnist")]
+    Doctor(DoctorArgs),
+    /// Write a run's DCGAN generator (or discriminator) as a state dict of PyTorch's DCGAN example.
+    #[command(after_help = "Examples:
+  ganforge export --run runs/00003-mnist64 --out netG.pth
+  ganforge export --run runs/00003-mnist64 --net d --out netD.pth
+
+In PyTorch (github.com/pytorch/examples, dcgan/main.py): netG.load_state_dict(torch.load(\"netG.pth\")).
+Only a plain 64x64-style DCGAN has the example's layout: no classes, no spectral norm, transposed 4x4 up-sampling.")]
+    Export(ExportArgs),
+    /// Train the small classifier that class coverage and domain features use.
+    #[command(subcommand)]
+    Classifier(ClassifierCommand),
     /// List the presets and what each is for.
     Presets,
     /// Look at datasets before training on them.
     #[command(subcommand)]
     Data(DataCommand),
+}
+
+#[derive(Subcommand)]
+enum ClassifierCommand {
+    /// Train a LeNet-style classifier on a labelled dataset and report its test accuracy.
+    #[command(after_help = "Examples:
+  ganforge classifier train --data mnist --out lenet-mnist.safetensors
+  ganforge eval --run runs/00003-mnist --metrics coverage --classifier lenet-mnist.safetensors
+
+ganforge ships the MNIST classifier this command makes with its defaults; eval uses it unless told otherwise.")]
+    Train(ClassifierTrainArgs),
+}
+
+#[derive(Args)]
+struct ClassifierTrainArgs {
+    /// Labelled training data: mnist, idx:PATH, svhn:FILE, cifar10:DIR, ... (grey 28x28 input).
+    #[arg(long, default_value = "mnist")]
+    data: String,
+    /// Labelled test data for the accuracy; default: mnist-test when --data is mnist.
+    #[arg(long)]
+    test: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the weights (a .json record with the accuracy is written beside them).
+    #[arg(long, value_name = "FILE.safetensors")]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Run folder to evaluate.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// A checkpoint folder of the run instead of its latest.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// Comma-separated: fid, kid, mifid, pr, is, coverage.
+    #[arg(long, default_value = "fid,kid,pr,coverage")]
+    metrics: String,
+    /// Real data spec (default: the run's own data).
+    #[arg(long, value_name = "SPEC")]
+    real: Option<String>,
+    /// Generated images (FID is biased by n: compare at equal n; 10000 or 50000 are the usual).
+    #[arg(long, default_value_t = 10_000)]
+    n: usize,
+    /// Real images (default: as many as --n, at most the dataset's size).
+    #[arg(long)]
+    n_real: Option<usize>,
+    /// Features for fid, kid, mifid, pr and is: inception (needs --inception) or lenet.
+    #[arg(long, default_value = "inception")]
+    features: String,
+    /// pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth.
+    #[arg(long, value_name = "FILE")]
+    inception: Option<PathBuf>,
+    /// A classifier from `ganforge classifier train` (default: the shipped MNIST one).
+    #[arg(long, value_name = "FILE")]
+    classifier: Option<PathBuf>,
+    /// Seed of the generated images' latents.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Do not read or write the cache of real-image features.
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// Run folder to examine.
+    run: PathBuf,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Run folder whose latest checkpoint is exported.
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// A checkpoint folder of the run instead of its latest.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// Which network: g or d.
+    #[arg(long, default_value = "g", value_parser = ["g", "d"])]
+    net: String,
+    /// The .pth file to write.
+    #[arg(long, value_name = "FILE.pth")]
+    out: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -150,7 +276,7 @@ fn cmd_fetch(a: FetchArgs) -> Result<()> {
 
 #[derive(Args)]
 struct InspectArgs {
-    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR,
+    /// Dataset: mnist, stacked-mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR,
     /// stanford-dogs:DIR, or the name of a fetched dataset (svhn, quickdraw/sheep, ...).
     spec: String,
     /// Side the images are brought to, as for training.
@@ -234,8 +360,23 @@ struct TrainArgs {
 #[derive(Args)]
 struct SampleArgs {
     /// Run folder to sample from.
-    #[arg(long, value_name = "RUN_DIR")]
-    run: PathBuf,
+    #[arg(long, value_name = "RUN_DIR", required_unless_present = "from_pytorch")]
+    run: Option<PathBuf>,
+    /// Sample a generator saved by PyTorch's DCGAN example (`torch.save(netG.state_dict(), ...)`)
+    /// instead of a run; its sizes are read from the file (--nz, --ngf, --nc, --size check them).
+    #[arg(long, value_name = "netG.pth", conflicts_with_all = ["run", "checkpoint"])]
+    from_pytorch: Option<PathBuf>,
+    /// The architecture of --from-pytorch: dcgan (PyTorch's example).
+    #[arg(long, default_value = "dcgan", value_parser = ["dcgan"], requires = "from_pytorch")]
+    arch: String,
+    #[arg(long, requires = "from_pytorch")]
+    nz: Option<usize>,
+    #[arg(long, requires = "from_pytorch")]
+    ngf: Option<usize>,
+    #[arg(long, requires = "from_pytorch")]
+    nc: Option<usize>,
+    #[arg(long, requires = "from_pytorch")]
+    size: Option<usize>,
     /// Checkpoint folder or g.safetensors file; default: the run's latest checkpoint.
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<PathBuf>,
@@ -406,7 +547,15 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
 
 fn cmd_sample(a: SampleArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let sampler = Sampler::load(&a.run, a.checkpoint.as_deref(), &device)?;
+    let sampler = match (&a.from_pytorch, &a.run) {
+        (Some(pth), _) => {
+            let given = TorchDcgan { nz: a.nz, ngf: a.ngf, nc: a.nc, size: a.size, ndf: None };
+            let (cfg, g) = dcgan::import_generator(pth, &given, &device)?;
+            Sampler::from_generator(cfg, g, pth.clone(), &device)
+        }
+        (None, Some(run)) => Sampler::load(run, a.checkpoint.as_deref(), &device)?,
+        (None, None) => bail!("--run or --from-pytorch is needed"),
+    };
     if let Some(zip) = &a.kaggle {
         return kaggle_submission(&sampler, &a, zip);
     }
@@ -478,7 +627,8 @@ fn latents(sampler: &Sampler, a: &SampleArgs, n: usize) -> Result<Vec<f32>> {
 /// 10,000 images as Kaggle's dog competition took them, generated 500 at a time; a
 /// conditional G is asked for each class in turn.
 fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -> Result<()> {
-    use ganforge::kaggle::{submission_png, write_zip, IMAGES};
+    use ganforge::kaggle::{submission_png, IMAGES};
+    use ganforge::zipfile::write_zip;
     let z = latents(sampler, a, IMAGES)?;
     let (nz, classes) = (sampler.cfg.model.nz, sampler.cfg.model.classes);
     let labels: Option<Vec<u32>> = match (a.class, classes) {
@@ -501,6 +651,148 @@ fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -
     Ok(())
 }
 
+fn cmd_eval(a: EvalArgs) -> Result<()> {
+    use ganforge::eval::{evaluate, EvalOptions, Extractors, FeatureKind, Metric};
+    let device = parse_device(&a.device)?;
+    let opts = EvalOptions {
+        metrics: Metric::parse_list(&a.metrics)?,
+        n: a.n,
+        n_real: a.n_real,
+        real: a.real.clone(),
+        features: FeatureKind::parse(&a.features)?,
+        inception: a.inception.clone(),
+        classifier: a.classifier.clone(),
+        seed: a.seed,
+        cache_dir: (!a.no_cache).then(|| ganforge::fsutil::cache_home().join("features")),
+    };
+    if opts.metrics.is_empty() {
+        bail!("--metrics is empty: name at least one of fid, kid, mifid, pr, is, coverage");
+    }
+    let sampler = Sampler::load(&a.run, a.checkpoint.as_deref(), &device)?;
+    let ex = Extractors::load(&opts, &device)?;
+    let quiet = !std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now();
+    let report = evaluate(&sampler, &opts, &ex, &mut |msg| {
+        // Counters ("real images: 500 of 10000") are thinned out in logs; other lines always show.
+        let counter = msg.contains(" of ");
+        if !counter || !quiet || last.elapsed().as_secs() >= 10 {
+            eprintln!("{msg}");
+            last = std::time::Instant::now();
+        }
+    })?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    // eval/<checkpoint>.json, never overwritten: a second evaluation gets -2, -3, ...
+    let dir = a.run.join("eval");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stem = sampler.checkpoint.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("eval").to_string();
+    let path = (1..)
+        .map(|k| if k == 1 { dir.join(format!("{stem}.json")) } else { dir.join(format!("{stem}-{k}.json")) })
+        .find(|p| !p.exists())
+        .expect("a free name");
+    let json = serde_json::to_string_pretty(&report)?;
+    ganforge::fsutil::write_atomic(&path, (json.clone() + "\n").as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    println!("{json}");
+    eprintln!("written to {}", path.display());
+    Ok(())
+}
+
+fn cmd_doctor(a: DoctorArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let exam = ganforge::doctor::examine_run(&a.run, &device)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&exam)?);
+        return Ok(());
+    }
+    let show =
+        |f: &ganforge::doctor::Finding| println!("{}: step {}\n  evidence: {}\n  remedy:   {}", f.kind, f.step, f.evidence, f.remedy);
+    if exam.findings.is_empty() {
+        println!("no problems found now in {}", a.run.display());
+    }
+    exam.findings.iter().for_each(show);
+    if !exam.logged.is_empty() {
+        println!("\nlogged during training (the latest of each kind; it may have passed since):");
+        exam.logged.iter().for_each(show);
+    }
+    for n in &exam.notes {
+        println!("note: {n}");
+    }
+    Ok(())
+}
+
+fn cmd_export(a: ExportArgs) -> Result<()> {
+    use ganforge::train::checkpoint::load_module;
+    let device = ganforge::burn::tensor::Device::flex();
+    let run = RunDir::open(&a.run)?;
+    let cfg = GanConfig::load(&run.config_path())?;
+    let dir = match a.checkpoint {
+        Some(d) => d,
+        None => run.latest_checkpoint()?,
+    };
+    let (g, d) = ganforge::nets::build(&cfg.families(), cfg.seed, &device);
+    if a.net == "g" {
+        let g = load_module(g, &dir.join("g.safetensors"))?;
+        dcgan::export(&g, dcgan::Net::G, &cfg, &a.out)?;
+    } else {
+        let d = load_module(d, &dir.join("d.safetensors"))?;
+        dcgan::export(&d, dcgan::Net::D, &cfg, &a.out)?;
+    }
+    println!("{}", a.out.display());
+    eprintln!(
+        "{} of {} as PyTorch's DCGAN example names it (nz {}, ngf {}, ndf {}, nc {})",
+        a.net.to_uppercase(),
+        dir.display(),
+        cfg.model.nz,
+        cfg.dcgan.ngf,
+        cfg.dcgan.ndf,
+        cfg.model.channels
+    );
+    Ok(())
+}
+
+fn cmd_classifier_train(a: ClassifierTrainArgs) -> Result<()> {
+    use ganforge::features::lenet::{self, ClassifierOptions, Labelled};
+    let device = parse_device(&a.device)?;
+    let open = |spec: &str| -> Result<Labelled> {
+        let source = ganforge::data::open(&ganforge::config::DataConfig { spec: spec.to_string(), ..ganforge::config::DataConfig::new() })
+            .with_context(|| format!("opening {spec}"))?;
+        eprintln!("{}", source.describe());
+        Ok(Labelled::from_source(source.as_ref())?)
+    };
+    if a.epochs == 0 || a.batch_size == 0 {
+        bail!("--epochs and --batch-size must be at least 1");
+    }
+    let train_set = open(&a.data)?;
+    let test_spec = match (&a.test, a.data.as_str()) {
+        (Some(t), _) => Some(t.clone()),
+        (None, "mnist") => Some("mnist-test".to_string()),
+        (None, _) => None,
+    };
+    if a.batch_size > train_set.len() {
+        bail!("--batch-size {} is larger than the {} training images", a.batch_size, train_set.len());
+    }
+    let opts = ClassifierOptions { epochs: a.epochs, batch_size: a.batch_size, lr: a.lr, seed: a.seed };
+    let net = lenet::train(&train_set, &opts, &device, &mut |epoch, step, steps, loss| {
+        eprintln!("epoch {}/{}  step {step}/{steps}  loss {loss:.4}", epoch + 1, opts.epochs);
+    });
+    let train_acc = lenet::accuracy(&net, &train_set);
+    let test_acc = match &test_spec {
+        Some(t) => Some(lenet::accuracy(&net, &open(t)?)),
+        None => None,
+    };
+    net.save(&a.out)?;
+    let record = serde_json::json!({
+        "data": a.data, "test": test_spec, "classes": train_set.classes, "epochs": a.epochs, "batch_size": a.batch_size,
+        "lr": a.lr, "seed": a.seed, "train_accuracy": train_acc, "test_accuracy": test_acc,
+    });
+    let json = a.out.with_extension("json");
+    ganforge::fsutil::write_atomic(&json, (serde_json::to_string_pretty(&record)? + "\n").as_bytes())?;
+    eprintln!("train accuracy {:.4}{}", train_acc, test_acc.map(|t| format!(", test accuracy {t:.4}")).unwrap_or_default());
+    println!("{}", a.out.display());
+    Ok(())
+}
+
 /// The error and its causes on one line, each cause once: library errors already quote the
 /// I/O error they wrap, which `{:#}` would print a second time.
 fn one_line(e: &anyhow::Error) -> String {
@@ -520,6 +812,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(a) => cmd_train(a),
         Command::Sample(a) => cmd_sample(a),
+        Command::Export(a) => cmd_export(a),
+        Command::Eval(a) => cmd_eval(a),
+        Command::Doctor(a) => cmd_doctor(a),
+        Command::Classifier(ClassifierCommand::Train(a)) => cmd_classifier_train(a),
         Command::Data(DataCommand::Inspect(a)) => cmd_inspect(a),
         Command::Data(DataCommand::Fetch(a)) => cmd_fetch(a),
         Command::Presets => {

@@ -297,3 +297,107 @@ fn kaggle_submission_zip() {
     assert_eq!((img.width(), img.height(), img.color()), (64, 64, image::ColorType::Rgb8), "16x16 grey became 64x64 RGB");
     fails_with(&["sample", "--run", run.to_str().unwrap(), "--kaggle", "x.zip", "--out", "y"], "cannot be used with");
 }
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../ganforge/tests/fixtures").join(name).to_str().unwrap().to_string()
+}
+
+#[test]
+fn eval_writes_json_into_the_run_and_checks_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_tiny(&dir.path().join("runs"), "2");
+    let r = run.to_str().unwrap();
+    let cache = dir.path().join("cache");
+    let args = ["eval", "--run", r, "--metrics", "fid,kid,pr,is,coverage", "--features", "lenet", "--n", "40", "--n-real", "60"];
+    let o = ganforge_in(&args, &[("XDG_CACHE_HOME", &cache)]);
+    assert!(o.ok, "{}", o.stderr);
+    let written = run.join("eval/step_000002.json");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap(), report, "what is printed is what is written");
+    let m = &report["metrics"];
+    assert!(m["fid"]["value"].as_f64().unwrap() > 0.0 && m["fid"]["protocol"] == "fid40");
+    assert_eq!(m["kid"]["subset_size"], 40);
+    assert!((0.0..=1.0).contains(&m["pr"]["precision"].as_f64().unwrap()));
+    assert!(m["is"]["mean"].as_f64().unwrap() >= 1.0);
+    let hist: Vec<u64> = serde_json::from_value(m["coverage"]["histogram"].clone()).unwrap();
+    assert_eq!((hist.len(), hist.iter().sum::<u64>()), (10, 40));
+    assert_eq!(report["n_real"], 60);
+    assert!(report["resize"].as_str().unwrap().contains("28x28"));
+    assert!(report["warnings"][0].as_str().unwrap().contains("fewer images"), "40 images for 64-d features");
+    // The real features were cached; a second evaluation uses them and gets a new file.
+    assert_eq!(std::fs::read_dir(cache.join("ganforge/features")).unwrap().count(), 1);
+    let again = ganforge_in(&args, &[("XDG_CACHE_HOME", &cache)]);
+    assert!(again.stderr.contains("from the cache"), "{}", again.stderr);
+    let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval/step_000002-2.json")).unwrap()).unwrap();
+    assert_eq!(second["metrics"], report["metrics"]);
+
+    fails_with(&["eval", "--run", r, "--metrics", "fid", "--n", "20"], "--inception FILE");
+    fails_with(
+        &["eval", "--run", r, "--metrics", "fid", "--inception", "/nonexistent.pth"],
+        "Inception weights not found at /nonexistent.pth",
+    );
+    fails_with(&["eval", "--run", r, "--metrics", "fid", "--inception", &fixture("dcgan_netG.pth")], "no tensor 'fc.weight'");
+    fails_with(&["eval", "--run", r, "--metrics", "pr", "--features", "lenet", "--n", "3"], "precision/recall needs at least 4");
+    fails_with(&["eval", "--run", r, "--metrics", "fid,bogus"], "unknown metric 'bogus'");
+}
+
+#[test]
+fn doctor_reads_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_tiny(&dir.path().join("runs"), "2");
+    let o = ganforge(&["doctor", run.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stdout.contains("samples are judged from step 500"), "{}", o.stdout);
+    // A live finding in metrics.jsonl is reported with its evidence and remedy.
+    let line = r#"{"step":2,"doctor":{"kind":"divergence","step":2,"evidence":"loss_d = NaN; training stopped.","remedy":"lower the learning rates"}}"#;
+    let mut log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    log.push_str(line);
+    log.push('\n');
+    std::fs::write(run.join("metrics.jsonl"), log).unwrap();
+    let o = ganforge(&["doctor", run.to_str().unwrap(), "--json"]);
+    let exam: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(exam["logged"][0]["kind"], "divergence");
+    assert_eq!(exam["findings"], serde_json::json!([]));
+    fails_with(&["doctor", dir.path().to_str().unwrap()], "is not a ganforge run folder");
+}
+
+#[test]
+fn pytorch_generators_sample_and_runs_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw.npy");
+    let o = ganforge(&[
+        "sample",
+        "--from-pytorch",
+        &fixture("dcgan_netG.pth"),
+        "--latents",
+        &fixture("dcgan_latents.npy"),
+        "--raw",
+        raw.to_str().unwrap(),
+        "--out",
+        dir.path().join("imgs").to_str().unwrap(),
+    ]);
+    assert!(o.ok, "{}", o.stderr);
+    let (got, want) = (ganforge::npy::read(&raw).unwrap(), ganforge::npy::read(Path::new(&fixture("dcgan_netG_out.npy"))).unwrap());
+    assert_eq!(got.shape, want.shape);
+    assert!(got.values.iter().zip(&want.values).all(|(a, b)| (a - b).abs() <= 1e-4));
+    assert_eq!(std::fs::read_dir(dir.path().join("imgs")).unwrap().count(), 3);
+    fails_with(&["sample", "--from-pytorch", &fixture("dcgan_not_dcgan.pth"), "--out", "x"], "not a generator state dict");
+    fails_with(&["sample", "--from-pytorch", &fixture("dcgan_netG.pth"), "--nc", "1", "--out", "x"], "--nc 1 disagrees with the file");
+
+    let run = train_tiny(&dir.path().join("runs"), "2");
+    let pth = dir.path().join("netG.pth");
+    let o = ganforge(&["export", "--run", run.to_str().unwrap(), "--out", pth.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    let back = ganforge::interop::pth::read(&pth).unwrap();
+    assert_eq!(back.floats["main.0.weight"].shape, vec![100, 16, 4, 4], "16x16: two doubling stages after 4x4, 2 * ngf wide");
+    assert!(back.integers.contains("main.1.num_batches_tracked"));
+}
+
+#[test]
+fn classifier_train_checks_its_data() {
+    fails_with(&["classifier", "train", "--data", "folder:/nonexistent", "--out", "x.safetensors"], "/nonexistent");
+    fails_with(
+        &["classifier", "train", "--data", "mnist", "--epochs", "0", "--out", "x.safetensors"],
+        "--epochs and --batch-size must be at least 1",
+    );
+}

@@ -16,7 +16,8 @@ use crate::penalty::PenaltyKind;
 /// Where the images come from.
 #[derive(Config, Debug)]
 pub struct DataConfig {
-    /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge), "idx:DIR_OR_FILE"
+    /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge; "mnist-test" is its test
+    /// set, "stacked-mnist" three of its digits as RGB), "idx:DIR_OR_FILE"
     /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
     /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "svhn:FILE" (an SVHN
     /// .mat file), "cifar10:DIR"
@@ -174,6 +175,37 @@ pub struct TrainConfig {
     pub grid_images: usize,
 }
 
+/// Evaluation during training and the live doctor.
+#[derive(Config, Debug)]
+pub struct EvalConfig {
+    /// Compute `eval.metrics` every this many steps into metrics.jsonl (0: never). Costs about
+    /// `eval.n` generated images' worth of feature extraction each time.
+    #[config(default = 0)]
+    pub every: u64,
+    /// Metrics for `eval.every`: any of fid, kid, mifid, pr, is, coverage, comma-separated.
+    #[config(default = "String::from(\"coverage,fid\")")]
+    pub metrics: String,
+    /// Generated images per evaluation during training (FID's bias grows as n shrinks: compare
+    /// runs at the same n, and use `ganforge eval --n 10000` for reported numbers).
+    #[config(default = 1000)]
+    pub n: usize,
+    /// Features of the distribution metrics: "lenet" (the shipped MNIST classifier's, or
+    /// `eval.classifier`'s) or "inception" (pytorch-fid's, needs `eval.inception`).
+    #[config(default = "String::from(\"lenet\")")]
+    pub features: String,
+    /// pytorch-fid's weight file pt_inception-2015-12-05-6726825d.pth, for features = "inception".
+    #[config(default = "String::new()")]
+    pub inception: String,
+    /// A classifier from `ganforge classifier train`; empty: the shipped MNIST one.
+    #[config(default = "String::new()")]
+    pub classifier: String,
+    /// Run the training doctor live: checks the loss trace at each log line and the samples at
+    /// each grid, and warns of mode collapse, checkerboards, unbalanced learning rates,
+    /// divergence and memorization.
+    #[config(default = true)]
+    pub doctor: bool,
+}
+
 /// The stabilizing tricks collected by Salimans et al. 2016 ("Improved Techniques for
 /// Training GANs") and Soumith Chintala's "ganhacks"; all off by default.
 #[derive(Config, Debug)]
@@ -227,6 +259,9 @@ pub struct GanConfig {
     /// Stabilizing tricks.
     #[config(default = "TricksConfig::new()")]
     pub tricks: TricksConfig,
+    /// Evaluation during training and the live doctor.
+    #[config(default = "EvalConfig::new()")]
+    pub eval: EvalConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +307,21 @@ pub const PRESETS: &[Preset] = &[
         name: "mnist64",
         about: "the classic DCGAN setup: MNIST upscaled to 64x64, widths 64, batch 64, lr 2e-4",
         diff: &[("preset", "\"mnist64\"")],
+    },
+    Preset {
+        name: "stacked-mnist",
+        about:
+            "Stacked MNIST (three digits as RGB, 1,000 modes): the mode-coverage benchmark; score with `ganforge eval --metrics coverage`",
+        diff: &[
+            ("data.spec", "stacked-mnist"),
+            ("model.channels", "3"),
+            ("model.image_size", "32"),
+            ("dcgan.ngf", "32"),
+            ("dcgan.ndf", "32"),
+            ("train.steps", "5000"),
+            ("train.sample_every", "500"),
+            ("train.checkpoint_every", "500"),
+        ],
     },
     Preset {
         name: "mnist-fc",
@@ -545,6 +595,15 @@ impl GanConfig {
             return Err(format!("train.g_ema = {} must be in [0, 1): a decay such as 0.999, or 0 for off", t.g_ema));
         }
         crate::augment::Policy::parse(&t.diffaugment).map_err(|e| format!("train.diffaugment: {e}"))?;
+        let e = &self.eval;
+        crate::eval::Metric::parse_list(&e.metrics).map_err(|err| format!("eval.metrics: {err}"))?;
+        let features = crate::eval::FeatureKind::parse(&e.features).map_err(|err| format!("eval.features: {err}"))?;
+        if e.every > 0 && features == crate::eval::FeatureKind::Inception && e.inception.is_empty() {
+            return Err("eval.features = \"inception\" needs eval.inception = the path of pt_inception-2015-12-05-6726825d.pth".into());
+        }
+        if e.every > 0 && e.n < 10 {
+            return Err(format!("eval.n = {} is too few images to evaluate (at least 10)", e.n));
+        }
         if t.loss == LossKind::Wgan && t.clip == 0.0 && t.gp != PenaltyKind::WganGp {
             return Err("train.loss = \"wgan\" needs a Lipschitz constraint on the critic: set train.clip (0.01 in Arjovsky et al. 2017) or train.gp = \"wgan_gp\", or use preset wgan or wgan-gp".into());
         }

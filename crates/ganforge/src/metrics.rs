@@ -10,7 +10,9 @@
 //!   feature), which counts only below 0.1 and is 1 otherwise;
 //! - precision and recall (Kynkaanniemi et al. 2019): the share of generated features inside
 //!   the real k-NN balls (k = 3), and of real features inside the generated ones;
-//! - the Inception Score (Salimans et al. 2016) from class probabilities.
+//! - the Inception Score (Salimans et al. 2016) from class probabilities;
+//! - class coverage (Metz et al. 2017, Lin et al. 2018): classes a classifier finds among the
+//!   generated images, and KL(generated class distribution || real class distribution).
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
@@ -220,6 +222,51 @@ pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(
     Ok((mean, std))
 }
 
+/// How many classes the generated images cover, and how far their class histogram is from
+/// the real one.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Coverage {
+    pub classes: usize,
+    /// Classes predicted for at least one generated image.
+    pub covered: usize,
+    /// KL(q || p), q the generated class distribution and p the real one (as PacGAN reports it).
+    pub kl: f64,
+    /// Generated images per class.
+    pub histogram: Vec<usize>,
+}
+
+/// Coverage of `predicted` classes (one per generated image) against the real class
+/// distribution `real` (non-negative weights, one per class; normalized here). A class the
+/// generated images hit but the real data never shows makes KL infinite, reported as such.
+pub fn class_coverage(predicted: &[u32], real: &[f64]) -> Result<Coverage, MetricError> {
+    let classes = real.len();
+    if predicted.is_empty() {
+        return Err(MetricError::TooFew { what: "class coverage", need: 1, got: 0 });
+    }
+    let total: f64 = real.iter().sum();
+    if classes == 0 || real.iter().any(|p| !p.is_finite() || *p < 0.0) || total <= 0.0 {
+        return Err(MetricError::NotFinite("real class distribution"));
+    }
+    let mut histogram = vec![0usize; classes];
+    for &c in predicted {
+        match histogram.get_mut(c as usize) {
+            Some(h) => *h += 1,
+            None => return Err(MetricError::Shape { what: "predicted classes", values: c as usize, dim: classes }),
+        }
+    }
+    let n = predicted.len() as f64;
+    let kl = histogram
+        .iter()
+        .zip(real)
+        .filter(|(&h, _)| h > 0)
+        .map(|(&h, &p)| {
+            let q = h as f64 / n;
+            q * (q / (p / total)).ln()
+        })
+        .sum();
+    Ok(Coverage { classes, covered: histogram.iter().filter(|&&h| h > 0).count(), kl, histogram })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +328,19 @@ mod tests {
         let (m2, s2) = inception_score(&r.probs, 10, 2).unwrap();
         close(m2, r.is_2.0, 1e-5, "IS, 2 splits");
         close(s2, r.is_2.1, 1e-4, "IS std, 2 splits");
+    }
+
+    /// scipy.stats.entropy([0.5, 0.5, 0], [1/3, 1/3, 1/3]) = 0.4054651081081644 (= ln 1.5).
+    #[test]
+    fn coverage_counts_classes_and_kl() {
+        let c = class_coverage(&[0, 1, 1, 0], &[1.0, 1.0, 1.0]).unwrap();
+        assert_eq!((c.classes, c.covered, c.histogram.clone()), (3, 2, vec![2, 2, 0]));
+        assert!((c.kl - 0.4054651081081644).abs() < 1e-12);
+        // Matching distributions: KL 0; a collapsed G: KL = ln(classes).
+        assert!(class_coverage(&[0, 1, 2], &[5.0, 5.0, 5.0]).unwrap().kl.abs() < 1e-12);
+        assert!((class_coverage(&[2; 9], &[1.0; 10]).unwrap().kl - 10f64.ln()).abs() < 1e-12);
+        assert!(class_coverage(&[3], &[1.0; 3]).is_err());
+        assert!(class_coverage(&[], &[1.0; 3]).is_err());
     }
 
     #[test]

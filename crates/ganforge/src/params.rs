@@ -66,6 +66,11 @@ pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
     c.out
 }
 
+/// The first tensor of `module` holding a NaN or an infinity, by path.
+pub fn first_non_finite<M: Module>(module: &M) -> Option<String> {
+    named_tensors(module).into_iter().find(|(_, t)| t.values.iter().any(|v| !v.is_finite())).map(|(k, _)| k)
+}
+
 /// The shapes of all float tensors of `module`, by path.
 pub fn named_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
     named_tensors(module).into_iter().map(|(k, v)| (k, v.shape)).collect()

@@ -20,7 +20,7 @@ pub enum SampleError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("latents have shape {shape:?}, expected [N, {nz}] float32 (nz = model.nz of this run)")]
+    #[error("latents have shape {shape:?}, expected [N, {nz}] or [N, {nz}, 1, 1] float32 (nz = model.nz of this run)")]
     LatentShape { shape: Vec<usize>, nz: usize },
     #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
     BadCheckpoint(PathBuf),
@@ -63,6 +63,11 @@ impl Sampler {
         Ok(Self { cfg, g, checkpoint: file, device: device.clone() })
     }
 
+    /// A sampler for a generator built elsewhere (imported from PyTorch): `source` names it.
+    pub fn from_generator(cfg: GanConfig, g: Generator, source: PathBuf, device: &Device) -> Self {
+        Self { cfg, g, checkpoint: source, device: device.clone() }
+    }
+
     /// `n` latent vectors from `seed`. With the run's own seed and n = train.grid_images these
     /// are the latents of the run's sample grids.
     pub fn latents(&self, n: usize, seed: u64) -> Vec<f32> {
@@ -75,10 +80,11 @@ impl Sampler {
         crate::nets::biggan::truncated_latents(&mut GanRng::new(seed, Stream::FixedNoise), n * self.cfg.model.nz, threshold)
     }
 
-    /// Checks a user-supplied latent array and returns its rows.
+    /// Checks a user-supplied latent array and returns its rows: [N, nz], or PyTorch's
+    /// [N, nz, 1, 1] as its DCGAN example draws them.
     pub fn check_latents(&self, shape: &[usize]) -> Result<usize, SampleError> {
         match shape {
-            [n, nz] if *nz == self.cfg.model.nz && *n > 0 => Ok(*n),
+            [n, nz] | [n, nz, 1, 1] if *nz == self.cfg.model.nz && *n > 0 => Ok(*n),
             _ => Err(SampleError::LatentShape { shape: shape.to_vec(), nz: self.cfg.model.nz }),
         }
     }

@@ -9,6 +9,7 @@ use ganforge::burn::tensor::Device;
 use ganforge::config::GanConfig;
 use ganforge::sample::Sampler;
 use ganforge::train::checkpoint::{load_module, read_safetensors};
+use ganforge::train::watch::MetricsLog;
 use ganforge::train::{train, MetricsRecord, Quiet, TrainOptions};
 
 /// A 16x16 DCGAN with widths 8 on batches of 8: a step takes milliseconds.
@@ -44,7 +45,7 @@ fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
 }
 
 fn metrics(run: &Path) -> Vec<MetricsRecord> {
-    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    MetricsLog::read(&run.join("metrics.jsonl")).unwrap().steps
 }
 
 fn final_weights(run: &Path, file: &str) -> Vec<(String, Vec<f32>)> {
@@ -254,6 +255,11 @@ fn divergence_stops_cleanly_without_saving_the_bad_state() {
     assert!(msg.contains("diverged at step 1") && msg.contains("no checkpoint had been written yet"), "{msg}");
     let run = out.path().join("00000-mnist");
     assert!(std::fs::read_dir(run.join("checkpoints")).unwrap().next().is_none(), "the NaN state must not be saved");
+    // The doctor's finding is in metrics.jsonl.
+    let log = MetricsLog::read(&run.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.findings.len(), 1);
+    assert_eq!((log.findings[0].kind.as_str(), log.findings[0].step), ("divergence", 1));
+    assert!(log.findings[0].evidence.contains("NaN"), "{:?}", log.findings[0]);
 }
 
 /// A Stanford Dogs tree in the published layout: two breeds, two photos each, two boxes per
@@ -616,4 +622,21 @@ fn biggan_trains_samples_and_resumes() {
     let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
     train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
     assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
+}
+
+/// `eval.every`: metrics of G during training, as lines of metrics.jsonl beside the losses.
+#[test]
+fn evaluation_during_training_goes_into_the_metrics_log() {
+    let out = tempfile::tempdir().unwrap();
+    let cfg = tiny(&["eval.every=2", "eval.n=20", "eval.metrics=coverage,fid"]);
+    let run = train(cfg, opts(out.path(), None), &mut Quiet).unwrap();
+    let log = MetricsLog::read(&run.metrics_path()).unwrap();
+    assert_eq!(log.evals.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 4]);
+    for (_, e) in &log.evals {
+        let hist: Vec<u64> = serde_json::from_value(e["metrics"]["coverage"]["histogram"].clone()).unwrap();
+        assert_eq!((hist.len(), hist.iter().sum::<u64>()), (10, 20));
+        assert!(e["metrics"]["fid"]["value"].as_f64().unwrap() > 0.0);
+        assert_eq!(e["n_fake"], 20);
+    }
+    assert_eq!(log.steps.len(), 4, "the loss records are still all there");
 }

@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod loader;
 pub mod mat;
 pub mod quickdraw;
+pub mod stacked;
 pub mod svhn;
 
 use std::path::{Path, PathBuf};
@@ -80,6 +81,8 @@ pub trait Source: Send + Sync {
 
 const MNIST_TRAIN_IMAGES: &[u8] = include_bytes!("../../../../data/mnist/train-images-idx3-ubyte.gz");
 const MNIST_TRAIN_LABELS: &[u8] = include_bytes!("../../../../data/mnist/train-labels-idx1-ubyte.gz");
+const MNIST_TEST_IMAGES: &[u8] = include_bytes!("../../../../data/mnist/t10k-images-idx3-ubyte.gz");
+const MNIST_TEST_LABELS: &[u8] = include_bytes!("../../../../data/mnist/t10k-labels-idx1-ubyte.gz");
 
 /// Grey images held in memory (MNIST and other IDX sets).
 pub struct GreySet {
@@ -90,10 +93,23 @@ pub struct GreySet {
 impl GreySet {
     /// The MNIST training set compiled into ganforge (see data/mnist/MANIFEST).
     pub fn mnist() -> Result<Self, DataError> {
-        let images = idx::read_idx_bytes(Path::new("<bundled mnist train-images>"), MNIST_TRAIN_IMAGES)?;
-        let labels = idx::read_idx_bytes(Path::new("<bundled mnist train-labels>"), MNIST_TRAIN_LABELS)?;
-        let images = idx::IdxImages::from_arrays(Path::new("<bundled mnist>"), images, Some(("<bundled mnist labels>".into(), labels)))?;
-        Ok(Self { images, name: "MNIST train (bundled)".into() })
+        Self::bundled("train", MNIST_TRAIN_IMAGES, MNIST_TRAIN_LABELS)
+    }
+
+    /// The MNIST test set (10,000 images), also compiled in: for classifier accuracy.
+    pub fn mnist_test() -> Result<Self, DataError> {
+        Self::bundled("test", MNIST_TEST_IMAGES, MNIST_TEST_LABELS)
+    }
+
+    fn bundled(split: &str, image_bytes: &[u8], label_bytes: &[u8]) -> Result<Self, DataError> {
+        let images = idx::read_idx_bytes(Path::new(&format!("<bundled mnist {split}-images>")), image_bytes)?;
+        let labels = idx::read_idx_bytes(Path::new(&format!("<bundled mnist {split}-labels>")), label_bytes)?;
+        let images = idx::IdxImages::from_arrays(
+            Path::new("<bundled mnist>"),
+            images,
+            Some((format!("<bundled mnist {split} labels>").into(), labels)),
+        )?;
+        Ok(Self { images, name: format!("MNIST {split} (bundled)") })
     }
 
     pub fn open_idx(path: &Path) -> Result<Self, DataError> {
@@ -166,6 +182,9 @@ pub fn expand_home(p: &str) -> PathBuf {
     }
 }
 
+/// The datasets compiled into ganforge, named without a path.
+pub const BUNDLED: &[&str] = &["mnist", "mnist-test", "stacked-mnist"];
+
 /// Opens the dataset named by `cfg.spec`.
 pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataError> {
     let spec = cfg.spec.as_str();
@@ -180,7 +199,7 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
         }
     };
     // A bare name other than the bundled mnist: a dataset that `data fetch` put into the cache.
-    if path.is_none() && spec != "mnist" {
+    if path.is_none() && !BUNDLED.contains(&spec) {
         if let Ok(ds) = fetch::find(spec) {
             let located = crate::config::DataConfig { spec: fetch::locate(&ds, &fetch::default_root())?, ..cfg.clone() };
             return open(&located);
@@ -188,6 +207,8 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
     }
     match kind {
         "mnist" if path.is_none() => Ok(Arc::new(GreySet::mnist()?)),
+        "mnist-test" if path.is_none() => Ok(Arc::new(GreySet::mnist_test()?)),
+        "stacked-mnist" if path.is_none() => Ok(Arc::new(stacked::StackedMnist::new()?)),
         "idx" => Ok(Arc::new(GreySet::open_idx(&need_path(path)?)?)),
         "folder" => Ok(Arc::new(folder::FolderSet::open(&need_path(path)?)?)),
         "cifar10" => cifar::open(&need_path(path)?),

@@ -68,8 +68,13 @@ pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
 /// Reads a safetensors file of float32 tensors.
 pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    let corrupt = |m: String| CheckpointError::Corrupt { path: path.to_path_buf(), message: m };
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    parse_safetensors(&bytes, path)
+}
+
+/// Parses safetensors bytes of float32 tensors; `origin` names them in errors.
+pub fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
+    let corrupt = |m: String| CheckpointError::Corrupt { path: origin.to_path_buf(), message: m };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
     let mut out = BTreeMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -83,7 +88,11 @@ pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, Che
 
 /// Loads named tensors into `module`, refusing any difference in names or shapes.
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, CheckpointError> {
-    let file = read_safetensors(path)?;
+    load_tensors(module, read_safetensors(path)?, path)
+}
+
+/// Loads named tensors (read from `path`) into `module`, refusing any difference in names or shapes.
+pub fn load_tensors<M: Module>(module: M, file: BTreeMap<String, HostTensor>, path: &Path) -> Result<M, CheckpointError> {
     let want = named_shapes(&module);
     let mut problems = Vec::new();
     for (name, shape) in &want {

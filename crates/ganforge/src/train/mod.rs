@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod run_dir;
 pub mod step;
+pub mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use crate::rng::{GanRng, Stream};
 use checkpoint::{CheckpointError, Parts, TrainState};
 use run_dir::{step_name, RunDir, RunError};
 use step::{train_step, Gan, RealBatch, StepNoise, StepRules, StepStats};
+use watch::{MetricsLine, Watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -37,10 +39,14 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("evaluation during training: {0}")]
+    Eval(#[from] crate::eval::EvalError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); {}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
     Diverged { step: u64, stats: StepStats, last_good: Option<PathBuf> },
+    #[error("training diverged by step {step}: {tensor} holds a NaN or infinity; {}. Try lower learning rates (train.lr_d, train.lr_g)", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
+    DivergedWeights { step: u64, tensor: String, last_good: Option<PathBuf> },
     #[error("model.classes = {model}, but the data has {}; a conditional GAN needs labelled data with that many classes (folders of class sub-folders, MNIST, CIFAR-10, SVHN, Stanford Dogs)", if *data == 0 { "no labels".to_string() } else { format!("{data} classes") })]
     Conditioning { model: usize, data: usize },
     #[error("the data's classes [{}] differ from the run's data.classes [{}]; resuming would change what each label means", data.join(", "), run.join(", "))]
@@ -86,6 +92,19 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// Set from another thread (Ctrl-C) to checkpoint and stop after the current step.
     pub stop: Arc<AtomicBool>,
+}
+
+/// Doctor's findings: a warning line for the user and a line of metrics.jsonl each.
+fn announce(
+    findings: Vec<crate::doctor::Finding>,
+    log_line: &mut dyn FnMut(&MetricsLine) -> Result<(), TrainError>,
+    obs: &mut dyn Observer,
+) -> Result<(), TrainError> {
+    for f in findings {
+        obs.message(&format!("doctor: {f}"));
+        log_line(&MetricsLine::Doctor { step: f.step, doctor: f })?;
+    }
+    Ok(())
 }
 
 /// The fixed latent batch that every sample grid of a run is drawn from.
@@ -207,12 +226,19 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     let fixed_z = fixed_latents(&cfg);
     let classes = cfg.model.classes;
     let fixed_y = (classes > 0).then(|| grid_labels(t.grid_images, classes));
-    let save_samples = |g: &Generator, step: u64| -> Result<(), TrainError> {
+    let save_samples = |g: &Generator, step: u64| -> Result<ImageBatch, TrainError> {
         let imgs = generate(g, &fixed_z, fixed_y.as_deref(), nz, &device);
         let p = run.samples_dir().join(format!("{}.png", step_name(step)));
-        save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(ioerr(p))
+        save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(ioerr(p))?;
+        Ok(imgs)
     };
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
+    let mut log_line = |line: &MetricsLine| -> Result<(), TrainError> {
+        let text = serde_json::to_string(line).expect("record serializes");
+        writeln!(metrics, "{text}").and_then(|_| metrics.flush()).map_err(ioerr(run.metrics_path()))
+    };
+    let mut watch = Watch::new(&cfg, &device)?;
+    let mut session_first = true;
 
     let mut gan = Gan { g, d, opt_g, opt_d };
     let mut acc = (StepStats::default(), 0u32);
@@ -227,6 +253,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         let mut noises = Vec::with_capacity(t.n_critic);
         for _ in 0..t.n_critic {
             let batch = loader.next_batch()?;
+            if session_first {
+                let n = b.min(64);
+                watch.real_batch(&ImageBatch { values: batch.images[..pixels * n].to_vec(), n, channels: c, height: s, width: s });
+                session_first = false;
+            }
             if first_batch {
                 let real =
                     ImageBatch { values: batch.images[..pixels * b.min(64)].to_vec(), n: b.min(64), channels: c, height: s, width: s };
@@ -268,7 +299,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         }
         if !stats.is_finite() {
             // Nothing of this step is saved: the newest checkpoint stays the last good state.
-            return Err(TrainError::Diverged { step: state.step + 1, stats, last_good: run.latest_checkpoint().ok() });
+            let last_good = run.latest_checkpoint().ok();
+            let losses = [("loss_d", stats.loss_d), ("loss_g", stats.loss_g), ("D(x)", stats.d_real), ("D(G(z))", stats.d_fake)];
+            let f = crate::doctor::divergence(state.step + 1, &losses, last_good.as_ref().and_then(|p| p.to_str()));
+            announce(f.into_iter().collect(), &mut log_line, obs)?;
+            return Err(TrainError::Diverged { step: state.step + 1, stats, last_good });
         }
         state.step += 1;
         state.epoch = state.step * t.n_critic as u64 / loader.batches_per_epoch;
@@ -299,15 +334,35 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
                 images_per_s: ips,
                 elapsed_s: state.elapsed_s,
             };
-            let line = serde_json::to_string(&rec).expect("record serializes");
-            writeln!(metrics, "{line}").and_then(|_| metrics.flush()).map_err(ioerr(run.metrics_path()))?;
+            log_line(&MetricsLine::Step(rec.clone()))?;
+            announce(watch.on_record(&rec), &mut log_line, obs)?;
             acc = (StepStats::default(), 0);
             interval_start = Instant::now();
         }
         if state.step % t.sample_every == 0 || last {
-            save_samples(g_ema.as_ref().unwrap_or(&gan.g), state.step)?;
+            let samples = save_samples(g_ema.as_ref().unwrap_or(&gan.g), state.step)?;
+            announce(watch.on_samples(state.step, &samples), &mut log_line, obs)?;
+        }
+        if watch.eval_due(state.step, cfg.eval.every) {
+            let g_now = g_ema.as_ref().unwrap_or(&gan.g).clone();
+            let sampler = crate::sample::Sampler::from_generator(cfg.clone(), g_now, run.path.clone(), &device);
+            let (result, findings) = watch.evaluate(state.step, &sampler)?;
+            obs.message(&format!("eval at step {}: {}", state.step, serde_json::to_string(&result.metrics).expect("serializes")));
+            log_line(&MetricsLine::Eval { step: state.step, eval: serde_json::to_value(&result).expect("serializes") })?;
+            announce(findings, &mut log_line, obs)?;
         }
         if state.step % t.checkpoint_every == 0 || last {
+            // A weight gone to NaN or infinity would poison every later checkpoint: stop here.
+            let bad = params::first_non_finite(&gan.g)
+                .map(|n| format!("G's {n}"))
+                .or_else(|| params::first_non_finite(&gan.d).map(|n| format!("D's {n}")));
+            if let Some(tensor) = bad {
+                let last_good = run.latest_checkpoint().ok();
+                let what = format!("{tensor} holds a NaN or infinity");
+                let f = crate::doctor::diverged(state.step, &what, last_good.as_ref().and_then(|p| p.to_str()));
+                announce(vec![f], &mut log_line, obs)?;
+                return Err(TrainError::DivergedWeights { step: state.step, tensor, last_good });
+            }
             state.adam_g_steps = gan.opt_g.steps;
             state.adam_d_steps = gan.opt_d.steps;
             let parts = Parts { g: &gan.g, d: &gan.d, opt_g: &gan.opt_g, opt_d: &gan.opt_d, g_ema: g_ema.as_ref() };

@@ -1,0 +1,425 @@
+//! The training doctor: recognizes the classic ways a GAN run fails, from evidence a run
+//! produces (loss traces, sample images, metrics), and says what the literature does about each.
+//!
+//! Each detector is a pure function of its evidence, returning a [`Finding`] or nothing:
+//! - [`mode_collapse`]: generated images much less diverse than real ones (mean pairwise
+//!   distance), or fewer classes covered than before;
+//! - [`checkerboard`]: periodic peaks in the 2-D power spectrum of samples at the frequencies
+//!   of the up-sampling stride (Odena et al., Distill 2016);
+//! - [`lr_imbalance`]: D winning outright (D(x) near 1, D(G(z)) near 0 for long), or G's loss
+//!   oscillating with growing amplitude: the "colourful grid" runs of unbalanced learning rates;
+//! - [`divergence`]: a NaN or infinity in a loss (training also stops on it, keeping the last
+//!   good checkpoint);
+//! - [`memorization`]: generated images within MiFID's threshold of training images.
+//!
+//! The live doctor runs them during training (a warning line and a `doctor` entry in
+//! metrics.jsonl); `ganforge doctor RUN_DIR` runs them on a finished run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::image_io::ImageBatch;
+use crate::train::MetricsRecord;
+
+/// One diagnosis: what, the evidence, and the remedy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub kind: String,
+    pub step: u64,
+    pub evidence: String,
+    pub remedy: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] step {}: {} Remedy: {}", self.kind, self.step, self.evidence, self.remedy)
+    }
+}
+
+fn finding(kind: &str, step: u64, evidence: String, remedy: &str) -> Finding {
+    Finding { kind: kind.into(), step, evidence, remedy: remedy.into() }
+}
+
+/// Mean Euclidean distance between the pairs of rows (at most the first 256 rows).
+pub fn mean_pairwise_distance(x: &[f32], dim: usize) -> f64 {
+    let rows: Vec<&[f32]> = x.chunks_exact(dim.max(1)).take(256).collect();
+    let (mut sum, mut pairs) = (0.0, 0usize);
+    for i in 0..rows.len() {
+        for j in i + 1..rows.len() {
+            sum += rows[i].iter().zip(rows[j]).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+            pairs += 1;
+        }
+    }
+    if pairs == 0 {
+        0.0
+    } else {
+        sum / pairs as f64
+    }
+}
+
+/// Samples are judged from this step on: early in training every G makes near-identical,
+/// blotchy images, which would read as collapse and checkerboards.
+pub const SAMPLE_CHECKS_FROM: u64 = 500;
+
+/// Below this share of the real data's diversity, the samples are called collapsed.
+pub const DIVERSITY_FLOOR: f64 = 0.5;
+
+/// Mode collapse from diversity (generated vs real mean pairwise distance, same features) and,
+/// when known, from class coverage now vs. its best so far.
+pub fn mode_collapse(step: u64, fake_diversity: f64, real_diversity: f64, coverage: Option<(usize, usize)>) -> Option<Finding> {
+    const REMEDY: &str = "soften and flip labels (tricks.soft_labels = true, tricks.label_flip_p = 0.05), or try \
+        train.unroll = 5 (unrolled GAN, Metz et al. 2017), the WGAN-GP loss (preset wgan-gp), spectral norm in D (dcgan.spectral_norm_d), \
+        or a lower lr_g; resume from a checkpoint before the collapse";
+    let ratio = fake_diversity / real_diversity.max(1e-12);
+    if ratio < DIVERSITY_FLOOR {
+        return Some(finding(
+            "mode_collapse",
+            step,
+            format!(
+                "generated images are {:.0}% as diverse as real ones (mean pairwise distance {fake_diversity:.3} vs {real_diversity:.3}).",
+                100.0 * ratio
+            ),
+            REMEDY,
+        ));
+    }
+    match coverage {
+        Some((now, best)) if best > 0 && (now as f64) < 0.7 * best as f64 => {
+            Some(finding("mode_collapse", step, format!("class coverage fell to {now} classes from {best} earlier in the run."), REMEDY))
+        }
+        _ => None,
+    }
+}
+
+/// Power of the 2-D DFT of a grey h x w image (mean removed), row-major [h * w].
+fn power_spectrum(img: &[f32], h: usize, w: usize) -> Vec<f64> {
+    let mean = img.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64;
+    let dft = |n: usize| -> Vec<(f64, f64)> {
+        (0..n * n)
+            .map(|k| {
+                let a = -2.0 * std::f64::consts::PI * ((k / n) * (k % n)) as f64 / n as f64;
+                (a.cos(), a.sin())
+            })
+            .collect()
+    };
+    let (ch, cw) = (dft(h), dft(w));
+    // Rows first: R[y][v] = sum_x img[y][x] e^{-2 pi i v x / w}.
+    let mut rows = vec![(0.0, 0.0); h * w];
+    for y in 0..h {
+        for v in 0..w {
+            let (mut re, mut im) = (0.0, 0.0);
+            for x in 0..w {
+                let p = img[y * w + x] as f64 - mean;
+                let (c, s) = cw[v * w + x];
+                re += p * c;
+                im += p * s;
+            }
+            rows[y * w + v] = (re, im);
+        }
+    }
+    let mut power = vec![0.0; h * w];
+    for u in 0..h {
+        for v in 0..w {
+            let (mut re, mut im) = (0.0, 0.0);
+            for y in 0..h {
+                let (a, b) = rows[y * w + v];
+                let (c, s) = ch[u * h + y];
+                re += a * c - b * s;
+                im += a * s + b * c;
+            }
+            power[u * w + v] = re * re + im * im;
+        }
+    }
+    power
+}
+
+/// How far the spectrum's peaks at the frequencies of a period-`period` pattern stand above
+/// the typical high-frequency power of the images (the mean spectrum of the first 64 images).
+pub fn checkerboard_score(images: &ImageBatch, period: usize) -> f64 {
+    let (h, w, c) = (images.height, images.width, images.channels);
+    if h % period != 0 || w % period != 0 || images.n == 0 {
+        return 0.0;
+    }
+    let n = images.n.min(64);
+    let mut mean = vec![0.0; h * w];
+    for i in 0..n {
+        let grey: Vec<f32> = (0..h * w).map(|p| (0..c).map(|ch| images.values[(i * c + ch) * h * w + p]).sum::<f32>() / c as f32).collect();
+        for (m, p) in mean.iter_mut().zip(power_spectrum(&grey, h, w)) {
+            *m += p / n as f64;
+        }
+    }
+    let is_peak = |u: usize, v: usize| (u, v) != (0, 0) && u % (h / period) == 0 && v % (w / period) == 0;
+    let dist = |k: usize, n: usize| k.min(n - k) as f64 / n as f64; // 0 .. 0.5
+    let peaks: Vec<f64> = (0..h * w).filter(|&k| is_peak(k / w, k % w)).map(|k| mean[k]).collect();
+    // Baseline: the median power over the high frequencies that are not peaks.
+    let mut band: Vec<f64> =
+        (0..h * w).filter(|&k| !is_peak(k / w, k % w) && dist(k / w, h).max(dist(k % w, w)) >= 0.25).map(|k| mean[k]).collect();
+    band.sort_by(|a, b| a.total_cmp(b));
+    let baseline = band.get(band.len() / 2).copied().unwrap_or(0.0).max(1e-12);
+    peaks.iter().sum::<f64>() / peaks.len().max(1) as f64 / baseline
+}
+
+/// Above this, the spectrum has a checkerboard.
+pub const CHECKERBOARD_THRESHOLD: f64 = 20.0;
+
+/// Checkerboard artifacts in samples of a G that up-samples by 2 (periods 2 and 4 checked).
+pub fn checkerboard(step: u64, samples: &ImageBatch) -> Option<Finding> {
+    let (score, period) = [2, 4].iter().map(|&p| (checkerboard_score(samples, p), p)).fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+    (score > CHECKERBOARD_THRESHOLD).then(|| {
+        finding(
+            "checkerboard",
+            step,
+            format!("the samples' power spectrum peaks at the period-{period} frequencies, {score:.0}x the typical high-frequency power (threshold {CHECKERBOARD_THRESHOLD})."),
+            "use a kernel size divisible by the stride (dcgan.g_kernel = 4) or resize-convolution (dcgan.upsample = \"resize_conv\"; Odena et al., Distill 2016)",
+        )
+    })
+}
+
+/// D wins "for long": over at least this many log lines in a row, spanning at least
+/// `D_WINS_STEPS` steps, at the end of the trace (early in a run D often wins for a while).
+pub const D_WINS_RECORDS: usize = 5;
+pub const D_WINS_STEPS: u64 = 250;
+
+/// Learning-rate imbalance from the loss trace. `probabilities`: D's outputs are probabilities
+/// (the cross-entropy losses); otherwise only the oscillation test applies.
+pub fn lr_imbalance(records: &[MetricsRecord], probabilities: bool) -> Option<Finding> {
+    let last = records.last()?;
+    let streak = records.iter().rev().take_while(|r| r.d_real > 0.95 && r.d_fake < 0.05).count();
+    let span = records.len().checked_sub(streak).map_or(0, |first| if streak == 0 { 0 } else { last.step - records[first].step });
+    if probabilities && streak >= D_WINS_RECORDS && span >= D_WINS_STEPS {
+        return Some(finding(
+            "lr_imbalance",
+            last.step,
+            format!("D wins outright: D(x) > 0.95 and D(G(z)) < 0.05 for the last {span} steps (now {:.3} and {:.3}), so G gets vanishing gradients.", last.d_real, last.d_fake),
+            "lower train.lr_d or raise train.lr_g (e.g. TTUR: lr_d 4e-4 with lr_g 1e-4, or the reverse when D is too strong), soften labels \
+             (tricks.soft_labels = true), add instance noise (tricks.instance_noise)",
+        ));
+    }
+    // Growing oscillation: the spread of G's loss around its trend, in four windows.
+    if records.len() >= 16 {
+        let g: Vec<f64> = records.iter().map(|r| r.loss_g as f64).collect();
+        let k = g.len() / 4;
+        let spread: Vec<f64> = (0..4)
+            .map(|i| {
+                let wdw = &g[i * k..(i + 1) * k];
+                // The median step-to-step change: a slow trend or one jump does not count,
+                // sustained swings do.
+                let mut d: Vec<f64> = wdw.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
+                d.sort_by(|a, b| a.total_cmp(b));
+                d[d.len() / 2]
+            })
+            .collect();
+        let growing = spread.windows(2).all(|p| p[1] >= p[0]) && spread[3] > 3.0 * spread[0].max(1e-6);
+        if growing {
+            return Some(finding(
+                "lr_imbalance",
+                last.step,
+                format!("G's loss oscillates with growing amplitude (step-to-step swing {:.3} -> {:.3} -> {:.3} -> {:.3} over the run's quarters).", spread[0], spread[1], spread[2], spread[3]),
+                "the learning rates are unbalanced (the 'colourful grid' failure): lower train.lr_g and/or train.lr_d (DCGAN's 2e-4 with beta1 0.5), \
+                 or use TTUR (lr_d 4e-4, lr_g 1e-4)",
+            ));
+        }
+    }
+    None
+}
+
+/// Divergence: a loss that is NaN or infinite.
+pub fn divergence(step: u64, losses: &[(&str, f32)], last_good: Option<&str>) -> Option<Finding> {
+    let bad: Vec<String> = losses.iter().filter(|(_, v)| !v.is_finite()).map(|(n, v)| format!("{n} = {v}")).collect();
+    (!bad.is_empty()).then(|| diverged(step, &bad.join(", "), last_good))
+}
+
+/// The finding for a run stopped by `what` (a non-finite loss or weight).
+pub fn diverged(step: u64, what: &str, last_good: Option<&str>) -> Finding {
+    finding(
+        "divergence",
+        step,
+        format!("{what}; training stopped{}.", last_good.map(|p| format!(", the last good checkpoint is {p}")).unwrap_or_default()),
+        "resume from the last good checkpoint with lower learning rates (train.lr_d, train.lr_g), gradient penalty (train.gp = \"wgan_gp\") \
+         or spectral norm (dcgan.spectral_norm_d)",
+    )
+}
+
+/// Memorization: the mean least cosine distance of generated to training features (Kaggle's
+/// MiFID) below its threshold.
+pub fn memorization(step: u64, distance: f64) -> Option<Finding> {
+    (distance < crate::metrics::MIFID_EPS).then(|| {
+        finding(
+            "memorization",
+            step,
+            format!(
+                "generated images are close copies of training images (memorization distance {distance:.4} < {}).",
+                crate::metrics::MIFID_EPS
+            ),
+            "stop earlier (an earlier checkpoint), add data augmentation (train.diffaugment) or more data; MiFID penalizes this",
+        )
+    })
+}
+
+/// What `ganforge doctor` says about a run: what it finds now, what the live doctor logged
+/// during training (perhaps since resolved), and notes on what it could not judge.
+#[derive(Clone, Debug, Serialize)]
+pub struct Examination {
+    pub findings: Vec<Finding>,
+    pub logged: Vec<Finding>,
+    pub notes: Vec<String>,
+}
+
+/// Examines a finished (or running) run: the loss trace, the latest samples against real
+/// images, and the evaluations in metrics.jsonl, plus what the live doctor logged. One finding
+/// per kind, the latest.
+pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Result<Examination, DoctorError> {
+    use crate::train::watch::MetricsLog;
+    let dir = crate::train::run_dir::RunDir::open(run)?;
+    let log = MetricsLog::read(&dir.metrics_path()).map_err(|source| DoctorError::Io { path: dir.metrics_path(), source })?;
+    let logged = latest_per_kind(log.findings.clone());
+    let mut found: Vec<Finding> = Vec::new();
+    let sampler = crate::sample::Sampler::load(run, None, device)?;
+    let cfg = &sampler.cfg;
+    let step = log.steps.last().map_or(0, |r| r.step);
+    found.extend(lr_imbalance(&log.steps, matches!(cfg.train.loss, crate::loss::LossKind::Ns)));
+
+    let mut notes = Vec::new();
+    if log.evals.is_empty() {
+        notes.push(
+            "no evaluations in metrics.jsonl: class coverage and memorization were not judged (set eval.every, or run ganforge eval)"
+                .into(),
+        );
+    }
+    if step < SAMPLE_CHECKS_FROM {
+        notes.push(format!("the run is at step {step}: samples are judged from step {SAMPLE_CHECKS_FROM} on, so collapse and checkerboards were not checked"));
+        return Ok(Examination { findings: latest_per_kind(found), logged, notes });
+    }
+    // The latest G on the run's grid latents, against as many real images.
+    let n = cfg.train.grid_images.clamp(16, 64);
+    let samples = sampler.generate(&sampler.latents(n, cfg.seed), None);
+    found.extend(checkerboard(step, &samples));
+    let source = crate::data::open(&cfg.data)?;
+    let (s, c) = (cfg.model.image_size, cfg.model.channels);
+    let mut real = Vec::with_capacity(n * c * s * s);
+    for i in crate::rng::GanRng::new(0, crate::rng::Stream::DataOrder).permutation(source.len()).into_iter().take(n) {
+        crate::data::to_unit_range(&crate::data::to_model_bytes(&source.image(i)?, s, c), &mut real);
+    }
+    let dim = c * s * s;
+    let covered: Vec<usize> =
+        log.evals.iter().filter_map(|(_, e)| e["metrics"]["coverage"]["covered"].as_u64().map(|v| v as usize)).collect();
+    let coverage = covered.last().map(|&now| (now, covered.iter().copied().max().unwrap_or(now)));
+    found.extend(mode_collapse(step, mean_pairwise_distance(&samples.values, dim), mean_pairwise_distance(&real, dim), coverage));
+    if let Some(d) = log.evals.iter().rev().find_map(|(_, e)| e["metrics"]["mifid"]["memorization_distance"].as_f64()) {
+        found.extend(memorization(step, d));
+    }
+    Ok(Examination { findings: latest_per_kind(found), logged, notes })
+}
+
+/// The latest finding of each kind, in order of first appearance.
+fn latest_per_kind(found: Vec<Finding>) -> Vec<Finding> {
+    let mut latest: Vec<Finding> = Vec::new();
+    for f in found {
+        match latest.iter_mut().find(|l| l.kind == f.kind) {
+            Some(l) if f.step >= l.step => *l = f,
+            Some(_) => {}
+            None => latest.push(f),
+        }
+    }
+    latest
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DoctorError {
+    #[error(transparent)]
+    Run(#[from] crate::train::run_dir::RunError),
+    #[error(transparent)]
+    Sample(#[from] crate::sample::SampleError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error("{path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{GanRng, Stream};
+
+    /// Smooth random images: noise blurred by a 5x5 box, so their power falls with frequency.
+    fn smooth(n: usize, s: usize, seed: u64) -> ImageBatch {
+        let raw = GanRng::new(seed, Stream::Train).normal_vec(n * s * s, 0.0, 1.0);
+        let mut values = vec![0.0; n * s * s];
+        for i in 0..n {
+            for y in 0..s {
+                for x in 0..s {
+                    let mut acc = 0.0;
+                    for dy in 0..5 {
+                        for dx in 0..5 {
+                            acc += raw[i * s * s + ((y + dy) % s) * s + (x + dx) % s];
+                        }
+                    }
+                    values[i * s * s + y * s + x] = (acc / 25.0).clamp(-1.0, 1.0);
+                }
+            }
+        }
+        ImageBatch { values, n, channels: 1, height: s, width: s }
+    }
+
+    #[test]
+    fn a_planted_checkerboard_is_found() {
+        let clean = smooth(16, 32, 1);
+        assert!(checkerboard(100, &clean).is_none(), "score {}", checkerboard_score(&clean, 2));
+        let mut planted = clean.clone();
+        for (k, v) in planted.values.iter_mut().enumerate() {
+            let (y, x) = ((k / 32) % 32, k % 32);
+            *v += if (x + y) % 2 == 0 { 0.08 } else { -0.08 };
+        }
+        let f = checkerboard(100, &planted).expect("a checkerboard");
+        assert!(f.evidence.contains("period-2") && f.remedy.contains("resize_conv"), "{f}");
+    }
+
+    #[test]
+    fn a_collapsed_sample_set_is_found() {
+        let real = smooth(32, 16, 2);
+        let one = smooth(1, 16, 3);
+        // 32 copies of one image with a little noise.
+        let noise = GanRng::new(4, Stream::Train).normal_vec(32 * 256, 0.0, 0.01);
+        let collapsed: Vec<f32> = (0..32 * 256).map(|k| one.values[k % 256] + noise[k]).collect();
+        let (dr, dc) = (mean_pairwise_distance(&real.values, 256), mean_pairwise_distance(&collapsed, 256));
+        assert!(mode_collapse(5, dc, dr, None).is_some());
+        assert!(mode_collapse(5, dr, dr, None).is_none());
+        let other = smooth(32, 16, 9);
+        assert!(mode_collapse(5, mean_pairwise_distance(&other.values, 256), dr, None).is_none());
+        // Coverage falling from 10 classes to 3.
+        assert!(mode_collapse(5, dr, dr, Some((3, 10))).unwrap().evidence.contains("fell to 3"));
+        assert!(mode_collapse(5, dr, dr, Some((9, 10))).is_none());
+    }
+
+    fn rec(step: u64, loss_g: f32, d_real: f32, d_fake: f32) -> MetricsRecord {
+        MetricsRecord { step, epoch: 0, loss_d: 0.5, loss_g, d_real, d_fake, lr_d: 2e-4, lr_g: 2e-4, images_per_s: 1.0, elapsed_s: 1.0 }
+    }
+
+    #[test]
+    fn loss_traces_show_imbalance() {
+        // Healthy: D(x) ~ 0.7, D(G(z)) ~ 0.3, G's loss wobbling evenly.
+        let healthy: Vec<MetricsRecord> = (0..40).map(|i| rec(i * 10, 1.5 + 0.2 * ((i % 2) as f32), 0.7, 0.3)).collect();
+        assert!(lr_imbalance(&healthy, true).is_none());
+        // D wins for the last 5 records.
+        let mut wins = healthy.clone();
+        wins.extend((40..45).map(|i| rec(i * 10, 6.0, 0.99, 0.01)));
+        assert!(lr_imbalance(&wins, true).is_none(), "5 lines over 40 steps is not long");
+        wins.extend((45..70).map(|i| rec(i * 10, 6.0, 0.99, 0.01)));
+        assert!(lr_imbalance(&wins, true)
+            .unwrap()
+            .evidence
+            .contains("D wins outright: D(x) > 0.95 and D(G(z)) < 0.05 for the last 290 steps"));
+        assert!(lr_imbalance(&wins, false).is_none(), "critic outputs are not probabilities");
+        // G's loss swinging ever wider.
+        let growing: Vec<MetricsRecord> =
+            (0..40).map(|i| rec(i * 10, 1.0 + (i as f32 * 0.1) * if i % 2 == 0 { 1.0 } else { -1.0 }, 0.6, 0.4)).collect();
+        assert!(lr_imbalance(&growing, true).unwrap().evidence.contains("growing amplitude"));
+    }
+
+    #[test]
+    fn divergence_and_memorization() {
+        let f = divergence(7, &[("loss_d", f32::NAN), ("loss_g", 1.0)], Some("runs/1/checkpoints/step_000005")).unwrap();
+        assert!(f.evidence.contains("loss_d = NaN") && f.evidence.contains("step_000005"));
+        assert!(divergence(7, &[("loss_d", 0.3)], None).is_none());
+        assert!(memorization(1, 0.05).is_some());
+        assert!(memorization(1, 0.3).is_none());
+    }
+}

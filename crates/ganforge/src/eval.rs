@@ -1,0 +1,462 @@
+//! Evaluating a generator: draw images, extract features, compute the metrics of
+//! [`crate::metrics`] against real data, report in JSON.
+//!
+//! Real images are brought to the generator's size and channels exactly as training brings
+//! them (so the two sets always match in shape), taken as the first `n_real` of a fixed
+//! permutation of the dataset. Their features are cached per dataset, extractor and count, so
+//! evaluating many checkpoints against the same data extracts them once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::DataConfig;
+use crate::data::{self, DataError, Source};
+use crate::features::inception::{self, Inception};
+use crate::features::lenet::{self, LeNet};
+use crate::features::{FeatureError, Features};
+use crate::image_io::ImageBatch;
+use crate::metrics::{self, MetricError};
+use crate::params::HostTensor;
+use crate::rng::{GanRng, Stream};
+use crate::sample::Sampler;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("unknown metric '{0}': expected fid, kid, mifid, pr, is or coverage")]
+    UnknownMetric(String),
+    #[error("unknown feature extractor '{0}': expected inception (pytorch-fid's Inception-v3, needs --inception FILE) or lenet")]
+    UnknownFeatures(String),
+    #[error(transparent)]
+    Features(#[from] FeatureError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error("{metric}: {source}")]
+    Metric { metric: &'static str, source: MetricError },
+    #[error("{metric} needs at least {need} generated and real images; asked for {n} generated and {n_real} real")]
+    TooFew { metric: &'static str, need: usize, n: usize, n_real: usize },
+    #[error("coverage uses a classifier of {classes} classes on grey images or, for RGB, on each channel (Stacked MNIST); these images have {channels} channels")]
+    CoverageChannels { classes: usize, channels: usize },
+}
+
+/// The metrics `eval` can compute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Metric {
+    Fid,
+    Kid,
+    Mifid,
+    Pr,
+    Is,
+    Coverage,
+}
+
+impl Metric {
+    /// "fid,kid,coverage" -> the metrics, in a fixed order, each once.
+    pub fn parse_list(s: &str) -> Result<Vec<Metric>, EvalError> {
+        let mut out = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let m = match name.to_ascii_lowercase().as_str() {
+                "fid" => Metric::Fid,
+                "kid" => Metric::Kid,
+                "mifid" => Metric::Mifid,
+                "pr" | "precision_recall" => Metric::Pr,
+                "is" => Metric::Is,
+                "coverage" => Metric::Coverage,
+                _ => return Err(EvalError::UnknownMetric(name.to_string())),
+            };
+            out.push(m);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn needs_features(self) -> bool {
+        self != Metric::Coverage
+    }
+}
+
+/// Which network's features the distribution metrics compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureKind {
+    /// pytorch-fid's Inception-v3 (the FID everyone reports); needs the weight file.
+    Inception,
+    /// The LeNet classifier's 64-d features: a domain FID for digits.
+    Lenet,
+}
+
+impl FeatureKind {
+    pub fn parse(s: &str) -> Result<Self, EvalError> {
+        match s {
+            "inception" => Ok(Self::Inception),
+            "lenet" => Ok(Self::Lenet),
+            _ => Err(EvalError::UnknownFeatures(s.to_string())),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub metrics: Vec<Metric>,
+    /// Generated images.
+    pub n: usize,
+    /// Real images (at most the dataset's size); default n.
+    pub n_real: Option<usize>,
+    /// Real data spec; default: the run's own data.
+    pub real: Option<String>,
+    pub features: FeatureKind,
+    /// pytorch-fid's weight file, for `FeatureKind::Inception`.
+    pub inception: Option<PathBuf>,
+    /// A classifier saved by `classifier train`; default: the shipped MNIST one.
+    pub classifier: Option<PathBuf>,
+    /// Seed of the generated images' latents.
+    pub seed: u64,
+    /// Where real features are cached; None: no cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A JSON-ready result.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub checkpoint: String,
+    pub real: String,
+    pub n_fake: usize,
+    pub n_real: usize,
+    /// The extractor of the distribution metrics and how images reach it.
+    pub features: String,
+    pub resize: String,
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    pub warnings: Vec<String>,
+}
+
+/// The loaded networks an evaluation needs.
+pub struct Extractors {
+    features: Option<(FeatureKind, Extractor)>,
+    classifier: Option<LeNet>,
+    classifier_id: String,
+}
+
+enum Extractor {
+    Inception(Box<Inception>, String),
+    Lenet,
+}
+
+impl Extractors {
+    /// Loads what `opts.metrics` need (Inception only when its features are asked for).
+    pub fn load(opts: &EvalOptions, device: &Device) -> Result<Self, EvalError> {
+        let wants_features = opts.metrics.iter().any(|m| m.needs_features());
+        let needs_classifier = opts.metrics.contains(&Metric::Coverage) || (wants_features && opts.features == FeatureKind::Lenet);
+        let (classifier, classifier_id) = if needs_classifier {
+            match &opts.classifier {
+                Some(p) => (Some(LeNet::load(p, device)?), format!("lenet {}", data::cache::file_stamp(p).trim())),
+                None => (Some(LeNet::mnist(device)?), "lenet shipped mnist".to_string()),
+            }
+        } else {
+            (None, String::new())
+        };
+        let features = match (wants_features, opts.features) {
+            (false, _) => None,
+            (true, FeatureKind::Lenet) => Some((FeatureKind::Lenet, Extractor::Lenet)),
+            (true, FeatureKind::Inception) => {
+                let path = opts.inception.clone().ok_or_else(|| FeatureError::NoInceptionFile(PathBuf::from("(none given)")))?;
+                let net = Inception::load(&path, device)?;
+                Some((
+                    FeatureKind::Inception,
+                    Extractor::Inception(Box::new(net), format!("inception {}", data::cache::file_stamp(&path).trim())),
+                ))
+            }
+        };
+        Ok(Self { features, classifier, classifier_id })
+    }
+
+    /// Features (for the distribution metrics) and class predictions (for coverage) of a chunk.
+    fn run(&self, images: &ImageBatch) -> Result<(Option<Features>, Option<Vec<u32>>), EvalError> {
+        let lenet_on = |imgs: &ImageBatch| -> Result<Features, EvalError> {
+            let c = self.classifier.as_ref().expect("loaded with the metrics that need it");
+            Ok(c.features(&grey(imgs), 250)?)
+        };
+        let features = match &self.features {
+            None => None,
+            Some((_, Extractor::Inception(net, _))) => Some(net.features(images, 50)),
+            Some((_, Extractor::Lenet)) => Some(lenet_on(images)?),
+        };
+        let preds = match &self.classifier {
+            Some(c) if images.channels == 1 => Some(c.features(images, 250)?.predictions()),
+            // RGB: one digit per channel (Stacked MNIST), class = 100 r + 10 g + b.
+            Some(c) if images.channels == 3 && c.classes() == 10 => {
+                let per: Vec<Vec<u32>> =
+                    (0..3).map(|ch| c.features(&channel(images, ch), 250).map(|f| f.predictions())).collect::<Result<_, _>>()?;
+                Some((0..images.n).map(|i| 100 * per[0][i] + 10 * per[1][i] + per[2][i]).collect())
+            }
+            Some(_) => None,
+            None => None,
+        };
+        Ok((features, preds))
+    }
+
+    fn id(&self) -> String {
+        match &self.features {
+            Some((_, Extractor::Inception(_, id))) => format!("{id} | {}", self.classifier_id),
+            _ => self.classifier_id.clone(),
+        }
+    }
+
+    fn describe(&self) -> (String, String) {
+        match &self.features {
+            Some((_, Extractor::Inception(..))) => {
+                ("inception-v3 pool3, 2048-d (pytorch-fid, 2015-12-05 weights)".into(), inception::RESIZE.into())
+            }
+            Some((_, Extractor::Lenet)) => (format!("{}, 64-d penultimate layer", self.classifier_id), lenet::RESIZE.into()),
+            None => (self.classifier_id.clone(), lenet::RESIZE.into()),
+        }
+    }
+}
+
+/// Grey copies of images (the mean of the channels).
+fn grey(images: &ImageBatch) -> ImageBatch {
+    if images.channels == 1 {
+        return images.clone();
+    }
+    let plane = images.height * images.width;
+    let c = images.channels;
+    let values = (0..images.n)
+        .flat_map(|i| (0..plane).map(move |p| (i, p)))
+        .map(|(i, p)| (0..c).map(|ch| images.values[(i * c + ch) * plane + p]).sum::<f32>() / c as f32)
+        .collect();
+    ImageBatch { values, channels: 1, ..images.clone() }
+}
+
+/// Channel `ch` of each image, as grey images.
+fn channel(images: &ImageBatch, ch: usize) -> ImageBatch {
+    let plane = images.height * images.width;
+    let c = images.channels;
+    let values = (0..images.n).flat_map(|i| images.values[(i * c + ch) * plane..(i * c + ch + 1) * plane].iter().copied()).collect();
+    ImageBatch { values, channels: 1, ..images.clone() }
+}
+
+/// What a set of images turned into.
+#[derive(Default)]
+struct SetFeatures {
+    features: Option<Features>,
+    preds: Vec<u32>,
+    labels: Vec<u32>,
+}
+
+impl SetFeatures {
+    fn add(&mut self, f: Option<Features>, p: Option<Vec<u32>>) {
+        match (&mut self.features, f) {
+            (Some(acc), Some(f)) => acc.push(&f.values, Some(&f.logits)),
+            (acc @ None, Some(f)) => *acc = Some(f),
+            _ => {}
+        }
+        self.preds.extend(p.unwrap_or_default());
+    }
+}
+
+const CHUNK: usize = 250;
+
+/// The real set's features, from the cache when it has them.
+fn real_features(
+    source: &dyn Source,
+    spec: &str,
+    n: usize,
+    size: usize,
+    channels: usize,
+    ex: &Extractors,
+    cache_dir: Option<&Path>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<SetFeatures, EvalError> {
+    let key = {
+        let mut h = Sha256::new();
+        h.update(format!(
+            "v1\n{spec}\n{}\n{}\n{n} {size} {channels}\n{}\n",
+            source.describe(),
+            source.fingerprint().unwrap_or_default(),
+            ex.id()
+        ));
+        h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let file = cache_dir.map(|d| d.join(format!("real-{key}.safetensors")));
+    if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
+        if let Ok(t) = crate::train::checkpoint::read_safetensors(f) {
+            progress(&format!("real features from the cache: {}", f.display()));
+            let mut out = SetFeatures::default();
+            if let Some(v) = t.get("features") {
+                let classes = t.get("logits").map(|l| l.shape[1]);
+                out.features = Some(Features {
+                    dim: v.shape[1],
+                    values: v.values.clone(),
+                    classes,
+                    logits: t.get("logits").map(|l| l.values.clone()).unwrap_or_default(),
+                });
+            }
+            out.preds = t.get("preds").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
+            out.labels = t.get("labels").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
+            return Ok(out);
+        }
+    }
+    // A fixed sample of the dataset: the same images whatever the run.
+    let order = GanRng::new(0, Stream::DataOrder).permutation(source.len());
+    let mut out = SetFeatures::default();
+    let pixels = channels * size * size;
+    for (k, idx) in order[..n].chunks(CHUNK).enumerate() {
+        let mut values = Vec::with_capacity(idx.len() * pixels);
+        for &i in idx {
+            let bytes = match source.prepared(i, size, channels) {
+                Some(b) => b?,
+                None => data::to_model_bytes(&source.image(i)?, size, channels),
+            };
+            data::to_unit_range(&bytes, &mut values);
+            if let Some(l) = source.label(i) {
+                out.labels.push(l);
+            }
+        }
+        let (f, p) = ex.run(&ImageBatch { values, n: idx.len(), channels, height: size, width: size })?;
+        out.add(f, p);
+        progress(&format!("real images: {} of {n}", ((k + 1) * CHUNK).min(n)));
+    }
+    if let Some(file) = file {
+        let mut t = BTreeMap::new();
+        if let Some(f) = &out.features {
+            t.insert("features".to_string(), HostTensor { shape: vec![f.len(), f.dim], values: f.values.clone() });
+            if let Some(c) = f.classes {
+                t.insert("logits".to_string(), HostTensor { shape: vec![f.len(), c], values: f.logits.clone() });
+            }
+        }
+        let as_f32 = |v: &[u32]| HostTensor { shape: vec![v.len()], values: v.iter().map(|&x| x as f32).collect() };
+        t.insert("preds".to_string(), as_f32(&out.preds));
+        t.insert("labels".to_string(), as_f32(&out.labels));
+        // A cache that cannot be written only costs time next run.
+        let _ = std::fs::create_dir_all(file.parent().expect("file in a folder"));
+        let _ = crate::fsutil::write_atomic(&file, &crate::train::checkpoint::safetensors_bytes(&t));
+    }
+    Ok(out)
+}
+
+/// The protocol name of a metric at n samples: fid10k, kid50k, fid2500.
+pub fn protocol(metric: &str, n: usize) -> String {
+    if n >= 1000 && n % 1000 == 0 {
+        format!("{metric}{}k", n / 1000)
+    } else {
+        format!("{metric}{n}")
+    }
+}
+
+/// Evaluates `sampler`'s generator. `progress` gets one line per chunk of work.
+pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress: &mut dyn FnMut(&str)) -> Result<EvalReport, EvalError> {
+    let cfg = &sampler.cfg;
+    let real_spec = opts.real.clone().unwrap_or_else(|| cfg.data.spec.clone());
+    let source = data::open(&DataConfig { spec: real_spec.clone(), ..cfg.data.clone() })?;
+    let n = opts.n;
+    let n_real = opts.n_real.unwrap_or(n).min(source.len());
+    for m in &opts.metrics {
+        let (name, need) = match m {
+            Metric::Fid | Metric::Mifid => ("fid", 2),
+            Metric::Kid => ("kid", 2),
+            Metric::Pr => ("precision/recall", 4),
+            Metric::Is => ("the Inception Score", 10),
+            Metric::Coverage => ("coverage", 1),
+        };
+        if n < need || n_real < need {
+            return Err(EvalError::TooFew { metric: name, need, n, n_real });
+        }
+    }
+    let (size, channels) = (cfg.model.image_size, cfg.model.channels);
+    if opts.metrics.contains(&Metric::Coverage) {
+        let classes = ex.classifier.as_ref().map_or(0, |c| c.classes());
+        if !(channels == 1 || (channels == 3 && classes == 10)) {
+            return Err(EvalError::CoverageChannels { classes, channels });
+        }
+    }
+    let real = real_features(source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
+
+    // Generated images: a conditional G is asked for each class in turn.
+    let z = sampler.latents(n, opts.seed);
+    let nz = cfg.model.nz;
+    let labels: Option<Vec<u32>> = (cfg.model.classes > 0).then(|| (0..n).map(|i| (i % cfg.model.classes) as u32).collect());
+    let mut fake = SetFeatures::default();
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        let images = sampler.generate(&z[start * nz..end * nz], labels.as_ref().map(|l| &l[start..end]));
+        let (f, p) = ex.run(&images)?;
+        fake.add(f, p);
+        progress(&format!("generated images: {end} of {n}"));
+    }
+
+    let mut out = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let err = |metric: &'static str| move |source| EvalError::Metric { metric, source };
+    if let (Some(rf), Some(ff)) = (&real.features, &fake.features) {
+        let dim = rf.dim;
+        let needs_fid = opts.metrics.iter().any(|m| matches!(m, Metric::Fid | Metric::Mifid));
+        let fid = if needs_fid {
+            let (a, b) = (
+                metrics::FeatureStats::of("real features", &rf.values, dim).map_err(err("fid"))?,
+                metrics::FeatureStats::of("generated features", &ff.values, dim).map_err(err("fid"))?,
+            );
+            if a.underdetermined() || b.underdetermined() {
+                warnings.push(format!("FID with fewer images ({} real, {n} generated) than feature dimensions ({dim}): the covariances are singular and FID is biased high; use --n {} or more", n_real, dim + 1));
+            }
+            Some(metrics::frechet_distance(&a, &b))
+        } else {
+            None
+        };
+        for m in &opts.metrics {
+            match m {
+                Metric::Fid => {
+                    out.insert("fid".into(), serde_json::json!({ "value": fid, "protocol": protocol("fid", n) }));
+                }
+                Metric::Kid => {
+                    let subset = n.min(n_real).min(1000);
+                    let (mean, std) = metrics::kid(&rf.values, &ff.values, dim, 100, subset, &mut GanRng::new(opts.seed, Stream::Train))
+                        .map_err(err("kid"))?;
+                    out.insert("kid".into(), serde_json::json!({ "mean": mean, "std": std, "subsets": 100, "subset_size": subset, "protocol": protocol("kid", n) }));
+                }
+                Metric::Mifid => {
+                    let d = metrics::memorization_distance(&ff.values, &rf.values, dim).map_err(err("mifid"))?;
+                    let fid = fid.expect("computed above");
+                    out.insert("mifid".into(), serde_json::json!({ "value": metrics::mifid(fid, d), "fid": fid, "memorization_distance": d, "threshold": metrics::MIFID_EPS }));
+                }
+                Metric::Pr => {
+                    let (p, r) = metrics::precision_recall(&rf.values, &ff.values, dim, 3).map_err(err("precision/recall"))?;
+                    out.insert("pr".into(), serde_json::json!({ "precision": p, "recall": r, "k": 3 }));
+                }
+                Metric::Is => {
+                    let classes = ff.classes.expect("extractors give logits");
+                    let (mean, std) = metrics::inception_score(&ff.probs(), classes, 10).map_err(err("the Inception Score"))?;
+                    out.insert("is".into(), serde_json::json!({ "mean": mean, "std": std, "splits": 10, "classes": classes }));
+                }
+                Metric::Coverage => {}
+            }
+        }
+    }
+    if opts.metrics.contains(&Metric::Coverage) {
+        let classes = if channels == 3 { 1000 } else { ex.classifier.as_ref().map_or(0, |c| c.classes()) };
+        // The real class distribution: the data's labels when they are the classifier's classes,
+        // else what the classifier sees in the real images.
+        let reference: &[u32] =
+            if real.labels.len() == n_real && real.labels.iter().all(|&l| (l as usize) < classes) { &real.labels } else { &real.preds };
+        let mut p = vec![0.0; classes];
+        for &l in reference {
+            p[l as usize] += 1.0;
+        }
+        // Classes the real sample happens to miss get a small share, so KL stays finite.
+        p.iter_mut().for_each(|v| *v += 0.5);
+        let c = metrics::class_coverage(&fake.preds, &p).map_err(err("coverage"))?;
+        out.insert("coverage".into(), serde_json::to_value(&c).expect("serializes"));
+    }
+    let (features, resize) = ex.describe();
+    Ok(EvalReport {
+        checkpoint: sampler.checkpoint.display().to_string(),
+        real: real_spec,
+        n_fake: n,
+        n_real,
+        features,
+        resize,
+        metrics: out,
+        warnings,
+    })
+}

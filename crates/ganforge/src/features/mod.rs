@@ -1,0 +1,148 @@
+//! Feature extractors for the metrics: images in, feature vectors (and class scores) out.
+//!
+//! - [`inception`]: Inception-v3 as pytorch-fid has it, for FID, KID, MiFID, precision/recall
+//!   and the Inception Score on natural images (weights supplied by the user);
+//! - [`lenet`]: a small classifier ganforge trains itself, shipped for MNIST, for class
+//!   coverage and for domain features where Inception is missing or meaningless.
+//!
+//! The metrics themselves are pure functions on these features, in `crate::metrics`.
+
+pub mod inception;
+pub mod lenet;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error(
+        "Inception weights not found at {0}. FID, KID, MiFID, precision/recall and the Inception Score use pytorch-fid's \
+         Inception-v3; this machine cannot download it: fetch {url} elsewhere and pass it with --inception FILE \
+         (or use --features lenet for MNIST-like data)",
+        url = inception::WEIGHTS_URL
+    )]
+    NoInceptionFile(PathBuf),
+    #[error("the weights have no tensor '{0}': is this pytorch-fid's pt_inception-2015-12-05 file?")]
+    MissingWeight(String),
+    #[error("weight '{name}' has shape {found:?}, expected {expected:?}: not pytorch-fid's Inception-v3 weights")]
+    WeightShape { name: String, found: Vec<usize>, expected: Vec<usize> },
+    #[error(transparent)]
+    Pth(#[from] crate::interop::pth::PthError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
+    #[error("the classifier takes grey images of one channel; these have {0}")]
+    Channels(usize),
+}
+
+/// A tensor's values on the host.
+fn host<const D: usize>(t: burn::tensor::Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("f32 after convert")
+}
+
+/// Feature vectors ([n * dim], row-major) and, when the extractor is a classifier, its logits
+/// ([n * classes]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    pub dim: usize,
+    pub values: Vec<f32>,
+    pub classes: Option<usize>,
+    pub logits: Vec<f32>,
+}
+
+impl Features {
+    pub fn new(dim: usize, classes: Option<usize>) -> Self {
+        Self { dim, values: Vec::new(), classes, logits: Vec::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len() / self.dim.max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    pub fn push(&mut self, values: &[f32], logits: Option<&[f32]>) {
+        self.values.extend_from_slice(values);
+        if let Some(l) = logits {
+            self.logits.extend_from_slice(l);
+        }
+    }
+
+    /// Class probabilities (softmax of the logits), [n * classes].
+    pub fn probs(&self) -> Vec<f32> {
+        let Some(c) = self.classes else { return Vec::new() };
+        self.logits
+            .chunks(c)
+            .flat_map(|row| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f64> = row.iter().map(|&v| ((v - max) as f64).exp()).collect();
+                let sum: f64 = e.iter().sum();
+                e.into_iter().map(move |v| (v / sum) as f32)
+            })
+            .collect()
+    }
+
+    /// The most likely class of each image.
+    pub fn predictions(&self) -> Vec<u32> {
+        let Some(c) = self.classes else { return Vec::new() };
+        self.logits
+            .chunks(c)
+            .map(|row| row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32)
+            .collect()
+    }
+}
+
+/// Bilinear resize of `planes` planes of h x w to out_h x out_w, as PyTorch's
+/// `F.interpolate(mode="bilinear", align_corners=False)` without antialiasing: the source of
+/// output pixel i is (i + 0.5) * in / out - 0.5, clamped at 0, between its two neighbours.
+pub fn resize_bilinear(values: &[f32], planes: usize, h: usize, w: usize, out_h: usize, out_w: usize) -> Vec<f32> {
+    // (lower index, upper index, weight of the upper) per output coordinate.
+    let taps = |inp: usize, out: usize| -> Vec<(usize, usize, f32)> {
+        let scale = inp as f32 / out as f32;
+        (0..out)
+            .map(|i| {
+                let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+                let lo = (src as usize).min(inp - 1);
+                let hi = (lo + 1).min(inp - 1);
+                (lo, hi, src - lo as f32)
+            })
+            .collect()
+    };
+    let (ty, tx) = (taps(h, out_h), taps(w, out_w));
+    let mut out = Vec::with_capacity(planes * out_h * out_w);
+    for p in 0..planes {
+        let plane = &values[p * h * w..(p + 1) * h * w];
+        for &(y0, y1, ly) in &ty {
+            for &(x0, x1, lx) in &tx {
+                let top = (1.0 - lx) * plane[y0 * w + x0] + lx * plane[y0 * w + x1];
+                let bottom = (1.0 - lx) * plane[y1 * w + x0] + lx * plane[y1 * w + x1];
+                out.push((1.0 - ly) * top + ly * bottom);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PyTorch, `F.interpolate(torch.arange(4.).view(1,1,1,4), size=(1,8), mode="bilinear")`:
+    /// [0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3]; and down by 2 averages neighbours.
+    #[test]
+    fn bilinear_resize_matches_pytorch() {
+        let up = resize_bilinear(&[0.0, 1.0, 2.0, 3.0], 1, 1, 4, 1, 8);
+        assert_eq!(up, vec![0.0, 0.25, 0.75, 1.25, 1.75, 2.25, 2.75, 3.0]);
+        let down = resize_bilinear(&[0.0, 1.0, 2.0, 3.0], 1, 1, 4, 1, 2);
+        assert_eq!(down, vec![0.5, 2.5]);
+    }
+
+    #[test]
+    fn softmax_and_predictions() {
+        let mut f = Features::new(1, Some(3));
+        f.push(&[0.0, 0.0], Some(&[0.0, 0.0, 0.0, 1.0, 5.0, 2.0]));
+        let p = f.probs();
+        assert!((p[0] - 1.0 / 3.0).abs() < 1e-6 && (p[3..].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(f.predictions(), vec![0, 1]);
+    }
+}

@@ -1,0 +1,161 @@
+//! What the training loop watches besides the step: the live doctor and `eval.every`.
+//!
+//! Findings and evaluations become lines of metrics.jsonl (`{"step": N, "doctor": {...}}`,
+//! `{"step": N, "eval": {...}}`) beside the loss records, so that `ganforge doctor` and the
+//! dashboard read one file.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+
+use super::MetricsRecord;
+use crate::config::GanConfig;
+use crate::doctor::{self, Finding};
+use crate::eval::{self, EvalOptions, EvalReport, Extractors};
+use crate::image_io::ImageBatch;
+use crate::loss::LossKind;
+
+/// One line of metrics.jsonl, whichever kind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetricsLine {
+    Doctor { step: u64, doctor: Finding },
+    Eval { step: u64, eval: serde_json::Value },
+    Step(MetricsRecord),
+}
+
+/// A run's metrics.jsonl, split by kind.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsLog {
+    pub steps: Vec<MetricsRecord>,
+    pub evals: Vec<(u64, serde_json::Value)>,
+    pub findings: Vec<Finding>,
+}
+
+impl MetricsLog {
+    /// Reads metrics.jsonl; a line that is not one of its kinds is an error naming the line.
+    pub fn read(path: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        let mut log = Self::default();
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            match serde_json::from_str::<MetricsLine>(line) {
+                Ok(MetricsLine::Step(r)) => log.steps.push(r),
+                Ok(MetricsLine::Eval { step, eval }) => log.evals.push((step, eval)),
+                Ok(MetricsLine::Doctor { doctor, .. }) => log.findings.push(doctor),
+                // A run killed mid-write can leave a partial last line: nothing to report there.
+                Err(_) if i + 1 == text.lines().count() => {}
+                Err(e) => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: line {}: {e}", path.display(), i + 1)))
+                }
+            }
+        }
+        Ok(log)
+    }
+}
+
+/// The live doctor's memory: the loss trace, the real data's diversity, the best coverage.
+pub struct Watch {
+    history: Vec<MetricsRecord>,
+    /// D's outputs are probabilities (cross-entropy losses).
+    probabilities: bool,
+    real_diversity: Option<f64>,
+    best_coverage: usize,
+    /// Kinds found at the last check, so a finding is announced once when it appears.
+    active: BTreeSet<String>,
+    pub doctor: bool,
+    eval: Option<(EvalOptions, Extractors)>,
+}
+
+impl Watch {
+    pub fn new(cfg: &GanConfig, device: &Device) -> Result<Self, eval::EvalError> {
+        let e = &cfg.eval;
+        let eval = if e.every > 0 {
+            let opts = EvalOptions {
+                metrics: eval::Metric::parse_list(&e.metrics)?,
+                n: e.n,
+                n_real: None,
+                real: None,
+                features: eval::FeatureKind::parse(&e.features)?,
+                inception: (!e.inception.is_empty()).then(|| crate::data::expand_home(&e.inception)),
+                classifier: (!e.classifier.is_empty()).then(|| crate::data::expand_home(&e.classifier)),
+                seed: cfg.seed,
+                cache_dir: Some(crate::fsutil::cache_home().join("features")),
+            };
+            let ex = Extractors::load(&opts, device)?;
+            Some((opts, ex))
+        } else {
+            None
+        };
+        Ok(Self {
+            history: Vec::new(),
+            probabilities: matches!(cfg.train.loss, LossKind::Ns),
+            real_diversity: None,
+            best_coverage: 0,
+            active: BTreeSet::new(),
+            doctor: e.doctor,
+            eval,
+        })
+    }
+
+    /// Keeps only findings that were not active at the previous check of their kind.
+    fn fresh(&mut self, kinds: &[&str], found: Vec<Finding>) -> Vec<Finding> {
+        for k in kinds {
+            if !found.iter().any(|f| f.kind == *k) {
+                self.active.remove(*k);
+            }
+        }
+        found.into_iter().filter(|f| self.active.insert(f.kind.clone())).collect()
+    }
+
+    /// The real images' diversity, from a batch of them (the first of the session).
+    pub fn real_batch(&mut self, images: &ImageBatch) {
+        let dim = images.channels * images.height * images.width;
+        self.real_diversity = Some(doctor::mean_pairwise_distance(&images.values, dim));
+    }
+
+    /// After each metrics record: the loss-trace detectors.
+    pub fn on_record(&mut self, rec: &MetricsRecord) -> Vec<Finding> {
+        self.history.push(rec.clone());
+        if !self.doctor {
+            return Vec::new();
+        }
+        let found = doctor::lr_imbalance(&self.history, self.probabilities).into_iter().collect();
+        self.fresh(&["lr_imbalance"], found)
+    }
+
+    /// After each sample grid: checkerboard and diversity.
+    pub fn on_samples(&mut self, step: u64, samples: &ImageBatch) -> Vec<Finding> {
+        if !self.doctor || step < doctor::SAMPLE_CHECKS_FROM {
+            return Vec::new();
+        }
+        let mut found: Vec<Finding> = doctor::checkerboard(step, samples).into_iter().collect();
+        if let Some(real) = self.real_diversity {
+            let dim = samples.channels * samples.height * samples.width;
+            found.extend(doctor::mode_collapse(step, doctor::mean_pairwise_distance(&samples.values, dim), real, None));
+        }
+        self.fresh(&["checkerboard", "mode_collapse"], found)
+    }
+
+    /// Whether this step evaluates.
+    pub fn eval_due(&self, step: u64, every: u64) -> bool {
+        self.eval.is_some() && every > 0 && step % every == 0
+    }
+
+    /// `eval.every`: the metrics of G now, and what they say about collapse and memorization.
+    pub fn evaluate(&mut self, step: u64, sampler: &crate::sample::Sampler) -> Result<(EvalReport, Vec<Finding>), eval::EvalError> {
+        let (opts, ex) = self.eval.as_ref().expect("eval_due checked");
+        let report = eval::evaluate(sampler, opts, ex, &mut |_| {})?;
+        let mut found = Vec::new();
+        if let Some(c) = report.metrics.get("coverage").and_then(|c| c["covered"].as_u64()) {
+            self.best_coverage = self.best_coverage.max(c as usize);
+            found.extend(doctor::mode_collapse(step, 1.0, 1.0, Some((c as usize, self.best_coverage))));
+        }
+        if let Some(d) = report.metrics.get("mifid").and_then(|m| m["memorization_distance"].as_f64()) {
+            found.extend(doctor::memorization(step, d));
+        }
+        let found = if self.doctor { self.fresh(&["memorization"], found) } else { Vec::new() };
+        Ok((report, found))
+    }
+}
