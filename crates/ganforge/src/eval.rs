@@ -460,3 +460,46 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On RGB images the classifier reads one digit per channel: Stacked MNIST's class.
+    #[test]
+    fn stacked_mnist_classes_are_read_per_channel() {
+        let device = Device::flex();
+        let opts = EvalOptions {
+            metrics: vec![Metric::Coverage],
+            n: 0,
+            n_real: None,
+            real: None,
+            features: FeatureKind::Lenet,
+            inception: None,
+            classifier: None,
+            seed: 0,
+            cache_dir: None,
+        };
+        let ex = Extractors::load(&opts, &device).unwrap();
+        let stacked = data::stacked::StackedMnist::new().unwrap();
+        let n = 60;
+        let mut values = Vec::new();
+        for i in 0..n {
+            data::to_unit_range(&data::to_model_bytes(&stacked.image(i).unwrap(), 32, 3), &mut values);
+        }
+        let (features, preds) = ex.run(&ImageBatch { values, n, channels: 3, height: 32, width: 32 }).unwrap();
+        assert!(features.is_none(), "coverage alone extracts no features");
+        let preds = preds.unwrap();
+        let right = (0..n).filter(|&i| preds[i] == stacked.label(i).unwrap()).count();
+        // Three digits at ~98% each: about 95% of the triples.
+        assert!(right >= 54, "{right} of {n} triples read right");
+    }
+
+    #[test]
+    fn metric_names_and_protocols() {
+        assert_eq!(Metric::parse_list("kid, fid,fid").unwrap(), vec![Metric::Fid, Metric::Kid]);
+        assert!(Metric::parse_list("fid,x").unwrap_err().to_string().contains("unknown metric 'x'"));
+        assert_eq!(protocol("fid", 10_000), "fid10k");
+        assert_eq!(protocol("fid", 2500), "fid2500");
+    }
+}
