@@ -62,6 +62,19 @@ https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_incepti
     #[command(after_help = "Example:
   ganforge doctor runs/00003-mnist")]
     Doctor(DoctorArgs),
+    /// Serve a run: a page that makes a new image on every click, its HTTP API, and the live
+    /// training dashboard (/dashboard).
+    #[command(after_help = "Examples:
+  ganforge serve --run runs/00003-mnist                    # then open http://127.0.0.1:8080/
+  ganforge serve --run runs/00003-mnist --addr 0.0.0.0:8080   # reachable from other machines
+
+API: GET /api/generate?seed=S&n=N&class=K&truncation=T (PNG: one image, or a grid for n > 1),
+GET /api/interpolate?from=A&to=B&steps=8 (PNG strip), GET /api/model, GET /api/metrics (JSON).")]
+    Serve(ServeArgs),
+    /// Write one self-contained HTML report of a run: config, curves, samples, metrics, doctor.
+    #[command(after_help = "Example:
+  ganforge report runs/00003-mnist            # writes runs/00003-mnist/report.html")]
+    Report(ReportArgs),
     /// Write a run's DCGAN generator (or discriminator) as a state dict of PyTorch's DCGAN example.
     #[command(after_help = "Examples:
   ganforge export --run runs/00003-mnist64 --out netG.pth
@@ -151,6 +164,27 @@ struct EvalArgs {
     no_cache: bool,
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Run folder to serve (it may still be training).
+    #[arg(long, value_name = "RUN_DIR")]
+    run: PathBuf,
+    /// Address to listen on (loopback by default: the page is not exposed unless asked).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Run folder.
+    run: PathBuf,
+    /// Output file (default: RUN_DIR/report.html).
+    #[arg(long, value_name = "FILE.html")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -325,6 +359,10 @@ fn cmd_inspect(a: InspectArgs) -> Result<()> {
 
 #[derive(Args)]
 struct TrainArgs {
+    /// Serve the live dashboard (and the image page) while training, at ADDR
+    /// (default 127.0.0.1:8080): open http://ADDR/dashboard.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    dashboard: Option<std::net::SocketAddr>,
     /// Preset to start from (see `ganforge presets`); default: mnist.
     #[arg(long)]
     preset: Option<String>,
@@ -425,11 +463,22 @@ struct Progress {
     every: u64,
     cache_bar: Option<ProgressBar>,
     cache_quarter: usize,
+    dashboard: Option<std::net::SocketAddr>,
+    server: Option<ganforge_serve::server::ServeHandle>,
 }
 
 impl Observer for Progress {
     fn start(&mut self, run: &RunDir, start: u64, total: u64) {
         eprintln!("run folder: {}", run.path.display());
+        if let Some(addr) = self.dashboard {
+            match ganforge_serve::server::spawn(&run.path, addr, ganforge::burn::tensor::Device::flex()) {
+                Ok(server) => {
+                    eprintln!("dashboard: http://{}/dashboard", server.addr);
+                    self.server = Some(server);
+                }
+                Err(e) => eprintln!("warning: no dashboard: {e}"),
+            }
+        }
         self.total = total;
         self.every = (total / 20).max(1);
         if std::io::stderr().is_terminal() {
@@ -538,7 +587,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let mut progress = Progress { every: 1, ..Default::default() };
+    let mut progress = Progress { every: 1, dashboard: a.dashboard, ..Default::default() };
     let out = a.out.unwrap_or_else(|| PathBuf::from("runs"));
     let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
     println!("{}", run.path.display());
@@ -698,6 +747,23 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_serve(a: ServeArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let server = ganforge_serve::server::spawn(&a.run, a.addr, device)?;
+    eprintln!("serving {} at http://{}/ (dashboard: http://{}/dashboard); Ctrl-C stops", a.run.display(), server.addr, server.addr);
+    println!("http://{}/", server.addr);
+    server.wait();
+    Ok(())
+}
+
+fn cmd_report(a: ReportArgs) -> Result<()> {
+    let html = ganforge_serve::report::build(&a.run)?;
+    let out = a.out.unwrap_or_else(|| a.run.join("report.html"));
+    ganforge::fsutil::write_atomic(&out, html.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
 fn cmd_doctor(a: DoctorArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let exam = ganforge::doctor::examine_run(&a.run, &device)?;
@@ -814,6 +880,8 @@ fn main() -> ExitCode {
         Command::Sample(a) => cmd_sample(a),
         Command::Export(a) => cmd_export(a),
         Command::Eval(a) => cmd_eval(a),
+        Command::Serve(a) => cmd_serve(a),
+        Command::Report(a) => cmd_report(a),
         Command::Doctor(a) => cmd_doctor(a),
         Command::Classifier(ClassifierCommand::Train(a)) => cmd_classifier_train(a),
         Command::Data(DataCommand::Inspect(a)) => cmd_inspect(a),

@@ -401,3 +401,54 @@ fn classifier_train_checks_its_data() {
         "--epochs and --batch-size must be at least 1",
     );
 }
+
+/// A plain HTTP GET over a TcpStream: status line and body.
+fn http_get(addr: &str, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&all[..split]).to_string();
+    (head.lines().next().unwrap().to_string(), all[split + 4..].to_vec())
+}
+
+#[test]
+fn serve_report_and_the_training_dashboard() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // Training with --dashboard on a free port says where the dashboard is.
+    let mut args = vec!["train", "--out", dir.path().to_str().unwrap(), "--steps", "2", "--dashboard", "127.0.0.1:0"];
+    args.extend_from_slice(TINY);
+    let o = ganforge(&args);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stderr.contains("dashboard: http://127.0.0.1:"), "{}", o.stderr);
+    let run = PathBuf::from(o.stdout.lines().last().unwrap());
+    assert!(run.join("loss.png").is_file());
+
+    let o = ganforge(&["report", run.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("data:image/png;base64,") && html.contains("<svg"));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ganforge"))
+        .args(["serve", "--run", run.to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (status, body) = http_get(&addr, "/api/generate?seed=3");
+    let (status_again, body_again) = http_get(&addr, "/api/generate?seed=3");
+    let (bad, _) = http_get(&addr, "/api/generate?n=1000");
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(status.contains("200"), "{status}");
+    assert_eq!((status_again, body_again), (status, body.clone()));
+    assert_eq!(image::load_from_memory(&body).unwrap().width(), 16);
+    assert!(bad.contains("400"), "{bad}");
+    fails_with(&["serve", "--run", dir.path().to_str().unwrap()], "is not a ganforge run folder");
+}

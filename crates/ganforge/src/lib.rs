@@ -29,6 +29,7 @@ pub mod npy;
 pub mod optim;
 pub mod params;
 pub mod penalty;
+pub mod plot;
 pub mod rng;
 pub mod sample;
 pub mod toy2d;

@@ -373,6 +373,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             break;
         }
     }
+    // The whole run's curves (earlier sessions too, when resumed) as a picture.
+    if let Ok(log) = watch::MetricsLog::read(&run.metrics_path()) {
+        let p = run.path.join("loss.png");
+        save_png(&p, &crate::plot::loss_plot(&log.steps)).map_err(ioerr(p))?;
+    }
     obs.finish();
     Ok(run)
 }

@@ -3,10 +3,13 @@
 //! ```text
 //! 00003-mnist/
 //!   config.toml            the resolved config
-//!   metrics.jsonl          one JSON object per logged step
+//!   metrics.jsonl          one JSON object per logged step, evaluation or doctor finding
 //!   real.png               a grid of training images, as the model sees them
+//!   loss.png               D's and G's losses, drawn at the end of training
 //!   samples/step_000500.png  grids from one fixed latent batch
 //!   checkpoints/step_000500/ g, d and optimizer tensors (safetensors) and state.json
+//!   eval/step_000500.json  results of `ganforge eval`
+//!   report.html            `ganforge report`: all of the above in one page
 //! ```
 
 use std::path::{Path, PathBuf};

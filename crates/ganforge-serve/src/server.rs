@@ -1,0 +1,467 @@
+//! The HTTP server: the "this X does not exist" page, the generation API and the live dashboard.
+//!
+//! One worker thread owns the generator. Requests queue to it, and it takes every request that
+//! arrives within 2 ms of the first (up to 64 images) into one generator call: on a CPU one
+//! call for 16 images costs far less than 16 calls. The model is loaded once, and again only when
+//! the run (still training) writes a newer checkpoint. Only the run's sample grids are served
+//! from disk, by a name that must look like `step_000500.png`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ganforge::burn::tensor::Device;
+use ganforge::image_io::{grid_cols, ImageBatch};
+use ganforge::sample::Sampler;
+use ganforge::train::run_dir::RunDir;
+use ganforge::train::watch::MetricsLog;
+use serde_json::json;
+
+/// Most images one request may ask for.
+pub const MAX_N: usize = 64;
+/// Most frames of an interpolation strip.
+pub const MAX_STEPS: usize = 16;
+/// A request waits at most this long for its images.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Images the worker puts into one generator call, at most.
+const BATCH_IMAGES: usize = 64;
+
+const INDEX_HTML: &str = include_str!("../assets/index.html");
+const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Run(#[from] ganforge::train::run_dir::RunError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("starting the server: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Which latents a job wants.
+#[derive(Clone, Debug)]
+enum Latents {
+    /// `n` latents from `seed`, truncated when asked.
+    Seed { seed: u64, n: usize, truncation: Option<f32> },
+    /// A straight line from seed `from`'s latent to seed `to`'s, `steps` frames.
+    Between { from: u64, to: u64, steps: usize, truncation: Option<f32> },
+}
+
+impl Latents {
+    fn count(&self) -> usize {
+        match self {
+            Latents::Seed { n, .. } => *n,
+            Latents::Between { steps, .. } => *steps,
+        }
+    }
+
+    fn draw(&self, sampler: &Sampler) -> Vec<f32> {
+        let one = |seed: u64, n: usize, t: Option<f32>| match t {
+            Some(t) => sampler.latents_truncated(n, seed, t),
+            None => sampler.latents(n, seed),
+        };
+        match *self {
+            Latents::Seed { seed, n, truncation } => one(seed, n, truncation),
+            Latents::Between { from, to, steps, truncation } => {
+                let (a, b) = (one(from, 1, truncation), one(to, 1, truncation));
+                (0..steps)
+                    .flat_map(|k| {
+                        let t = k as f32 / (steps - 1).max(1) as f32;
+                        a.iter().zip(&b).map(move |(x, y)| (1.0 - t) * x + t * y).collect::<Vec<_>>()
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+struct Job {
+    latents: Latents,
+    class: Option<u32>,
+    reply: tokio::sync::oneshot::Sender<Result<ImageBatch, (StatusCode, String)>>,
+}
+
+/// What the page and the API tell about the model.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ModelInfo {
+    pub arch: String,
+    pub image_size: usize,
+    pub channels: usize,
+    pub nz: usize,
+    pub classes: usize,
+    pub class_names: Vec<String>,
+    pub truncation: bool,
+    pub checkpoint: String,
+    pub step: Option<u64>,
+    pub preset: String,
+}
+
+impl ModelInfo {
+    fn of(s: &Sampler) -> Self {
+        let c = &s.cfg;
+        let step = s
+            .checkpoint
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("step_"))
+            .and_then(|n| n.parse().ok());
+        Self {
+            arch: format!("{:?}", c.model.arch).to_lowercase(),
+            image_size: c.model.image_size,
+            channels: c.model.channels,
+            nz: c.model.nz,
+            classes: c.model.classes,
+            class_names: c.data.classes.clone(),
+            truncation: c.model.arch == ganforge::nets::Arch::Biggan,
+            checkpoint: s.checkpoint.display().to_string(),
+            step,
+            preset: c.preset.clone(),
+        }
+    }
+}
+
+/// The worker: loads G when needed and serves jobs in batches.
+fn worker(run: PathBuf, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mutex<Option<ModelInfo>>>) {
+    let mut sampler: Option<Sampler> = None;
+    // A run still training writes new checkpoints: look for one at start, then at most every 5 s.
+    let refresh = |sampler: &mut Option<Sampler>| {
+        let latest = RunDir::open(&run).ok().and_then(|r| r.latest_checkpoint().ok());
+        let current = sampler.as_ref().and_then(|s| s.checkpoint.parent().map(Path::to_path_buf));
+        if latest.is_some() && latest != current {
+            match Sampler::load(&run, None, &device) {
+                Ok(s) => {
+                    *info.lock().expect("not poisoned") = Some(ModelInfo::of(&s));
+                    *sampler = Some(s);
+                }
+                Err(e) => eprintln!("serve: could not load the generator: {e}"),
+            }
+        }
+    };
+    refresh(&mut sampler);
+    let mut checked = Instant::now();
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut images = batch[0].latents.count();
+        let deadline = Instant::now() + Duration::from_millis(2);
+        while images < BATCH_IMAGES {
+            match jobs.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(j) => {
+                    images += j.latents.count();
+                    batch.push(j);
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if checked.elapsed() > Duration::from_secs(5) {
+            checked = Instant::now();
+            refresh(&mut sampler);
+        }
+        let Some(s) = &sampler else {
+            for j in batch {
+                let _ = j.reply.send(Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the run has no checkpoint yet: its generator appears after its first checkpoint".into(),
+                )));
+            }
+            continue;
+        };
+        serve_batch(s, batch);
+    }
+}
+
+/// One generator call for all of `batch`, then each job gets its images back.
+fn serve_batch(s: &Sampler, batch: Vec<Job>) {
+    let classes = s.cfg.model.classes;
+    let mut ok = Vec::new();
+    for j in batch {
+        match (j.class, classes) {
+            (Some(_), 0) => {
+                let _ = j.reply.send(Err((StatusCode::BAD_REQUEST, "this model is not conditional: leave out class".into())));
+            }
+            (Some(k), c) if k as usize >= c => {
+                let _ = j
+                    .reply
+                    .send(Err((StatusCode::BAD_REQUEST, format!("class {k} is out of range: the model knows classes 0 to {}", c - 1))));
+            }
+            _ => ok.push(j),
+        }
+    }
+    if ok.is_empty() {
+        return;
+    }
+    let z: Vec<f32> = ok.iter().flat_map(|j| j.latents.draw(s)).collect();
+    let labels: Option<Vec<u32>> = (classes > 0).then(|| {
+        ok.iter()
+            .flat_map(|j| {
+                let n = j.latents.count();
+                // Without a class, a grid cycles through the classes.
+                (0..n).map(move |i| j.class.unwrap_or((i % classes) as u32))
+            })
+            .collect()
+    });
+    let all = s.generate(&z, labels.as_deref());
+    let per = all.channels * all.height * all.width;
+    let mut start = 0;
+    for j in ok {
+        let n = j.latents.count();
+        let part = ImageBatch { values: all.values[start * per..(start + n) * per].to_vec(), n, ..all.clone() };
+        start += n;
+        let _ = j.reply.send(Ok(part));
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    run: PathBuf,
+    jobs: mpsc::SyncSender<Job>,
+    info: Arc<Mutex<Option<ModelInfo>>>,
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(json!({ "error": msg.into() }))).into_response()
+}
+
+fn png_response(bytes: Vec<u8>, seed: Option<u64>) -> Response {
+    let mut r = (StatusCode::OK, [(header::CONTENT_TYPE, "image/png")], bytes).into_response();
+    if let Some(s) = seed {
+        r.headers_mut().insert("x-seed", s.to_string().parse().expect("digits are a valid header"));
+    }
+    r
+}
+
+/// A query parameter parsed, with a 400 naming it when it does not parse or is out of range.
+fn param<T: std::str::FromStr>(
+    q: &HashMap<String, String>,
+    name: &str,
+    ok: impl Fn(&T) -> bool,
+    what: &str,
+) -> Result<Option<T>, Response> {
+    match q.get(name) {
+        None => Ok(None),
+        Some(v) => match v.parse::<T>() {
+            Ok(x) if ok(&x) => Ok(Some(x)),
+            _ => Err(error(StatusCode::BAD_REQUEST, format!("{name}={v:?} is not {what}"))),
+        },
+    }
+}
+
+fn check_known(q: &HashMap<String, String>, known: &[&str]) -> Result<(), Response> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(error(StatusCode::BAD_REQUEST, format!("unknown parameter '{k}'; this endpoint takes {}", known.join(", ")))),
+        None => Ok(()),
+    }
+}
+
+async fn run_job(state: &AppState, latents: Latents, class: Option<u32>) -> Result<ImageBatch, Response> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    state
+        .jobs
+        .try_send(Job { latents, class, reply: tx })
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the generator is busy; try again"))?;
+    match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+        Ok(Ok(Ok(images))) => Ok(images),
+        Ok(Ok(Err((status, msg)))) => Err(error(status, msg)),
+        Ok(Err(_)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "the generator stopped")),
+        Err(_) => Err(error(StatusCode::GATEWAY_TIMEOUT, format!("no images within {} s", REQUEST_TIMEOUT.as_secs()))),
+    }
+}
+
+/// One image as PNG, or a grid of several.
+fn encode(images: &ImageBatch, cols: usize) -> Vec<u8> {
+    if images.n == 1 {
+        images.png(0)
+    } else {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        images.grid(cols).write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
+        buf.into_inner()
+    }
+}
+
+async fn generate(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let parsed = (|| {
+        check_known(&q, &["seed", "n", "class", "truncation"])?;
+        let seed = param::<u64>(&q, "seed", |_| true, "a non-negative integer")?;
+        let n = param::<usize>(&q, "n", |n| (1..=MAX_N).contains(n), &format!("an image count from 1 to {MAX_N}"))?.unwrap_or(1);
+        let class = param::<u32>(&q, "class", |_| true, "a class index")?;
+        let truncation = param::<f32>(&q, "truncation", |t| t.is_finite() && (0.05..=4.0).contains(t), "a truncation from 0.05 to 4")?;
+        Ok::<_, Response>((seed, n, class, truncation))
+    })();
+    let (seed, n, class, truncation) = match parsed {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let seed = seed.unwrap_or_else(|| rand::random::<u32>() as u64);
+    match run_job(&state, Latents::Seed { seed, n, truncation }, class).await {
+        Ok(images) => png_response(encode(&images, grid_cols(images.n)), Some(seed)),
+        Err(r) => r,
+    }
+}
+
+async fn interpolate(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let parsed = (|| {
+        check_known(&q, &["from", "to", "steps", "class", "truncation"])?;
+        let from = param::<u64>(&q, "from", |_| true, "a non-negative integer")?;
+        let to = param::<u64>(&q, "to", |_| true, "a non-negative integer")?;
+        let steps =
+            param::<usize>(&q, "steps", |s| (2..=MAX_STEPS).contains(s), &format!("a frame count from 2 to {MAX_STEPS}"))?.unwrap_or(8);
+        let class = param::<u32>(&q, "class", |_| true, "a class index")?;
+        let truncation = param::<f32>(&q, "truncation", |t| t.is_finite() && (0.05..=4.0).contains(t), "a truncation from 0.05 to 4")?;
+        match (from, to) {
+            (Some(f), Some(t)) => Ok((f, t, steps, class, truncation)),
+            _ => Err(error(StatusCode::BAD_REQUEST, "from and to (two seeds) are required")),
+        }
+    })();
+    let (from, to, steps, class, truncation) = match parsed {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match run_job(&state, Latents::Between { from, to, steps, truncation }, class).await {
+        Ok(images) => png_response(encode(&images, images.n), None),
+        Err(r) => r,
+    }
+}
+
+async fn model(State(state): State<AppState>) -> Response {
+    let info = state.info.lock().expect("not poisoned").clone();
+    let log = MetricsLog::read(&state.run.join("metrics.jsonl")).unwrap_or_default();
+    let metrics = log.evals.last().map(|(step, e)| json!({ "step": step, "metrics": e["metrics"] }));
+    match info {
+        Some(i) => axum::Json(json!({ "model": i, "metrics": metrics, "training_step": log.steps.last().map(|r| r.step) })).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the run has no checkpoint yet: its generator appears after its first checkpoint"),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let log = MetricsLog::read(&state.run.join("metrics.jsonl")).unwrap_or_default();
+    // A long run's trace is thinned to about 1,000 points for the page.
+    let stride = (log.steps.len() / 1000).max(1);
+    let steps: Vec<_> =
+        log.steps.iter().enumerate().filter(|(i, _)| i % stride == 0 || *i + 1 == log.steps.len()).map(|(_, r)| r).collect();
+    let samples = sample_names(&state.run);
+    axum::Json(json!({
+        "run": state.run.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+        "steps": steps,
+        "evals": log.evals.iter().map(|(s, e)| json!({ "step": s, "metrics": e["metrics"] })).collect::<Vec<_>>(),
+        "findings": log.findings,
+        "samples": samples,
+    }))
+    .into_response()
+}
+
+/// The sample grids of a run, oldest first.
+pub fn sample_names(run: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(run.join("samples"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| is_sample_name(n)).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn is_sample_name(name: &str) -> bool {
+    name.strip_prefix("step_").and_then(|r| r.strip_suffix(".png")).is_some_and(|d| d.len() >= 6 && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+async fn sample_file(State(state): State<AppState>, UrlPath(name): UrlPath<String>) -> Response {
+    if !is_sample_name(&name) {
+        return error(StatusCode::NOT_FOUND, "no such sample grid");
+    }
+    match tokio::fs::read(state.run.join("samples").join(&name)).await {
+        Ok(bytes) => png_response(bytes, None),
+        Err(_) => error(StatusCode::NOT_FOUND, "no such sample grid"),
+    }
+}
+
+async fn chart(State(state): State<AppState>, UrlPath(name): UrlPath<String>) -> Response {
+    let log = MetricsLog::read(&state.run.join("metrics.jsonl")).unwrap_or_default();
+    match name.strip_suffix(".svg").and_then(|n| crate::chart::run_chart(&log, n)) {
+        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response(),
+        None => error(StatusCode::NOT_FOUND, "charts: loss.svg, d.svg, speed.svg, lr.svg, eval.svg, coverage.svg"),
+    }
+}
+
+fn html(page: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+}
+
+/// A running server.
+pub struct ServeHandle {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServeHandle {
+    /// Blocks until the server stops (it stops on Ctrl-C only through the process ending).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ServeHandle {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts serving `run` on `addr` (port 0: any free port; see the handle's `addr`).
+pub fn spawn(run: &Path, addr: SocketAddr, device: Device) -> Result<ServeHandle, ServeError> {
+    if !run.join("config.toml").is_file() {
+        return Err(ServeError::Run(ganforge::train::run_dir::RunError::NotARun(run.to_path_buf())));
+    }
+    let info = Arc::new(Mutex::new(None));
+    // A bounded queue: a flood of requests is refused with 503 rather than held in memory.
+    let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
+    {
+        let (run, info) = (run.to_path_buf(), info.clone());
+        std::thread::Builder::new()
+            .name("ganforge-generator".into())
+            .spawn(move || worker(run, device, rx, info))
+            .map_err(ServeError::Runtime)?;
+    }
+    let state = AppState { run: run.to_path_buf(), jobs, info };
+    let app = Router::new()
+        .route("/", get(|| async { html(INDEX_HTML) }))
+        .route("/dashboard", get(|| async { html(DASHBOARD_HTML) }))
+        .route("/api/generate", get(generate))
+        .route("/api/interpolate", get(interpolate))
+        .route("/api/model", get(model))
+        .route("/api/metrics", get(metrics))
+        .route("/api/chart/{name}", get(chart))
+        .route("/samples/{name}", get(sample_file))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page; try / (images), /dashboard or /api/generate") })
+        .with_state(state);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Runtime)?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|source| ServeError::Bind { addr, source })?;
+    let bound = listener.local_addr().map_err(ServeError::Runtime)?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("ganforge-http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        })
+        .map_err(ServeError::Runtime)?;
+    Ok(ServeHandle { addr: bound, shutdown: Some(tx), thread: Some(thread) })
+}

@@ -1,0 +1,47 @@
+//! A tiny trained run and a server on it, for the HTTP and browser tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use ganforge::burn::tensor::Device;
+use ganforge::config::GanConfig;
+use ganforge::train::{train, Quiet, TrainOptions};
+use ganforge_serve::server::{spawn, ServeHandle};
+
+/// A 16x16 DCGAN trained for 4 steps, with an evaluation and a doctor finding in its log.
+pub fn tiny_run(out: &Path, extra: &[&str]) -> PathBuf {
+    let mut sets: Vec<String> = [
+        "model.image_size=16",
+        "dcgan.ngf=8",
+        "dcgan.ndf=8",
+        "train.batch_size=8",
+        "train.steps=4",
+        "train.log_every=1",
+        "train.sample_every=2",
+        "train.checkpoint_every=2",
+        "train.grid_images=4",
+        "eval.every=2",
+        "eval.n=20",
+        "eval.metrics=coverage,fid",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sets.push(format!("data.cache_dir={}", std::env::temp_dir().join("ganforge-test-cache").display()));
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    let cfg = GanConfig::resolve(None, None, &sets).unwrap();
+    let opts = TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume: None, stop: Arc::new(AtomicBool::new(false)) };
+    let run = train(cfg, opts, &mut Quiet).unwrap().path;
+    // A finding as the live doctor writes it, for the dashboard to show.
+    let line = r#"{"step":3,"doctor":{"kind":"checkerboard","step":3,"evidence":"planted for the test.","remedy":"resize-convolution"}}"#;
+    let mut log = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    log.push_str(line);
+    log.push('\n');
+    std::fs::write(run.join("metrics.jsonl"), log).unwrap();
+    run
+}
+
+pub fn serve(run: &Path) -> ServeHandle {
+    spawn(run, "127.0.0.1:0".parse().unwrap(), Device::flex()).unwrap()
+}

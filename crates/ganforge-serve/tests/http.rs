@@ -1,0 +1,141 @@
+//! The server over real HTTP on 127.0.0.1: images, errors, the dashboard's data, the report.
+
+mod common;
+
+use std::time::Duration;
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into()
+}
+
+struct Got {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+fn get(base: &str, path: &str) -> Got {
+    let mut r = agent().get(&format!("{base}{path}")).call().unwrap();
+    let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    Got { status: r.status().as_u16(), content_type, body: r.body_mut().read_to_vec().unwrap() }
+}
+
+fn json(g: &Got) -> serde_json::Value {
+    serde_json::from_slice(&g.body).unwrap()
+}
+
+#[test]
+fn the_api_makes_images_and_refuses_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(dir.path(), &[]);
+    let server = common::serve(&run);
+    let base = format!("http://{}", server.addr);
+
+    // One image: a 16x16 PNG; the same seed gives the same bytes, another seed others.
+    let a = get(&base, "/api/generate?seed=123");
+    assert_eq!((a.status, a.content_type.as_str()), (200, "image/png"));
+    let img = image::load_from_memory(&a.body).unwrap();
+    assert_eq!((img.width(), img.height()), (16, 16));
+    assert_eq!(get(&base, "/api/generate?seed=123").body, a.body);
+    assert_ne!(get(&base, "/api/generate?seed=124").body, a.body);
+    // A grid of 4: 2 x 2 images of 16 with 2-pixel borders.
+    let grid = image::load_from_memory(&get(&base, "/api/generate?seed=1&n=4").body).unwrap();
+    assert_eq!((grid.width(), grid.height()), (38, 38));
+    let strip = image::load_from_memory(&get(&base, "/api/interpolate?from=1&to=2&steps=5").body).unwrap();
+    assert_eq!((strip.width(), strip.height()), (5 * 18 + 2, 20));
+
+    // Concurrent requests (batched into shared generator calls) each get their own seed's image.
+    let solo: Vec<Vec<u8>> = (0..8).map(|s| get(&base, &format!("/api/generate?seed={s}")).body).collect();
+    let together: Vec<Vec<u8>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..8)
+            .map(|s| {
+                sc.spawn({
+                    let base = base.clone();
+                    move || get(&base, &format!("/api/generate?seed={s}")).body
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(solo, together);
+
+    let model = json(&get(&base, "/api/model"));
+    assert_eq!(model["model"]["image_size"], 16);
+    assert_eq!(model["model"]["arch"], "dcgan");
+    assert_eq!(model["model"]["step"], 4);
+    assert!(model["metrics"]["metrics"]["coverage"]["covered"].as_u64().is_some());
+
+    for (path, needle) in [
+        ("/api/generate?seed=abc", "seed=\"abc\" is not a non-negative integer"),
+        ("/api/generate?n=0", "from 1 to 64"),
+        ("/api/generate?n=65", "from 1 to 64"),
+        ("/api/generate?truncation=-1", "truncation"),
+        ("/api/generate?class=1", "not conditional"),
+        ("/api/generate?colour=red", "unknown parameter 'colour'"),
+        ("/api/interpolate?from=1", "from and to"),
+        ("/api/interpolate?from=1&to=2&steps=99", "from 2 to 16"),
+    ] {
+        let g = get(&base, path);
+        assert_eq!(g.status, 400, "{path}");
+        assert!(json(&g)["error"].as_str().unwrap().contains(needle), "{path}: {}", String::from_utf8_lossy(&g.body));
+    }
+    // Unknown paths, and nothing on disk but the sample grids.
+    for path in
+        ["/nope", "/samples/../config.toml", "/samples/..%2Fconfig.toml", "/samples/config.toml", "/api/chart/nope.svg", "/../config.toml"]
+    {
+        let g = get(&base, path);
+        assert_eq!(g.status, 404, "{path}");
+        assert!(!String::from_utf8_lossy(&g.body).contains("[model]"), "{path} leaked the config");
+    }
+}
+
+#[test]
+fn the_dashboard_has_its_data_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(dir.path(), &[]);
+    let server = common::serve(&run);
+    let base = format!("http://{}", server.addr);
+    let m = json(&get(&base, "/api/metrics"));
+    assert_eq!(m["steps"].as_array().unwrap().len(), 4);
+    assert_eq!(m["evals"].as_array().unwrap().len(), 2);
+    assert_eq!(m["findings"][0]["kind"], "checkerboard");
+    assert_eq!(m["samples"], serde_json::json!(["step_000002.png", "step_000004.png"]));
+    let grid = get(&base, "/samples/step_000004.png");
+    assert_eq!((grid.status, grid.content_type.as_str()), (200, "image/png"));
+    let chart = get(&base, "/api/chart/loss.svg");
+    assert_eq!(chart.content_type, "image/svg+xml");
+    assert!(String::from_utf8_lossy(&chart.body).contains(r#"data-points="8""#), "two curves of 4 points");
+    for page in ["/", "/dashboard"] {
+        let g = get(&base, page);
+        assert_eq!((g.status, g.content_type.as_str()), (200, "text/html; charset=utf-8"));
+    }
+}
+
+#[test]
+fn a_run_without_a_checkpoint_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(dir.path(), &[]);
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    std::fs::create_dir(run.join("checkpoints")).unwrap();
+    let server = common::serve(&run);
+    let g = get(&format!("http://{}", server.addr), "/api/generate");
+    assert_eq!(g.status, 503);
+    assert!(json(&g)["error"].as_str().unwrap().contains("no checkpoint yet"));
+    assert!(ganforge_serve::server::spawn(dir.path(), "127.0.0.1:0".parse().unwrap(), ganforge::burn::tensor::Device::flex()).is_err());
+}
+
+#[test]
+fn the_report_is_one_self_contained_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::tiny_run(dir.path(), &[]);
+    assert!(run.join("loss.png").is_file(), "training ends with a loss plot");
+    let html = ganforge_serve::report::build(&run).unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
+    assert_eq!(html.matches("data:image/png;base64,").count(), 2, "both sample grids inline");
+    assert_eq!(html.matches("<svg").count(), 6, "loss, D, speed, lr, FID and coverage charts");
+    assert!(html.contains("coverage:") && html.contains("checkerboard at step 3") && html.contains("[model]"));
+    // Nothing is loaded from elsewhere.
+    for outside in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
+        assert!(!html.contains(outside), "the report refers outside itself: {outside}");
+    }
+}
