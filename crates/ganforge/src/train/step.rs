@@ -178,6 +178,69 @@ pub fn clip_weights<M: Module>(module: M, c: f64) -> M {
     module.map(&mut Clip(c))
 }
 
+/// What one D update saw: its reported loss and D's raw outputs on the real and fake batches.
+struct DOutcome {
+    loss: f32,
+    real_out: Tensor<1>,
+    fake_out: Tensor<1>,
+}
+
+/// One update of D on a real and a fake batch (images and labels), with the draw's instance
+/// noise, DiffAugment and gradient-penalty points: the D phase of a step, and each look-ahead
+/// step of the unrolled GAN.
+fn d_update(
+    mut d: Discriminator,
+    opt_d: &mut Optimizer,
+    (real, real_y): (Tensor<4>, Option<Tensor<1, Int>>),
+    (fake, fake_y): (Tensor<4>, Option<Tensor<1, Int>>),
+    noise: &StepNoise,
+    rules: StepRules,
+    device: &Device,
+) -> (Discriminator, DOutcome) {
+    let [b, c, h, w] = real.dims();
+    let img = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, c, h, w]), device);
+    let vec1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
+    let (mut real_in, mut fake_in) = (real, fake);
+    if let Some([nr, nf, _]) = &noise.instance {
+        real_in = real_in + img(nr);
+        fake_in = fake_in + img(nf);
+    }
+    if let Some([ar, af, _, _]) = &noise.augment {
+        real_in = augment::apply(real_in, ar, device);
+        fake_in = augment::apply(fake_in, af, device);
+    }
+    // The penalty's points: real images (R1) or random points between real and fake (WGAN-GP),
+    // as D sees them; conditional D is penalized with the real labels.
+    let penalty_at = match rules.penalty {
+        PenaltyKind::None => None,
+        PenaltyKind::R1 => Some(real_in.clone()),
+        PenaltyKind::WganGp => {
+            let alpha =
+                Tensor::<4>::from_data(TensorData::new(noise.gp_alpha.clone().expect("drawn with the penalty"), [b, 1, 1, 1]), device);
+            Some(real_in.clone() * alpha.clone() + fake_in.clone() * alpha.neg().add_scalar(1.0))
+            // [b, c, h, w]
+        }
+    };
+    let real_out = d.forward(real_in, real_y.clone()); // [b]
+    let fake_out = d.forward(fake_in, fake_y); // [b]
+    let loss = d_loss(rules.loss, real_out.clone(), fake_out.clone(), vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
+                                                                                                                             // Reported: the adversarial loss plus the penalty's value (the surrogate that carries the
+                                                                                                                             // penalty's gradient has another value).
+    let (to_minimize, reported) = match penalty_at {
+        Some(x) => {
+            let p = penalty(rules.penalty, rules.penalty_weight, &d, x, real_y, device);
+            (loss.clone() + p.surrogate, loss.add_scalar(p.value))
+        }
+        None => (loss.clone(), loss),
+    };
+    let grads = GradientsParams::from_grads(to_minimize.backward(), &d);
+    d = opt_d.step(d, grads);
+    if rules.clip > 0.0 {
+        d = clip_weights(d, rules.clip);
+    }
+    (d, DOutcome { loss: reported.into_scalar::<f32>(), real_out, fake_out })
+}
+
 /// One step. `reals` and `noises` hold one real batch and one draw of randomness per D update
 /// (n_critic of them); the last D update and G's update share one fake batch, as in the DCGAN
 /// reference code, and earlier D updates draw their own. A conditional GAN's D sees real
@@ -187,7 +250,6 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
     let Gan { g, mut d, opt_g, mut opt_d } = gan;
     let [b, c, h, w] = reals[0].images.dims();
     let y = |l: &Option<Vec<u32>>| l.as_ref().map(|l| label_tensor(l, device)); // [b]
-    let vec1 = |v: &[f32]| Tensor::<1>::from_data(TensorData::new(v.to_vec(), [v.len()]), device);
     let img = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, c, h, w]), device);
     let latents = |n: &StepNoise| Tensor::<2>::from_data(TensorData::new(n.z.clone(), [b, n.z.len() / b]), device); // [b, nz]
     let report = |x: Tensor<1>| if rules.loss.is_probabilistic() { mean_of(sigmoid(x.detach())) } else { mean_of(x.detach()) };
@@ -204,55 +266,18 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
     for (k, (real, noise)) in reals.into_iter().zip(noises).enumerate() {
         let fake_y_k = y(&noise.fake_labels);
         let fake_k = if k == last { fake.clone().detach() } else { g.clone().no_grad().forward(latents(noise), fake_y_k.clone()).detach() }; // [b, c, h, w]
-        let real_y = y(&real.labels);
-        let (mut real_in, mut fake_in) = (real.images, fake_k);
-        if let Some([nr, nf, _]) = &noise.instance {
-            real_in = real_in + img(nr);
-            fake_in = fake_in + img(nf);
-        }
-        if let Some([ar, af, _, _]) = &noise.augment {
-            real_in = augment::apply(real_in, ar, device);
-            fake_in = augment::apply(fake_in, af, device);
-        }
-        // The penalty's points: real images (R1) or random points between real and fake (WGAN-GP),
-        // as D sees them; conditional D is penalized with the real labels.
-        let penalty_at = match rules.penalty {
-            PenaltyKind::None => None,
-            PenaltyKind::R1 => Some(real_in.clone()),
-            PenaltyKind::WganGp => {
-                let alpha =
-                    Tensor::<4>::from_data(TensorData::new(noise.gp_alpha.clone().expect("drawn with the penalty"), [b, 1, 1, 1]), device);
-                Some(real_in.clone() * alpha.clone() + fake_in.clone() * alpha.neg().add_scalar(1.0))
-                // [b, c, h, w]
-            }
-        };
-        let real_out = d.forward(real_in, real_y.clone()); // [b]
-        let fake_out = d.forward(fake_in, fake_y_k); // [b]
-        (d_real, d_fake) = (report(real_out.clone()), report(fake_out.clone()));
-        let loss = d_loss(rules.loss, real_out, fake_out, vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
-                                                                                                                 // Reported: the adversarial loss plus the penalty's value (the surrogate that carries
-                                                                                                                 // the penalty's gradient has another value).
-        let (to_minimize, reported) = match penalty_at {
-            Some(x) => {
-                let p = penalty(rules.penalty, rules.penalty_weight, &d, x, real_y, device);
-                (loss.clone() + p.surrogate, loss.add_scalar(p.value))
-            }
-            None => (loss.clone(), loss),
-        };
-        let grads = GradientsParams::from_grads(to_minimize.backward(), &d);
-        d = opt_d.step(d, grads);
-        if rules.clip > 0.0 {
-            d = clip_weights(d, rules.clip);
-        }
-        loss_d = reported.into_scalar::<f32>();
+        let out;
+        (d, out) = d_update(d, &mut opt_d, (real.images, y(&real.labels)), (fake_k, fake_y_k), noise, rules, device);
+        (loss_d, d_real, d_fake) = (out.loss, report(out.real_out), report(out.fake_out));
     }
 
     // ---- look ahead (unrolled GAN, Metz et al. 2016): a copy of D takes `unroll` more steps -
-    // on the last real batch against fresh fakes; G then plays against it. The copy's weights
-    // and optimizer are thrown away, and after G's update the running state the copy shares
-    // with D (batch-norm statistics, spectral-norm vectors) is restored: D stays as its own
-    // update left it. burn has no second-order gradients: the term through D's unrolled
-    // updates is dropped.
+    // on the last real batch against fresh fakes, each the same D update as above (with the last
+    // draw's label noise, instance noise, augmentation and penalty points); G then plays against
+    // it. The copy's weights and optimizer are thrown away, and after G's update the running
+    // state the copy shares with D (batch-norm statistics, spectral-norm vectors) is restored:
+    // D stays as its own update left it. burn has no second-order gradients: the term through
+    // D's unrolled updates is dropped.
     let mut d_state = None;
     let d_for_g = match unroll_real {
         None => d.clone(),
@@ -263,13 +288,8 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
             for z in &noise.unroll_z {
                 let z = Tensor::<2>::from_data(TensorData::new(z.clone(), [b, z.len() / b]), device); // [b, nz]
                 let fake = g.clone().no_grad().forward(z, y(&noise.fake_labels)).detach(); // [b, c, h, w]
-                let (r, f) = (ahead.forward(real.clone(), real_y.clone()), ahead.forward(fake, y(&noise.fake_labels))); // [b]
-                let loss = d_loss(rules.loss, r, f, vec1(&noise.real_targets), vec1(&noise.fake_targets)); // [1]
-                let grads = GradientsParams::from_grads(loss.backward(), &ahead);
-                ahead = opt_ahead.step(ahead, grads);
-                if rules.clip > 0.0 {
-                    ahead = clip_weights(ahead, rules.clip);
-                }
+                (ahead, _) =
+                    d_update(ahead, &mut opt_ahead, (real.clone(), real_y.clone()), (fake, y(&noise.fake_labels)), noise, rules, device);
             }
             d_state = Some(state);
             ahead
