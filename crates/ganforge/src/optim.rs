@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
 
@@ -64,7 +64,7 @@ impl Optimizer {
     /// Applies one update to every parameter of `module` that has a gradient in `grads`.
     pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> M {
         self.steps += 1;
-        let mut mapper = StepMapper { opt: self, grads: &mut grads, path: Vec::new() };
+        let mut mapper = crate::params::Paths::new(StepMapper { opt: self, grads: &mut grads });
         module.map(&mut mapper)
     }
 
@@ -116,19 +116,10 @@ impl Optimizer {
 struct StepMapper<'a> {
     opt: &'a mut Optimizer,
     grads: &'a mut GradientsParams,
-    path: Vec<String>,
 }
 
-impl ModuleMapper for StepMapper<'_> {
-    fn enter_module(&mut self, name: &str, container: &str) {
-        crate::params::enter(&mut self.path, name, container);
-    }
-
-    fn exit_module(&mut self, _: &str, container: &str) {
-        crate::params::exit(&mut self.path, container);
-    }
-
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+impl crate::params::NamedMap for StepMapper<'_> {
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
         let Some(grad) = self.grads.remove::<D>(id) else {
             // Buffers (batch-norm running statistics) and frozen weights have no gradient.
@@ -140,7 +131,7 @@ impl ModuleMapper for StepMapper<'_> {
         let require_grad = tensor.is_require_grad();
         let p = tensor.inner().reshape([n]); // [n], off the autodiff graph
         let g = grad.inner().reshape([n]); // [n]
-        let name = self.path.join(".");
+        let name = path.to_string();
         let old = o.state.remove(&name);
         let (p, moments) = match o.rule {
             Rule::Adam { beta1, beta2 } => {

@@ -30,40 +30,77 @@ impl HostTensor {
 /// Path bookkeeping for visitors: the variant of an enum module (`Generator::Dcgan`,
 /// `Up::Transposed`) is not part of a name, so names read like the network they describe
 /// (`blocks.0.up.weight`) and a file does not depend on how the code wraps its layers.
-pub(crate) fn enter(path: &mut Vec<String>, name: &str, container: &str) {
+fn enter(path: &mut Vec<String>, name: &str, container: &str) {
     if !container.starts_with("Enum:") {
         path.push(name.to_string());
     }
 }
 
-pub(crate) fn exit(path: &mut Vec<String>, container: &str) {
+fn exit(path: &mut Vec<String>, container: &str) {
     if !container.starts_with("Enum:") {
         path.pop();
     }
 }
 
+/// Something that looks at each float tensor of a module with its path.
+pub(crate) trait NamedVisit {
+    fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>);
+}
+
+/// Something that rebuilds each float tensor of a module, knowing its path.
+pub(crate) trait NamedMap {
+    fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>>;
+}
+
+/// Walks a module keeping the path, for a [`NamedVisit`] or a [`NamedMap`].
+pub(crate) struct Paths<V> {
+    path: Vec<String>,
+    pub(crate) inner: V,
+}
+
+impl<V> Paths<V> {
+    pub(crate) fn new(inner: V) -> Self {
+        Self { path: Vec::new(), inner }
+    }
+}
+
+impl<V: NamedVisit> ModuleVisitor for Paths<V> {
+    fn enter_module(&mut self, name: &str, container: &str) {
+        enter(&mut self.path, name, container);
+    }
+    fn exit_module(&mut self, _: &str, container: &str) {
+        exit(&mut self.path, container);
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.inner.visit(&self.path.join("."), param);
+    }
+}
+
+impl<V: NamedMap> ModuleMapper for Paths<V> {
+    fn enter_module(&mut self, name: &str, container: &str) {
+        enter(&mut self.path, name, container);
+    }
+    fn exit_module(&mut self, _: &str, container: &str) {
+        exit(&mut self.path, container);
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.inner.map(&self.path.join("."), param)
+    }
+}
+
 /// All float tensors of `module`, by path.
 pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
-    struct Collect {
-        path: Vec<String>,
-        out: BTreeMap<String, HostTensor>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, container: &str) {
-            enter(&mut self.path, name, container);
-        }
-        fn exit_module(&mut self, _: &str, container: &str) {
-            exit(&mut self.path, container);
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.out.insert(self.path.join("."), HostTensor::from_tensor(&param.val()));
+    struct Collect(BTreeMap<String, HostTensor>);
+    impl NamedVisit for Collect {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            self.0.insert(path.to_string(), HostTensor::from_tensor(&param.val()));
         }
     }
-    let mut c = Collect { path: Vec::new(), out: BTreeMap::new() };
+    let mut c = Paths::new(Collect(BTreeMap::new()));
     // `valid()` folds pending batch-norm statistics updates into their value; visiting the
     // module as it is could read running statistics one update old.
     module.valid().visit(&mut c);
-    c.out
+    c.inner.0
 }
 
 /// The first tensor of `module` holding a NaN or an infinity, by path.
@@ -79,22 +116,12 @@ pub fn named_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
 /// Rebuilds each float tensor of `module` from `f(path, current)`; `None` keeps it.
 /// Gradient tracking and the device are kept as they were.
 pub fn map_named<M: Module>(module: M, mut f: impl FnMut(&str, &HostTensor) -> Option<HostTensor>) -> M {
-    struct Mapper<'a> {
-        path: Vec<String>,
-        f: &'a mut dyn FnMut(&str, &HostTensor) -> Option<HostTensor>,
-    }
-    impl ModuleMapper for Mapper<'_> {
-        fn enter_module(&mut self, name: &str, container: &str) {
-            enter(&mut self.path, name, container);
-        }
-        fn exit_module(&mut self, _: &str, container: &str) {
-            exit(&mut self.path, container);
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+    struct Mapper<'a>(&'a mut dyn FnMut(&str, &HostTensor) -> Option<HostTensor>);
+    impl NamedMap for Mapper<'_> {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, tensor, mapper) = param.consume();
             let current = HostTensor::from_tensor(&tensor);
-            let path = self.path.join(".");
-            let tensor = match (self.f)(&path, &current) {
+            let tensor = match (self.0)(path, &current) {
                 Some(new) => {
                     let require_grad = tensor.is_require_grad();
                     let t = new.to_tensor(&tensor);
@@ -109,7 +136,7 @@ pub fn map_named<M: Module>(module: M, mut f: impl FnMut(&str, &HostTensor) -> O
             Param::from_mapped_value(id, tensor, mapper)
         }
     }
-    module.map(&mut Mapper { path: Vec::new(), f: &mut f })
+    module.map(&mut Paths::new(Mapper(&mut f)))
 }
 
 /// `ema` moved toward `source`, on the device: every float tensor (weights and batch-norm
@@ -117,39 +144,22 @@ pub fn map_named<M: Module>(module: M, mut f: impl FnMut(&str, &HostTensor) -> O
 /// `decay * ema + (1 - decay) * source`. With `decay = 0` it is a copy of `source`.
 /// Both must be the same architecture. The result tracks no gradients.
 pub fn ema_update<M: Module>(ema: M, source: &M, decay: f64) -> M {
-    struct Collect {
-        path: Vec<String>,
-        out: BTreeMap<String, Tensor<1>>,
-    }
-    impl ModuleVisitor for Collect {
-        fn enter_module(&mut self, name: &str, container: &str) {
-            enter(&mut self.path, name, container);
-        }
-        fn exit_module(&mut self, _: &str, container: &str) {
-            exit(&mut self.path, container);
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+    struct Collect(BTreeMap<String, Tensor<1>>);
+    impl NamedVisit for Collect {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             let t = param.val().inner();
             let n: usize = t.dims().iter().product();
-            self.out.insert(self.path.join("."), t.reshape([n]));
+            self.0.insert(path.to_string(), t.reshape([n]));
         }
     }
     struct Lerp {
-        path: Vec<String>,
         source: BTreeMap<String, Tensor<1>>,
         decay: f64,
     }
-    impl ModuleMapper for Lerp {
-        fn enter_module(&mut self, name: &str, container: &str) {
-            enter(&mut self.path, name, container);
-        }
-        fn exit_module(&mut self, _: &str, container: &str) {
-            exit(&mut self.path, container);
-        }
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+    impl NamedMap for Lerp {
+        fn map<const D: usize>(&mut self, path: &str, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
             let (id, tensor, mapper) = param.consume();
-            let path = self.path.join(".");
-            let src = self.source.remove(&path).unwrap_or_else(|| panic!("EMA of another architecture: no '{path}' in the source"));
+            let src = self.source.remove(path).unwrap_or_else(|| panic!("EMA of another architecture: no '{path}' in the source"));
             let dims = tensor.dims();
             let n: usize = dims.iter().product();
             let t = tensor.inner().reshape([n]);
@@ -157,34 +167,27 @@ pub fn ema_update<M: Module>(ema: M, source: &M, decay: f64) -> M {
             Param::from_mapped_value(id, mixed.reshape(dims).autodiff(), mapper)
         }
     }
-    let mut c = Collect { path: Vec::new(), out: BTreeMap::new() };
+    let mut c = Paths::new(Collect(BTreeMap::new()));
     source.valid().visit(&mut c);
-    ema.map(&mut Lerp { path: Vec::new(), source: c.out, decay })
+    ema.map(&mut Paths::new(Lerp { source: c.inner.0, decay }))
 }
 
 /// The gradient of every parameter of `module` in `grads`, by path (for tests and checks).
 pub fn named_grads<M: Module>(module: &M, grads: &burn::optim::GradientsParams) -> BTreeMap<String, Vec<f32>> {
     struct Collect<'a> {
-        path: Vec<String>,
         grads: &'a burn::optim::GradientsParams,
         out: BTreeMap<String, Vec<f32>>,
     }
-    impl ModuleVisitor for Collect<'_> {
-        fn enter_module(&mut self, name: &str, container: &str) {
-            enter(&mut self.path, name, container);
-        }
-        fn exit_module(&mut self, _: &str, container: &str) {
-            exit(&mut self.path, container);
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+    impl NamedVisit for Collect<'_> {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
             if let Some(g) = self.grads.get::<D>(param.id) {
-                self.out.insert(self.path.join("."), HostTensor::from_tensor(&g).values);
+                self.out.insert(path.to_string(), HostTensor::from_tensor(&g).values);
             }
         }
     }
-    let mut c = Collect { path: Vec::new(), grads, out: BTreeMap::new() };
+    let mut c = Paths::new(Collect { grads, out: BTreeMap::new() });
     module.visit(&mut c);
-    c.out
+    c.inner.out
 }
 
 #[cfg(test)]
