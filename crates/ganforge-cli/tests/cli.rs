@@ -331,6 +331,18 @@ fn eval_writes_json_into_the_run_and_checks_its_input() {
     let second: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval/step_000002-2.json")).unwrap()).unwrap();
     assert_eq!(second["metrics"], report["metrics"]);
 
+    // A coverage-only evaluation caches no features; a later FID must not take that cache.
+    let fresh_cache = dir.path().join("cache2");
+    let cov =
+        ganforge_in(&["eval", "--run", r, "--metrics", "coverage", "--n", "40", "--n-real", "60"], &[("XDG_CACHE_HOME", &fresh_cache)]);
+    assert!(cov.ok, "{}", cov.stderr);
+    let fid = ganforge_in(
+        &["eval", "--run", r, "--metrics", "fid", "--features", "lenet", "--n", "40", "--n-real", "60"],
+        &[("XDG_CACHE_HOME", &fresh_cache)],
+    );
+    let fid: serde_json::Value = serde_json::from_str(&fid.stdout).unwrap();
+    assert_eq!(fid["metrics"]["fid"]["value"], report["metrics"]["fid"]["value"]);
+
     fails_with(&["eval", "--run", r, "--metrics", "fid", "--n", "20"], "--inception FILE");
     fails_with(
         &["eval", "--run", r, "--metrics", "fid", "--inception", "/nonexistent.pth"],

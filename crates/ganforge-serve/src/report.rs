@@ -111,7 +111,7 @@ pub fn build(run: &Path) -> Result<String, ReportError> {
                             }
                             _ => v.to_string(),
                         };
-                        format!("{k}: {value}")
+                        esc(&format!("{k}: {value}"))
                     })
                     .collect::<Vec<_>>()
                     .join("<br>")
@@ -119,7 +119,7 @@ pub fn build(run: &Path) -> Result<String, ReportError> {
             html.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td></tr>",
                 esc(when),
-                e["n_fake"],
+                esc(&e["n_fake"].to_string()),
                 esc(e["features"].as_str().unwrap_or("")),
                 metrics.unwrap_or_default()
             ));

@@ -64,6 +64,16 @@ impl Latents {
         }
     }
 
+    /// The class of image `i` when the request names none: from the seed, so that one image
+    /// per seed shows every class in turn and a walk stays in one class.
+    fn default_class(&self, i: usize, classes: usize) -> u32 {
+        let c = classes.max(1) as u64;
+        (match *self {
+            Latents::Seed { seed, .. } => (seed % c + i as u64) % c,
+            Latents::Between { from, .. } => from % c,
+        }) as u32
+    }
+
     fn draw(&self, sampler: &Sampler) -> Vec<f32> {
         let one = |seed: u64, n: usize, t: Option<f32>| match t {
             Some(t) => sampler.latents_truncated(n, seed, t),
@@ -183,7 +193,8 @@ fn worker(run: PathBuf, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mut
 fn serve_batch(s: &Sampler, batch: Vec<Job>) {
     let classes = s.cfg.model.classes;
     let mut ok = Vec::new();
-    for j in batch {
+    // A request whose client has gone (or timed out) costs nothing more.
+    for j in batch.into_iter().filter(|j| !j.reply.is_closed()) {
         match (j.class, classes) {
             (Some(_), 0) => {
                 let _ = j.reply.send(Err((StatusCode::BAD_REQUEST, "this model is not conditional: leave out class".into())));
@@ -204,8 +215,7 @@ fn serve_batch(s: &Sampler, batch: Vec<Job>) {
         ok.iter()
             .flat_map(|j| {
                 let n = j.latents.count();
-                // Without a class, a grid cycles through the classes.
-                (0..n).map(move |i| j.class.unwrap_or((i % classes) as u32))
+                (0..n).map(move |i| j.class.unwrap_or_else(|| j.latents.default_class(i, classes)))
             })
             .collect()
     });

@@ -272,8 +272,7 @@ pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Resu
     let log = MetricsLog::read(&dir.metrics_path()).map_err(|source| DoctorError::Io { path: dir.metrics_path(), source })?;
     let logged = latest_per_kind(log.findings.clone());
     let mut found: Vec<Finding> = Vec::new();
-    let sampler = crate::sample::Sampler::load(run, None, device)?;
-    let cfg = &sampler.cfg;
+    let cfg = crate::config::GanConfig::load(&dir.config_path()).map_err(crate::sample::SampleError::from)?;
     let step = log.steps.last().map_or(0, |r| r.step);
     found.extend(lr_imbalance(&log.steps, matches!(cfg.train.loss, crate::loss::LossKind::Ns)));
 
@@ -288,6 +287,15 @@ pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Resu
         notes.push(format!("the run is at step {step}: samples are judged from step {SAMPLE_CHECKS_FROM} on, so collapse and checkerboards were not checked"));
         return Ok(Examination { findings: latest_per_kind(found), logged, notes });
     }
+    let sampler = match crate::sample::Sampler::load(run, None, device) {
+        Ok(s) => s,
+        Err(crate::sample::SampleError::Run(crate::train::run_dir::RunError::NoCheckpoint(_))) => {
+            notes.push("the run has no checkpoint, so its samples were not checked".into());
+            return Ok(Examination { findings: latest_per_kind(found), logged, notes });
+        }
+        Err(e) => return Err(e.into()),
+    };
+
     // The latest G on the run's grid latents, against as many real images.
     let n = cfg.train.grid_images.clamp(16, 64);
     let samples = sampler.generate(&sampler.latents(n, cfg.seed), None);

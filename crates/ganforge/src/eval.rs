@@ -197,10 +197,12 @@ impl Extractors {
         Ok((features, preds))
     }
 
+    /// What the real set's cached features depend on: the extractor of each kind.
     fn id(&self) -> String {
         match &self.features {
-            Some((_, Extractor::Inception(_, id))) => format!("{id} | {}", self.classifier_id),
-            _ => self.classifier_id.clone(),
+            Some((_, Extractor::Inception(_, id))) => format!("features: {id} | classes: {}", self.classifier_id),
+            Some((_, Extractor::Lenet)) => format!("features: lenet | classes: {}", self.classifier_id),
+            None => format!("features: none | classes: {}", self.classifier_id),
         }
     }
 
@@ -280,8 +282,14 @@ fn real_features(
         h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect::<String>()
     };
     let file = cache_dir.map(|d| d.join(format!("real-{key}.safetensors")));
+    let wants_features = ex.features.is_some();
     if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
-        if let Ok(t) = crate::train::checkpoint::read_safetensors(f) {
+        // A cache that lacks what this evaluation needs (or is cut short) is made again.
+        let usable = |t: &BTreeMap<String, HostTensor>| {
+            t.get("preds").is_some_and(|p| p.values.len() == n || ex.classifier.is_none())
+                && (!wants_features || t.get("features").is_some_and(|v| v.shape.first() == Some(&n)))
+        };
+        if let Some(t) = crate::train::checkpoint::read_safetensors(f).ok().filter(usable) {
             progress(&format!("real features from the cache: {}", f.display()));
             let mut out = SetFeatures::default();
             if let Some(v) = t.get("features") {
@@ -437,8 +445,8 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
         let classes = if channels == 3 { 1000 } else { ex.classifier.as_ref().map_or(0, |c| c.classes()) };
         // The real class distribution: the data's labels when they are the classifier's classes,
         // else what the classifier sees in the real images.
-        let reference: &[u32] =
-            if real.labels.len() == n_real && real.labels.iter().all(|&l| (l as usize) < classes) { &real.labels } else { &real.preds };
+        let labels_are_classes = source.class_names().len() == classes && real.labels.len() == n_real;
+        let reference: &[u32] = if labels_are_classes { &real.labels } else { &real.preds };
         let mut p = vec![0.0; classes];
         for &l in reference {
             p[l as usize] += 1.0;

@@ -640,3 +640,17 @@ fn evaluation_during_training_goes_into_the_metrics_log() {
     }
     assert_eq!(log.steps.len(), 4, "the loss records are still all there");
 }
+
+/// A run killed mid-write leaves half a line in metrics.jsonl; resuming ends that line, and the
+/// log still reads (the half line is skipped).
+#[test]
+fn a_partial_metrics_line_survives_a_resume() {
+    let out = tempfile::tempdir().unwrap();
+    let run = train(tiny(&["train.steps=2"]), opts(out.path(), None), &mut Quiet).unwrap().path;
+    let mut f = std::fs::OpenOptions::new().append(true).open(run.join("metrics.jsonl")).unwrap();
+    std::io::Write::write_all(&mut f, br#"{"step":3,"epoch":0,"loss_d":0.5"#).unwrap();
+    drop(f);
+    train(tiny(&["train.steps=4"]), opts(out.path(), Some(run.clone())), &mut Quiet).unwrap();
+    let log = MetricsLog::read(&run.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.steps.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+}

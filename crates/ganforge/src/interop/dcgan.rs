@@ -236,8 +236,16 @@ pub fn export<M: burn::module::Module>(module: &M, net: Net, cfg: &GanConfig, pa
     exportable(cfg)?;
     let ours = named_tensors(module);
     let stages = cfg.model.image_size.trailing_zeros() as usize - 2;
+    let table = name_table(net, stages);
+    if table.len() != ours.len() {
+        return Err(DcganImportError::NotExportable(format!(
+            "the network has {} tensors, the example's layout {}",
+            ours.len(),
+            table.len()
+        )));
+    }
     let mut tensors = Vec::new();
-    for (torch, mine) in name_table(net, stages) {
+    for (torch, mine) in table {
         let t = ours.get(&mine).ok_or_else(|| DcganImportError::NotExportable(format!("no tensor '{mine}'")))?;
         tensors.push((torch.clone(), PthTensor::Float(t.clone())));
         if let Some(layer) = torch.strip_suffix(".running_var") {

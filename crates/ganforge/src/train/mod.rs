@@ -233,6 +233,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         Ok(imgs)
     };
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
+    // A run killed mid-write leaves a partial last line: end it, so the next record starts clean.
+    let text = std::fs::read(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
+    if text.last().is_some_and(|&b| b != b'\n') {
+        writeln!(metrics).map_err(ioerr(run.metrics_path()))?;
+    }
     let mut log_line = |line: &MetricsLine| -> Result<(), TrainError> {
         let text = serde_json::to_string(line).expect("record serializes");
         writeln!(metrics, "{text}").and_then(|_| metrics.flush()).map_err(ioerr(run.metrics_path()))

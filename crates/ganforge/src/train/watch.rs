@@ -44,8 +44,9 @@ impl MetricsLog {
                 Ok(MetricsLine::Step(r)) => log.steps.push(r),
                 Ok(MetricsLine::Eval { step, eval }) => log.evals.push((step, eval)),
                 Ok(MetricsLine::Doctor { doctor, .. }) => log.findings.push(doctor),
-                // A run killed mid-write can leave a partial last line: nothing to report there.
-                Err(_) if i + 1 == text.lines().count() => {}
+                // A run killed mid-write leaves a partial line (the last, or, once resumed, one
+                // that training ended with a newline): nothing to report there.
+                Err(_) if i + 1 == text.lines().count() || !line.trim_end().ends_with('}') => {}
                 Err(e) => {
                     return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: line {}: {e}", path.display(), i + 1)))
                 }
@@ -147,15 +148,24 @@ impl Watch {
     pub fn evaluate(&mut self, step: u64, sampler: &crate::sample::Sampler) -> Result<(EvalReport, Vec<Finding>), eval::EvalError> {
         let (opts, ex) = self.eval.as_ref().expect("eval_due checked");
         let report = eval::evaluate(sampler, opts, ex, &mut |_| {})?;
-        let mut found = Vec::new();
+        if !self.doctor {
+            return Ok((report, Vec::new()));
+        }
+        let mut announce = Vec::new();
         if let Some(c) = report.metrics.get("coverage").and_then(|c| c["covered"].as_u64()) {
             self.best_coverage = self.best_coverage.max(c as usize);
-            found.extend(doctor::mode_collapse(step, 1.0, 1.0, Some((c as usize, self.best_coverage))));
+            // Its own "announced" flag: the diversity check of the samples keeps the other.
+            match doctor::mode_collapse(step, 1.0, 1.0, Some((c as usize, self.best_coverage))) {
+                Some(f) if self.active.insert("coverage_collapse".into()) => announce.push(f),
+                Some(_) => {}
+                None => {
+                    self.active.remove("coverage_collapse");
+                }
+            }
         }
-        if let Some(d) = report.metrics.get("mifid").and_then(|m| m["memorization_distance"].as_f64()) {
-            found.extend(doctor::memorization(step, d));
-        }
-        let found = if self.doctor { self.fresh(&["memorization"], found) } else { Vec::new() };
-        Ok((report, found))
+        let memorized =
+            report.metrics.get("mifid").and_then(|m| m["memorization_distance"].as_f64()).and_then(|d| doctor::memorization(step, d));
+        announce.extend(self.fresh(&["memorization"], memorized.into_iter().collect()));
+        Ok((report, announce))
     }
 }
