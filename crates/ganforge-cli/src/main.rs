@@ -712,7 +712,7 @@ fn cmd_eval(a: EvalArgs) -> Result<()> {
         inception: a.inception.clone(),
         classifier: a.classifier.clone(),
         seed: a.seed,
-        cache_dir: (!a.no_cache).then(|| ganforge::fsutil::cache_home().join("features")),
+        cache_dir: (!a.no_cache).then(ganforge::eval::default_cache_dir),
     };
     if opts.metrics.is_empty() {
         bail!("--metrics is empty: name at least one of fid, kid, mifid, pr, is, coverage");

@@ -237,6 +237,13 @@ struct AppState {
     info: Arc<Mutex<Option<ModelInfo>>>,
 }
 
+impl AppState {
+    /// The run's metrics.jsonl as it is now (empty while it is unreadable or absent).
+    fn log(&self) -> MetricsLog {
+        MetricsLog::read(&RunDir { path: self.run.clone() }.metrics_path()).unwrap_or_default()
+    }
+}
+
 fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], axum::Json(json!({ "error": msg.into() }))).into_response()
 }
@@ -343,7 +350,7 @@ async fn interpolate(State(state): State<AppState>, Query(q): Query<HashMap<Stri
 
 async fn model(State(state): State<AppState>) -> Response {
     let info = state.info.lock().expect("not poisoned").clone();
-    let log = MetricsLog::read(&state.run.join("metrics.jsonl")).unwrap_or_default();
+    let log = state.log();
     let metrics = log.evals.last().map(|(step, e)| json!({ "step": step, "metrics": e["metrics"] }));
     match info {
         Some(i) => axum::Json(json!({ "model": i, "metrics": metrics, "training_step": log.steps.last().map(|r| r.step) })).into_response(),
@@ -352,7 +359,7 @@ async fn model(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let log = MetricsLog::read(&state.run.join("metrics.jsonl")).unwrap_or_default();
+    let log = state.log();
     // A long run's trace is thinned to about 1,000 points for the page.
     let stride = (log.steps.len() / 1000).max(1);
     let steps: Vec<_> =
@@ -392,7 +399,7 @@ async fn sample_file(State(state): State<AppState>, UrlPath(name): UrlPath<Strin
 }
 
 async fn chart(State(state): State<AppState>, UrlPath(name): UrlPath<String>) -> Response {
-    let log = MetricsLog::read(&state.run.join("metrics.jsonl")).unwrap_or_default();
+    let log = state.log();
     match name.strip_suffix(".svg").and_then(|n| crate::chart::run_chart(&log, n)) {
         Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response(),
         None => error(StatusCode::NOT_FOUND, "charts: loss.svg, d.svg, speed.svg, lr.svg, eval.svg, coverage.svg"),

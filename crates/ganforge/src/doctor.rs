@@ -304,7 +304,7 @@ pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Resu
     let (s, c) = (cfg.model.image_size, cfg.model.channels);
     let mut real = Vec::with_capacity(n * c * s * s);
     for i in crate::rng::GanRng::new(0, crate::rng::Stream::DataOrder).permutation(source.len()).into_iter().take(n) {
-        crate::data::to_unit_range(&crate::data::to_model_bytes(&source.image(i)?, s, c), &mut real);
+        crate::data::to_unit_range(&crate::data::model_bytes(source.as_ref(), i, s, c)?, &mut real);
     }
     let dim = c * s * s;
     let covered: Vec<usize> =

@@ -313,11 +313,7 @@ fn real_features(
     for (k, idx) in order[..n].chunks(CHUNK).enumerate() {
         let mut values = Vec::with_capacity(idx.len() * pixels);
         for &i in idx {
-            let bytes = match source.prepared(i, size, channels) {
-                Some(b) => b?,
-                None => data::to_model_bytes(&source.image(i)?, size, channels),
-            };
-            data::to_unit_range(&bytes, &mut values);
+            data::to_unit_range(&data::model_bytes(source, i, size, channels)?, &mut values);
             if let Some(l) = source.label(i) {
                 out.labels.push(l);
             }
@@ -342,6 +338,11 @@ fn real_features(
         let _ = crate::fsutil::write_atomic(&file, &crate::train::checkpoint::safetensors_bytes(&t));
     }
     Ok(out)
+}
+
+/// Where real-image features are cached by default.
+pub fn default_cache_dir() -> PathBuf {
+    crate::fsutil::cache_home().join("features")
 }
 
 /// The protocol name of a metric at n samples: fid10k, kid50k, fid2500.

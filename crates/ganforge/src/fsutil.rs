@@ -42,3 +42,16 @@ pub fn cache_home() -> std::path::PathBuf {
         (None, None) => std::path::PathBuf::from("ganforge-cache"),
     }
 }
+
+/// Whether the file at `path` is empty or ends with a newline (only its last byte is read).
+pub fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path)?;
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}

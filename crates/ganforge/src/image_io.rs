@@ -6,6 +6,12 @@ use image::{GrayImage, RgbImage};
 
 use crate::fsutil::write_atomic;
 
+/// A value in [-1, 1] as the 8-bit level a PNG of it stores (what feature extractors see, as
+/// reference tools read generated images back from files).
+pub fn to_byte(v: f32) -> u8 {
+    ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
+}
+
 /// A batch of images on the host: values in [-1, 1], [n, c, h, w] row-major.
 #[derive(Clone, Debug)]
 pub struct ImageBatch {
@@ -23,13 +29,9 @@ impl ImageBatch {
         Self { values, n, channels, height, width }
     }
 
-    fn to_byte(v: f32) -> u8 {
-        ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
-    }
-
     /// Pixel (channel `c`, row `y`, column `x`) of image `i` as a byte.
     fn byte(&self, i: usize, c: usize, y: usize, x: usize) -> u8 {
-        Self::to_byte(self.values[((i * self.channels + c) * self.height + y) * self.width + x])
+        to_byte(self.values[((i * self.channels + c) * self.height + y) * self.width + x])
     }
 
     /// A grid with `cols` images per row and a 2-pixel border, as RGB.

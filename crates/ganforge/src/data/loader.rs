@@ -10,7 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::{flip_rows, to_model_bytes, to_unit_range, DataError, Source};
+use super::{flip_rows, model_bytes, to_unit_range, DataError, Source};
 use crate::rng::GanRng;
 
 /// One batch, ready to become a tensor.
@@ -105,11 +105,7 @@ fn make_batch(
         let mut tries = 0;
         let (size, channels) = (opts.image_size, opts.channels);
         let mut bytes = loop {
-            let got = match source.prepared(i, size, channels) {
-                Some(prepared) => prepared,
-                None => source.image(i).map(|img| to_model_bytes(&img, size, channels)),
-            };
-            match got {
+            match model_bytes(source, i, size, channels) {
                 Ok(bytes) => break bytes,
                 Err(e) => {
                     failures.fetch_add(1, Ordering::Relaxed);

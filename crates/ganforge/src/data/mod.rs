@@ -257,6 +257,15 @@ pub fn flip_rows(chw: &mut [u8], size: usize) {
 }
 
 /// Bytes 0..=255 to floats in [-1, 1].
+/// Image `i` of `source` at the model's size and channels (CHW bytes): from the cache when the
+/// source holds it that way, else decoded and resized.
+pub fn model_bytes(source: &dyn Source, i: usize, size: usize, channels: usize) -> Result<Vec<u8>, DataError> {
+    match source.prepared(i, size, channels) {
+        Some(prepared) => prepared,
+        None => source.image(i).map(|img| to_model_bytes(&img, size, channels)),
+    }
+}
+
 pub fn to_unit_range(bytes: &[u8], out: &mut Vec<f32>) {
     out.extend(bytes.iter().map(|&b| b as f32 / 127.5 - 1.0));
 }

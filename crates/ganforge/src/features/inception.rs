@@ -376,7 +376,7 @@ fn prepare(images: &ImageBatch, start: usize, n: usize) -> Vec<f32> {
             let src = if c == 1 { 0 } else { ch };
             let off = (i * c + src) * plane;
             // The byte a PNG would hold, as pytorch-fid reads the images back from files.
-            rgb.extend(images.values[off..off + plane].iter().map(|&v| ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 255.0));
+            rgb.extend(images.values[off..off + plane].iter().map(|&v| crate::image_io::to_byte(v) as f32 / 255.0));
         }
     }
     prepare_unit(&rgb, n, h, w)

@@ -131,7 +131,7 @@ impl LeNet {
 
 /// A value in [-1, 1] as the 8-bit level a PNG would store, back in [-1, 1].
 fn quantize(v: f32) -> f32 {
-    ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() / 127.5 - 1.0
+    crate::image_io::to_byte(v) as f32 / 127.5 - 1.0
 }
 
 /// Grey planes [n, h, w] in [-1, 1] at 28x28.
@@ -162,7 +162,8 @@ impl Labelled {
             })?;
             let img = source.image(i)?.to_luma8();
             let (w, h) = (img.width() as usize, img.height() as usize);
-            let plane: Vec<f32> = img.as_raw().iter().map(|&b| b as f32 / 127.5 - 1.0).collect();
+            let mut plane = Vec::with_capacity(w * h);
+            crate::data::to_unit_range(img.as_raw(), &mut plane);
             values.extend(prepare(&plane, 1, h, w));
             labels.push(label);
         }

@@ -234,8 +234,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     };
     let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
     // A run killed mid-write leaves a partial last line: end it, so the next record starts clean.
-    let text = std::fs::read(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
-    if text.last().is_some_and(|&b| b != b'\n') {
+    if !crate::fsutil::ends_with_newline(&run.metrics_path()).map_err(ioerr(run.metrics_path()))? {
         writeln!(metrics).map_err(ioerr(run.metrics_path()))?;
     }
     let mut log_line = |line: &MetricsLine| -> Result<(), TrainError> {

@@ -82,7 +82,7 @@ impl Watch {
                 inception: (!e.inception.is_empty()).then(|| crate::data::expand_home(&e.inception)),
                 classifier: (!e.classifier.is_empty()).then(|| crate::data::expand_home(&e.classifier)),
                 seed: cfg.seed,
-                cache_dir: Some(crate::fsutil::cache_home().join("features")),
+                cache_dir: Some(eval::default_cache_dir()),
             };
             let ex = Extractors::load(&opts, device)?;
             Some((opts, ex))
