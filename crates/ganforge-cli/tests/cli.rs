@@ -400,7 +400,7 @@ fn pytorch_generators_sample_and_runs_export() {
     let pth = dir.path().join("netG.pth");
     let o = ganforge(&["export", "--run", run.to_str().unwrap(), "--out", pth.to_str().unwrap()]);
     assert!(o.ok, "{}", o.stderr);
-    let back = ganforge::interop::pth::read(&pth).unwrap();
+    let back = ganforge::pth::read(&pth).unwrap();
     assert_eq!(back.floats["main.0.weight"].shape, vec![100, 16, 4, 4], "16x16: two doubling stages after 4x4, 2 * ngf wide");
     assert!(back.integers.contains("main.1.num_batches_tracked"));
 }

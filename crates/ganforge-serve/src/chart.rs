@@ -2,7 +2,7 @@
 //! No script and no external font: an SVG renders wherever the page does.
 
 use ganforge::plot::tick_label;
-use ganforge::train::watch::MetricsLog;
+use ganforge::run::MetricsLog;
 
 /// One curve: a name for the legend, a CSS colour, (x, y) points.
 pub struct Series {
@@ -98,7 +98,7 @@ pub fn line_chart(title: &str, x_label: &str, series: &[Series]) -> String {
 /// The charts of a run, by name: "loss", "d" (D's outputs), "speed", "lr", "eval" (FID),
 /// "coverage".
 pub fn run_chart(log: &MetricsLog, which: &str) -> Option<String> {
-    let steps = |f: &dyn Fn(&ganforge::train::MetricsRecord) -> f64| log.steps.iter().map(|r| (r.step as f64, f(r))).collect::<Vec<_>>();
+    let steps = |f: &dyn Fn(&ganforge::run::MetricsRecord) -> f64| log.steps.iter().map(|r| (r.step as f64, f(r))).collect::<Vec<_>>();
     let s = |name: &str, colour, points| Series { name: name.into(), colour, points };
     Some(match which {
         "loss" => {
@@ -112,21 +112,12 @@ pub fn run_chart(log: &MetricsLog, which: &str) -> Option<String> {
         "speed" => line_chart("Images per second", "step", &[s("images/s", "#9467bd", steps(&|r| r.images_per_s))]),
         "lr" => line_chart("Learning rates", "step", &[s("lr_d", "#1f77b4", steps(&|r| r.lr_d)), s("lr_g", "#d62728", steps(&|r| r.lr_g))]),
         "eval" => {
-            let metric = |path: &[&str]| -> Vec<(f64, f64)> {
-                log.evals
-                    .iter()
-                    .filter_map(|(step, e)| {
-                        path.iter().try_fold(&e["metrics"], |v, k| v.get(k)).and_then(|v| v.as_f64()).map(|v| (*step as f64, v))
-                    })
-                    .collect()
-            };
-            line_chart("FID (evaluation)", "step", &[s("FID", "#8c564b", metric(&["fid", "value"]))])
+            let fid = log.evals.iter().filter_map(|(step, e)| e.metrics.fid().map(|f| (*step as f64, f.value))).collect();
+            line_chart("FID (evaluation)", "step", &[s("FID", "#8c564b", fid)])
         }
         "coverage" => {
-            let metric = |key: &str| -> Vec<(f64, f64)> {
-                log.evals.iter().filter_map(|(step, e)| e["metrics"]["coverage"][key].as_f64().map(|v| (*step as f64, v))).collect()
-            };
-            line_chart("Classes covered (evaluation)", "step", &[s("classes covered", "#17becf", metric("covered"))])
+            let covered = log.evals.iter().filter_map(|(step, e)| e.metrics.coverage().map(|c| (*step as f64, c.covered as f64))).collect();
+            line_chart("Classes covered (evaluation)", "step", &[s("classes covered", "#17becf", covered)])
         }
         _ => return None,
     })

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use base64::Engine;
-use ganforge::train::watch::MetricsLog;
+use ganforge::run::EvalReport;
 
 use crate::chart::{esc, run_chart};
 use crate::server::sample_names;
@@ -13,7 +13,7 @@ use crate::server::sample_names;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Run(#[from] ganforge::train::run_dir::RunError),
+    Run(#[from] ganforge::run::RunError),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
 }
@@ -28,13 +28,13 @@ fn spread<T: Clone>(items: &[T], k: usize) -> Vec<T> {
 
 /// The report of `run` as an HTML document.
 pub fn build(run: &Path) -> Result<String, ReportError> {
-    let dir = ganforge::train::run_dir::RunDir::open(run)?;
+    let dir = ganforge::run::RunDir::open(run)?;
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| ReportError::Io { path, source }
     };
     let config = std::fs::read_to_string(dir.config_path()).map_err(io(&dir.config_path()))?;
-    let log = MetricsLog::read(&dir.metrics_path()).unwrap_or_default();
+    let log = dir.log().unwrap_or_default();
     let name = run.file_name().and_then(|n| n.to_str()).unwrap_or("run");
     let mut html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>ganforge report: {n}</title><style>\
@@ -74,8 +74,7 @@ pub fn build(run: &Path) -> Result<String, ReportError> {
         html.push_str("<p>No sample grids yet.</p>");
     }
     html.push_str("</div><h2>Evaluation</h2>");
-    let mut evals: Vec<(String, serde_json::Value)> =
-        log.evals.iter().map(|(s, e)| (format!("step {s} (during training)"), e.clone())).collect();
+    let mut evals: Vec<(String, EvalReport)> = log.evals.iter().map(|(s, e)| (format!("step {s} (during training)"), e.clone())).collect();
     if let Ok(entries) = std::fs::read_dir(run.join("eval")) {
         let mut files: Vec<_> =
             entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
@@ -91,37 +90,13 @@ pub fn build(run: &Path) -> Result<String, ReportError> {
     } else {
         html.push_str("<table><tr><th>when</th><th>images</th><th>features</th><th>metrics</th></tr>");
         for (when, e) in &evals {
-            let metrics = e["metrics"].as_object().map(|m| {
-                m.iter()
-                    .map(|(k, v)| {
-                        let value = match k.as_str() {
-                            "fid" => format!("{:.2}", v["value"].as_f64().unwrap_or(f64::NAN)),
-                            "kid" => {
-                                format!("{:.4} ± {:.4}", v["mean"].as_f64().unwrap_or(f64::NAN), v["std"].as_f64().unwrap_or(f64::NAN))
-                            }
-                            "mifid" => format!("{:.2}", v["value"].as_f64().unwrap_or(f64::NAN)),
-                            "pr" => format!(
-                                "P {:.3} R {:.3}",
-                                v["precision"].as_f64().unwrap_or(f64::NAN),
-                                v["recall"].as_f64().unwrap_or(f64::NAN)
-                            ),
-                            "is" => format!("{:.2}", v["mean"].as_f64().unwrap_or(f64::NAN)),
-                            "coverage" => {
-                                format!("{}/{} classes, KL {:.3}", v["covered"], v["classes"], v["kl"].as_f64().unwrap_or(f64::NAN))
-                            }
-                            _ => v.to_string(),
-                        };
-                        esc(&format!("{k}: {value}"))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("<br>")
-            });
+            let metrics: Vec<String> = e.metrics.0.iter().map(|(m, v)| esc(&format!("{m}: {v}"))).collect();
             html.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td></tr>",
                 esc(when),
-                esc(&e["n_fake"].to_string()),
-                esc(e["features"].as_str().unwrap_or("")),
-                metrics.unwrap_or_default()
+                e.n_fake,
+                esc(&e.features),
+                metrics.join("<br>")
             ));
         }
         html.push_str("</table>");

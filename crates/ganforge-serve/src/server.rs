@@ -20,9 +20,8 @@ use axum::routing::get;
 use axum::Router;
 use ganforge::burn::tensor::Device;
 use ganforge::image_io::{grid_cols, ImageBatch};
-use ganforge::sample::Sampler;
-use ganforge::train::run_dir::RunDir;
-use ganforge::train::watch::MetricsLog;
+use ganforge::run::{MetricsLog, RunDir};
+use ganforge::sample::{class_labels, ClassLayout, Sampler};
 use serde_json::json;
 
 /// Most images one request may ask for.
@@ -40,7 +39,7 @@ const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Run(#[from] ganforge::train::run_dir::RunError),
+    Run(#[from] ganforge::run::RunError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("starting the server: {0}")]
@@ -64,14 +63,13 @@ impl Latents {
         }
     }
 
-    /// The class of image `i` when the request names none: from the seed, so that one image
-    /// per seed shows every class in turn and a walk stays in one class.
-    fn default_class(&self, i: usize, classes: usize) -> u32 {
-        let c = classes.max(1) as u64;
-        (match *self {
-            Latents::Seed { seed, .. } => (seed % c + i as u64) % c,
-            Latents::Between { from, .. } => from % c,
-        }) as u32
+    /// The classes of the images when the request names none: cycling from the seed, so that
+    /// one image per seed shows every class in turn, and a walk stays in its first class.
+    fn default_classes(&self, classes: usize) -> Vec<u32> {
+        match *self {
+            Latents::Seed { seed, n, .. } => class_labels(n, classes, ClassLayout::Cycle { start: seed }),
+            Latents::Between { from, steps, .. } => vec![class_labels(1, classes, ClassLayout::Cycle { start: from })[0]; steps],
+        }
     }
 
     fn draw(&self, sampler: &Sampler) -> Vec<f32> {
@@ -118,13 +116,6 @@ pub struct ModelInfo {
 impl ModelInfo {
     fn of(s: &Sampler) -> Self {
         let c = &s.cfg;
-        let step = s
-            .checkpoint
-            .parent()
-            .and_then(|d| d.file_name())
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("step_"))
-            .and_then(|n| n.parse().ok());
         Self {
             arch: format!("{:?}", c.model.arch).to_lowercase(),
             image_size: c.model.image_size,
@@ -134,7 +125,7 @@ impl ModelInfo {
             class_names: c.data.classes.clone(),
             truncation: c.model.arch == ganforge::nets::Arch::Biggan,
             checkpoint: s.checkpoint.display().to_string(),
-            step,
+            step: s.step,
             preset: c.preset.clone(),
         }
     }
@@ -142,19 +133,20 @@ impl ModelInfo {
 
 /// The worker: loads G when needed and serves jobs in batches.
 fn worker(run: PathBuf, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mutex<Option<ModelInfo>>>) {
-    let mut sampler: Option<Sampler> = None;
+    // The generator and the checkpoint folder it came from.
+    let mut sampler: Option<(Sampler, PathBuf)> = None;
     // A run still training writes new checkpoints: look for one at start, then at most every 5 s.
-    let refresh = |sampler: &mut Option<Sampler>| {
-        let latest = RunDir::open(&run).ok().and_then(|r| r.latest_checkpoint().ok());
-        let current = sampler.as_ref().and_then(|s| s.checkpoint.parent().map(Path::to_path_buf));
-        if latest.is_some() && latest != current {
-            match Sampler::load(&run, None, &device) {
-                Ok(s) => {
-                    *info.lock().expect("not poisoned") = Some(ModelInfo::of(&s));
-                    *sampler = Some(s);
-                }
-                Err(e) => eprintln!("serve: could not load the generator: {e}"),
+    let refresh = |sampler: &mut Option<(Sampler, PathBuf)>| {
+        let Some(latest) = RunDir::open(&run).ok().and_then(|r| r.latest_checkpoint().ok()) else { return };
+        if sampler.as_ref().is_some_and(|(_, dir)| *dir == latest) {
+            return;
+        }
+        match Sampler::load(&run, Some(&latest), &device) {
+            Ok(s) => {
+                *info.lock().expect("not poisoned") = Some(ModelInfo::of(&s));
+                *sampler = Some((s, latest));
             }
+            Err(e) => eprintln!("serve: could not load the generator: {e}"),
         }
     };
     refresh(&mut sampler);
@@ -176,7 +168,7 @@ fn worker(run: PathBuf, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mut
             checked = Instant::now();
             refresh(&mut sampler);
         }
-        let Some(s) = &sampler else {
+        let Some((s, _)) = &sampler else {
             for j in batch {
                 let _ = j.reply.send(Err((
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -213,9 +205,9 @@ fn serve_batch(s: &Sampler, batch: Vec<Job>) {
     let z: Vec<f32> = ok.iter().flat_map(|j| j.latents.draw(s)).collect();
     let labels: Option<Vec<u32>> = (classes > 0).then(|| {
         ok.iter()
-            .flat_map(|j| {
-                let n = j.latents.count();
-                (0..n).map(move |i| j.class.unwrap_or_else(|| j.latents.default_class(i, classes)))
+            .flat_map(|j| match j.class {
+                Some(k) => vec![k; j.latents.count()],
+                None => j.latents.default_classes(classes),
             })
             .collect()
     });
@@ -240,7 +232,7 @@ struct AppState {
 impl AppState {
     /// The run's metrics.jsonl as it is now (empty while it is unreadable or absent).
     fn log(&self) -> MetricsLog {
-        MetricsLog::read(&RunDir { path: self.run.clone() }.metrics_path()).unwrap_or_default()
+        RunDir { path: self.run.clone() }.log().unwrap_or_default()
     }
 }
 
@@ -351,7 +343,7 @@ async fn interpolate(State(state): State<AppState>, Query(q): Query<HashMap<Stri
 async fn model(State(state): State<AppState>) -> Response {
     let info = state.info.lock().expect("not poisoned").clone();
     let log = state.log();
-    let metrics = log.evals.last().map(|(step, e)| json!({ "step": step, "metrics": e["metrics"] }));
+    let metrics = log.evals.last().map(|(step, e)| json!({ "step": step, "metrics": e.metrics }));
     match info {
         Some(i) => axum::Json(json!({ "model": i, "metrics": metrics, "training_step": log.steps.last().map(|r| r.step) })).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "the run has no checkpoint yet: its generator appears after its first checkpoint"),
@@ -368,7 +360,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     axum::Json(json!({
         "run": state.run.file_name().and_then(|n| n.to_str()).unwrap_or(""),
         "steps": steps,
-        "evals": log.evals.iter().map(|(s, e)| json!({ "step": s, "metrics": e["metrics"] })).collect::<Vec<_>>(),
+        "evals": log.evals.iter().map(|(s, e)| json!({ "step": s, "metrics": e.metrics })).collect::<Vec<_>>(),
         "findings": log.findings,
         "samples": samples,
     }))
@@ -440,7 +432,7 @@ impl Drop for ServeHandle {
 /// Starts serving `run` on `addr` (port 0: any free port; see the handle's `addr`).
 pub fn spawn(run: &Path, addr: SocketAddr, device: Device) -> Result<ServeHandle, ServeError> {
     if !run.join("config.toml").is_file() {
-        return Err(ServeError::Run(ganforge::train::run_dir::RunError::NotARun(run.to_path_buf())));
+        return Err(ServeError::Run(ganforge::run::RunError::NotARun(run.to_path_buf())));
     }
     let info = Arc::new(Mutex::new(None));
     // A bounded queue: a flood of requests is refused with 503 rather than held in memory.

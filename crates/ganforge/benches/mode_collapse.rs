@@ -5,8 +5,8 @@
 //!     cargo bench -p ganforge --bench mode_collapse -- --steps 3000 --seeds 3 --pictures docs/toy2d
 
 use ganforge::burn::tensor::Device;
-use ganforge::config::OptimizerKind;
 use ganforge::loss::LossKind;
+use ganforge::optim::OptimizerKind;
 use ganforge::toy2d::{run, scatter, Mixture, ToyConfig};
 
 #[global_allocator]

@@ -17,8 +17,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::rng::GanRng;
 
-/// Which transforms, in the order the reference code applies them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// Which transforms, in the order the reference code applies them. In the config it reads and
+/// writes as "color,translation,cutout" (any subset; "" is off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Policy {
     pub color: bool,
     pub translation: bool,
@@ -44,6 +46,24 @@ impl Policy {
 
     pub fn is_on(&self) -> bool {
         self.color || self.translation || self.cutout
+    }
+}
+
+impl TryFrom<String> for Policy {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Policy::parse(&s)
+    }
+}
+
+impl From<Policy> for String {
+    fn from(p: Policy) -> String {
+        [("color", p.color), ("translation", p.translation), ("cutout", p.cutout)]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 

@@ -6,76 +6,18 @@ use std::path::Path;
 
 use burn::config::Config;
 
+use crate::augment::Policy;
+pub use crate::data::DataConfig;
+use crate::features::FeatureKind;
+use crate::fsutil::OptionalPath;
 use crate::loss::LossKind;
+use crate::metrics::registry::{Metric, MetricList};
 use crate::nets::biggan::BigganConfig;
 use crate::nets::dcgan::DcganConfig;
 use crate::nets::fc::FcConfig;
 use crate::nets::{Arch, ModelShape};
+pub use crate::optim::OptimizerKind;
 use crate::penalty::PenaltyKind;
-
-/// Where the images come from.
-#[derive(Config, Debug)]
-pub struct DataConfig {
-    /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge; "mnist-test" is its test
-    /// set, "stacked-mnist" three of its digits as RGB), "idx:DIR_OR_FILE"
-    /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
-    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "svhn:FILE" (an SVHN
-    /// .mat file), "cifar10:DIR"
-    /// (CIFAR-10's binary batches) or "stanford-dogs:DIR" (Images/ and Annotation/); or the bare
-    /// name of a dataset that `ganforge data fetch` downloaded ("svhn", "quickdraw/sheep", ...).
-    #[config(default = "String::from(\"mnist\")")]
-    pub spec: String,
-    /// Batches prepared ahead of the training step by the loader thread.
-    #[config(default = 4)]
-    pub prefetch: usize,
-    /// Quick, Draw! drawings: stroke width as a fraction of the image side (0.03 is about
-    /// 2 pixels at 64x64, close to the stroke of the published 28x28 bitmaps).
-    #[config(default = 0.03)]
-    pub stroke_width: f64,
-    /// Quick, Draw! drawings: empty border on each side as a fraction of the image side.
-    #[config(default = 0.05)]
-    pub stroke_padding: f64,
-    /// Stanford Dogs: one training image per bounding box (what the Kaggle competition's top
-    /// entries trained on); false uses whole photos.
-    #[config(default = true)]
-    pub dogs_crop: bool,
-    /// Stanford Dogs: enlarge each box to a square before cropping, so resizing keeps the dog's
-    /// proportions.
-    #[config(default = true)]
-    pub dogs_square: bool,
-    /// Stanford Dogs: drop boxes whose longer side exceeds this many times the shorter.
-    #[config(default = 2.5)]
-    pub dogs_max_aspect: f64,
-    /// Decode and resize datasets read from many files (folders, Stanford Dogs, CIFAR as
-    /// images, Quick, Draw! drawings) once, into a uint8 cache at the model size that later
-    /// epochs and runs read; rebuilt when a file or a size setting changes.
-    #[config(default = true)]
-    pub cache: bool,
-    /// Folder for those caches; empty means $XDG_CACHE_HOME/ganforge/images, else
-    /// ~/.cache/ganforge/images.
-    #[config(default = "String::new()")]
-    pub cache_dir: String,
-    /// Class names by label, filled in from the dataset when a run starts (sorted sub-folder
-    /// names, CIFAR's classes, dog breeds, digits), so that a run records what its labels mean.
-    /// A run resumed on data whose classes differ is refused.
-    #[config(default = "Vec::new()")]
-    pub classes: Vec<String>,
-    /// Flip each training image left-right with probability 1/2 (the Kaggle dog entries did);
-    /// off by default because digits and letters are not symmetric.
-    #[config(default = false)]
-    pub hflip: bool,
-}
-
-/// The optimizer of both networks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// Adam (Kingma & Ba 2015), with beta1, beta2 and eps from this section.
-    Adam,
-    /// RMSProp with PyTorch's defaults (alpha 0.99, no momentum), as in the WGAN paper, which
-    /// found momentum-based optimizers unstable for the critic.
-    Rmsprop,
-}
 
 /// How the learning rates change over the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,8 +69,8 @@ pub struct TrainConfig {
     pub gp_weight: f64,
     /// DiffAugment policies applied to every image D sees, in D's and G's updates (Zhao et al.
     /// 2020; "color,translation,cutout" is the paper's choice for small datasets); empty = off.
-    #[config(default = "String::new()")]
-    pub diffaugment: String,
+    #[config(default = "Policy::default()")]
+    pub diffaugment: Policy,
     /// Step until which the average simply copies G (BigGAN starts averaging late, once G is
     /// past its first chaotic phase).
     #[config(default = 0)]
@@ -183,22 +125,22 @@ pub struct EvalConfig {
     #[config(default = 0)]
     pub every: u64,
     /// Metrics for `eval.every`: any of fid, kid, mifid, pr, is, coverage, comma-separated.
-    #[config(default = "String::from(\"coverage,fid\")")]
-    pub metrics: String,
+    #[config(default = "MetricList(vec![Metric::Fid, Metric::Coverage])")]
+    pub metrics: MetricList,
     /// Generated images per evaluation during training (FID's bias grows as n shrinks: compare
     /// runs at the same n, and use `ganforge eval --n 10000` for reported numbers).
     #[config(default = 1000)]
     pub n: usize,
     /// Features of the distribution metrics: "lenet" (the shipped MNIST classifier's, or
     /// `eval.classifier`'s) or "inception" (pytorch-fid's, needs `eval.inception`).
-    #[config(default = "String::from(\"lenet\")")]
-    pub features: String,
+    #[config(default = "FeatureKind::Lenet")]
+    pub features: FeatureKind,
     /// pytorch-fid's weight file pt_inception-2015-12-05-6726825d.pth, for features = "inception".
-    #[config(default = "String::new()")]
-    pub inception: String,
+    #[config(default = "OptionalPath::default()")]
+    pub inception: OptionalPath,
     /// A classifier from `ganforge classifier train`; empty: the shipped MNIST one.
-    #[config(default = "String::new()")]
-    pub classifier: String,
+    #[config(default = "OptionalPath::default()")]
+    pub classifier: OptionalPath,
     /// Run the training doctor live: checks the loss trace at each log line and the samples at
     /// each grid, and warns of mode collapse, checkerboards, unbalanced learning rates,
     /// divergence and memorization.
@@ -594,11 +536,11 @@ impl GanConfig {
         if !(0.0..1.0).contains(&t.g_ema) {
             return Err(format!("train.g_ema = {} must be in [0, 1): a decay such as 0.999, or 0 for off", t.g_ema));
         }
-        crate::augment::Policy::parse(&t.diffaugment).map_err(|e| format!("train.diffaugment: {e}"))?;
         let e = &self.eval;
-        crate::eval::Metric::parse_list(&e.metrics).map_err(|err| format!("eval.metrics: {err}"))?;
-        let features = crate::eval::FeatureKind::parse(&e.features).map_err(|err| format!("eval.features: {err}"))?;
-        if e.every > 0 && features == crate::eval::FeatureKind::Inception && e.inception.is_empty() {
+        if e.every > 0 && e.metrics.0.is_empty() {
+            return Err("eval.metrics is empty: name at least one metric, or set eval.every = 0".into());
+        }
+        if e.every > 0 && e.features == FeatureKind::Inception && e.inception.get().is_none() {
             return Err("eval.features = \"inception\" needs eval.inception = the path of pt_inception-2015-12-05-6726825d.pth".into());
         }
         if e.every > 0 && e.n < 10 {

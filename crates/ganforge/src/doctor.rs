@@ -15,25 +15,12 @@
 //! The live doctor runs them during training (a warning line and a `doctor` entry in
 //! metrics.jsonl); `ganforge doctor RUN_DIR` runs them on a finished run.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::image_io::ImageBatch;
-use crate::train::MetricsRecord;
-
-/// One diagnosis: what, the evidence, and the remedy.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    pub kind: String,
-    pub step: u64,
-    pub evidence: String,
-    pub remedy: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}] step {}: {} Remedy: {}", self.kind, self.step, self.evidence, self.remedy)
-    }
-}
+/// A diagnosis is a record of the run folder (a `doctor` line of metrics.jsonl).
+pub use crate::run::Finding;
+use crate::run::{MetricsRecord, RunDir, RunError};
 
 fn finding(kind: &str, step: u64, evidence: String, remedy: &str) -> Finding {
     Finding { kind: kind.into(), step, evidence, remedy: remedy.into() }
@@ -267,14 +254,13 @@ pub struct Examination {
 /// images, and the evaluations in metrics.jsonl, plus what the live doctor logged. One finding
 /// per kind, the latest.
 pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Result<Examination, DoctorError> {
-    use crate::train::watch::MetricsLog;
-    let dir = crate::train::run_dir::RunDir::open(run)?;
-    let log = MetricsLog::read(&dir.metrics_path()).map_err(|source| DoctorError::Io { path: dir.metrics_path(), source })?;
+    let dir = RunDir::open(run)?;
+    let log = dir.log()?;
     let logged = latest_per_kind(log.findings.clone());
     let mut found: Vec<Finding> = Vec::new();
-    let cfg = crate::config::GanConfig::load(&dir.config_path()).map_err(crate::sample::SampleError::from)?;
+    let cfg = dir.config()?;
     let step = log.steps.last().map_or(0, |r| r.step);
-    found.extend(lr_imbalance(&log.steps, matches!(cfg.train.loss, crate::loss::LossKind::Ns)));
+    found.extend(lr_imbalance(&log.steps, cfg.train.loss.is_probabilistic()));
 
     let mut notes = Vec::new();
     if log.evals.is_empty() {
@@ -289,7 +275,7 @@ pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Resu
     }
     let sampler = match crate::sample::Sampler::load(run, None, device) {
         Ok(s) => s,
-        Err(crate::sample::SampleError::Run(crate::train::run_dir::RunError::NoCheckpoint(_))) => {
+        Err(crate::sample::SampleError::Run(RunError::NoCheckpoint(_))) => {
             notes.push("the run has no checkpoint, so its samples were not checked".into());
             return Ok(Examination { findings: latest_per_kind(found), logged, notes });
         }
@@ -307,11 +293,10 @@ pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Resu
         crate::data::to_unit_range(&crate::data::model_bytes(source.as_ref(), i, s, c)?, &mut real);
     }
     let dim = c * s * s;
-    let covered: Vec<usize> =
-        log.evals.iter().filter_map(|(_, e)| e["metrics"]["coverage"]["covered"].as_u64().map(|v| v as usize)).collect();
+    let covered: Vec<usize> = log.evals.iter().filter_map(|(_, e)| e.metrics.coverage().map(|c| c.covered)).collect();
     let coverage = covered.last().map(|&now| (now, covered.iter().copied().max().unwrap_or(now)));
     found.extend(mode_collapse(step, mean_pairwise_distance(&samples.values, dim), mean_pairwise_distance(&real, dim), coverage));
-    if let Some(d) = log.evals.iter().rev().find_map(|(_, e)| e["metrics"]["mifid"]["memorization_distance"].as_f64()) {
+    if let Some(d) = log.evals.iter().rev().find_map(|(_, e)| e.metrics.mifid().map(|m| m.memorization_distance)) {
         found.extend(memorization(step, d));
     }
     Ok(Examination { findings: latest_per_kind(found), logged, notes })
@@ -333,13 +318,11 @@ fn latest_per_kind(found: Vec<Finding>) -> Vec<Finding> {
 #[derive(Debug, thiserror::Error)]
 pub enum DoctorError {
     #[error(transparent)]
-    Run(#[from] crate::train::run_dir::RunError),
+    Run(#[from] RunError),
     #[error(transparent)]
     Sample(#[from] crate::sample::SampleError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
-    #[error("{path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
 }
 
 #[cfg(test)]

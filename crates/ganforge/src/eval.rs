@@ -10,26 +10,30 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::DataConfig;
-use crate::data::{self, DataError, Source};
+use crate::data::{self, DataConfig, DataError, Source};
 use crate::features::inception::{self, Inception};
 use crate::features::lenet::{self, LeNet};
-use crate::features::{FeatureError, Features};
+pub use crate::features::FeatureKind;
+use crate::features::{FeatureError, Features, UnknownFeatures};
 use crate::image_io::ImageBatch;
-use crate::metrics::{self, MetricError};
-use crate::params::HostTensor;
+pub use crate::metrics::registry::{protocol, Metric, UnknownMetric};
+use crate::metrics::registry::{Inputs, MetricResults};
+use crate::metrics::MetricError;
+use crate::params::{read_safetensors, safetensors_bytes, HostTensor};
 use crate::rng::{GanRng, Stream};
-use crate::sample::Sampler;
+pub use crate::run::EvalReport;
+use crate::sample::{class_labels, ClassLayout, Sampler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("unknown metric '{0}': expected fid, kid, mifid, pr, is or coverage")]
-    UnknownMetric(String),
-    #[error("unknown feature extractor '{0}': expected inception (pytorch-fid's Inception-v3, needs --inception FILE) or lenet")]
-    UnknownFeatures(String),
+    #[error(transparent)]
+    UnknownMetric(#[from] UnknownMetric),
+    #[error(transparent)]
+    UnknownFeatures(#[from] UnknownFeatures),
+    #[error("no metric asked for: name at least one of fid, kid, mifid, pr, is, coverage")]
+    NoMetrics,
     #[error(transparent)]
     Features(#[from] FeatureError),
     #[error(transparent)]
@@ -40,62 +44,6 @@ pub enum EvalError {
     TooFew { metric: &'static str, need: usize, n: usize, n_real: usize },
     #[error("coverage uses a classifier of {classes} classes on grey images or, for RGB, on each channel (Stacked MNIST); these images have {channels} channels")]
     CoverageChannels { classes: usize, channels: usize },
-}
-
-/// The metrics `eval` can compute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Metric {
-    Fid,
-    Kid,
-    Mifid,
-    Pr,
-    Is,
-    Coverage,
-}
-
-impl Metric {
-    /// "fid,kid,coverage" -> the metrics, in a fixed order, each once.
-    pub fn parse_list(s: &str) -> Result<Vec<Metric>, EvalError> {
-        let mut out = Vec::new();
-        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let m = match name.to_ascii_lowercase().as_str() {
-                "fid" => Metric::Fid,
-                "kid" => Metric::Kid,
-                "mifid" => Metric::Mifid,
-                "pr" | "precision_recall" => Metric::Pr,
-                "is" => Metric::Is,
-                "coverage" => Metric::Coverage,
-                _ => return Err(EvalError::UnknownMetric(name.to_string())),
-            };
-            out.push(m);
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
-    fn needs_features(self) -> bool {
-        self != Metric::Coverage
-    }
-}
-
-/// Which network's features the distribution metrics compare.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FeatureKind {
-    /// pytorch-fid's Inception-v3 (the FID everyone reports); needs the weight file.
-    Inception,
-    /// The LeNet classifier's 64-d features: a domain FID for digits.
-    Lenet,
-}
-
-impl FeatureKind {
-    pub fn parse(s: &str) -> Result<Self, EvalError> {
-        match s {
-            "inception" => Ok(Self::Inception),
-            "lenet" => Ok(Self::Lenet),
-            _ => Err(EvalError::UnknownFeatures(s.to_string())),
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -118,20 +66,6 @@ pub struct EvalOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// A JSON-ready result.
-#[derive(Clone, Debug, Serialize)]
-pub struct EvalReport {
-    pub checkpoint: String,
-    pub real: String,
-    pub n_fake: usize,
-    pub n_real: usize,
-    /// The extractor of the distribution metrics and how images reach it.
-    pub features: String,
-    pub resize: String,
-    pub metrics: BTreeMap<String, serde_json::Value>,
-    pub warnings: Vec<String>,
-}
-
 /// The loaded networks an evaluation needs.
 pub struct Extractors {
     features: Option<(FeatureKind, Extractor)>,
@@ -147,7 +81,7 @@ enum Extractor {
 impl Extractors {
     /// Loads what `opts.metrics` need (Inception only when its features are asked for).
     pub fn load(opts: &EvalOptions, device: &Device) -> Result<Self, EvalError> {
-        let wants_features = opts.metrics.iter().any(|m| m.needs_features());
+        let wants_features = opts.metrics.iter().any(|m| m.spec().needs_features);
         let needs_classifier = opts.metrics.contains(&Metric::Coverage) || (wants_features && opts.features == FeatureKind::Lenet);
         let (classifier, classifier_id) = if needs_classifier {
             match &opts.classifier {
@@ -289,7 +223,7 @@ fn real_features(
             t.get("preds").is_some_and(|p| p.values.len() == n || ex.classifier.is_none())
                 && (!wants_features || t.get("features").is_some_and(|v| v.shape.first() == Some(&n)))
         };
-        if let Some(t) = crate::train::checkpoint::read_safetensors(f).ok().filter(usable) {
+        if let Some(t) = read_safetensors(f).ok().filter(usable) {
             progress(&format!("real features from the cache: {}", f.display()));
             let mut out = SetFeatures::default();
             if let Some(v) = t.get("features") {
@@ -335,7 +269,7 @@ fn real_features(
         t.insert("labels".to_string(), as_f32(&out.labels));
         // A cache that cannot be written only costs time next run.
         let _ = std::fs::create_dir_all(file.parent().expect("file in a folder"));
-        let _ = crate::fsutil::write_atomic(&file, &crate::train::checkpoint::safetensors_bytes(&t));
+        let _ = crate::fsutil::write_atomic(&file, &safetensors_bytes(&t));
     }
     Ok(out)
 }
@@ -345,117 +279,68 @@ pub fn default_cache_dir() -> PathBuf {
     crate::fsutil::cache_home().join("features")
 }
 
-/// The protocol name of a metric at n samples: fid10k, kid50k, fid2500.
-pub fn protocol(metric: &str, n: usize) -> String {
-    if n >= 1000 && n % 1000 == 0 {
-        format!("{metric}{}k", n / 1000)
-    } else {
-        format!("{metric}{n}")
-    }
-}
-
 /// Evaluates `sampler`'s generator. `progress` gets one line per chunk of work.
 pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress: &mut dyn FnMut(&str)) -> Result<EvalReport, EvalError> {
+    if opts.metrics.is_empty() {
+        return Err(EvalError::NoMetrics);
+    }
     let cfg = &sampler.cfg;
     let real_spec = opts.real.clone().unwrap_or_else(|| cfg.data.spec.clone());
     let source = data::open(&DataConfig { spec: real_spec.clone(), ..cfg.data.clone() })?;
     let n = opts.n;
     let n_real = opts.n_real.unwrap_or(n).min(source.len());
     for m in &opts.metrics {
-        let (name, need) = match m {
-            Metric::Fid | Metric::Mifid => ("fid", 2),
-            Metric::Kid => ("kid", 2),
-            Metric::Pr => ("precision/recall", 4),
-            Metric::Is => ("the Inception Score", 10),
-            Metric::Coverage => ("coverage", 1),
-        };
-        if n < need || n_real < need {
-            return Err(EvalError::TooFew { metric: name, need, n, n_real });
+        let spec = m.spec();
+        if n < spec.min_count || n_real < spec.min_count {
+            return Err(EvalError::TooFew { metric: spec.title, need: spec.min_count, n, n_real });
         }
     }
     let (size, channels) = (cfg.model.image_size, cfg.model.channels);
-    if opts.metrics.contains(&Metric::Coverage) {
-        let classes = ex.classifier.as_ref().map_or(0, |c| c.classes());
-        if !(channels == 1 || (channels == 3 && classes == 10)) {
-            return Err(EvalError::CoverageChannels { classes, channels });
-        }
+    let coverage = opts.metrics.contains(&Metric::Coverage);
+    let classifier_classes = ex.classifier.as_ref().map_or(0, |c| c.classes());
+    if coverage && !(channels == 1 || (channels == 3 && classifier_classes == 10)) {
+        return Err(EvalError::CoverageChannels { classes: classifier_classes, channels });
     }
     let real = real_features(source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
 
     // Generated images: a conditional G is asked for each class in turn.
     let z = sampler.latents(n, opts.seed);
     let nz = cfg.model.nz;
-    let labels: Option<Vec<u32>> = (cfg.model.classes > 0).then(|| (0..n).map(|i| (i % cfg.model.classes) as u32).collect());
+    let labels = class_labels(n, cfg.model.classes, ClassLayout::Cycle { start: 0 });
     let mut fake = SetFeatures::default();
     for start in (0..n).step_by(CHUNK) {
         let end = (start + CHUNK).min(n);
-        let images = sampler.generate(&z[start * nz..end * nz], labels.as_ref().map(|l| &l[start..end]));
+        let images = sampler.generate(&z[start * nz..end * nz], (!labels.is_empty()).then(|| &labels[start..end]));
         let (f, p) = ex.run(&images)?;
         fake.add(f, p);
         progress(&format!("generated images: {end} of {n}"));
     }
 
-    let mut out = BTreeMap::new();
+    // Coverage's classes: Stacked MNIST's 1,000 triples on RGB, the classifier's own on grey.
+    let classes = if channels == 3 { 1000 } else { classifier_classes };
+    // The real class distribution: the data's labels when they are the classifier's classes,
+    // else what the classifier sees in the real images.
+    let labels_are_classes = source.class_names().len() == classes && real.labels.len() == n_real;
+    let real_classes: &[u32] = if labels_are_classes { &real.labels } else { &real.preds };
+    let features = real.features.as_ref().zip(fake.features.as_ref());
+    let probs = fake.features.as_ref().filter(|_| opts.metrics.contains(&Metric::Is)).map(|f| (f.probs(), f.classes.unwrap_or(0)));
+    let inputs = Inputs::new(
+        n,
+        n_real,
+        features.map(|(r, f)| (r.values.as_slice(), f.values.as_slice())),
+        features.map_or(0, |(r, _)| r.dim),
+        probs.as_ref().map(|(p, c)| (p.as_slice(), *c)),
+        classes,
+        real_classes,
+        &fake.preds,
+        opts.seed,
+    );
+    let mut results = MetricResults::default();
     let mut warnings = Vec::new();
-    let err = |metric: &'static str| move |source| EvalError::Metric { metric, source };
-    if let (Some(rf), Some(ff)) = (&real.features, &fake.features) {
-        let dim = rf.dim;
-        let needs_fid = opts.metrics.iter().any(|m| matches!(m, Metric::Fid | Metric::Mifid));
-        let fid = if needs_fid {
-            let (a, b) = (
-                metrics::FeatureStats::of("real features", &rf.values, dim).map_err(err("fid"))?,
-                metrics::FeatureStats::of("generated features", &ff.values, dim).map_err(err("fid"))?,
-            );
-            if a.underdetermined() || b.underdetermined() {
-                warnings.push(format!("FID with fewer images ({} real, {n} generated) than feature dimensions ({dim}): the covariances are singular and FID is biased high; use --n {} or more", n_real, dim + 1));
-            }
-            Some(metrics::frechet_distance(&a, &b))
-        } else {
-            None
-        };
-        for m in &opts.metrics {
-            match m {
-                Metric::Fid => {
-                    out.insert("fid".into(), serde_json::json!({ "value": fid, "protocol": protocol("fid", n) }));
-                }
-                Metric::Kid => {
-                    let subset = n.min(n_real).min(1000);
-                    let (mean, std) = metrics::kid(&rf.values, &ff.values, dim, 100, subset, &mut GanRng::new(opts.seed, Stream::Train))
-                        .map_err(err("kid"))?;
-                    out.insert("kid".into(), serde_json::json!({ "mean": mean, "std": std, "subsets": 100, "subset_size": subset, "protocol": protocol("kid", n) }));
-                }
-                Metric::Mifid => {
-                    let d = metrics::memorization_distance(&ff.values, &rf.values, dim).map_err(err("mifid"))?;
-                    let fid = fid.expect("computed above");
-                    out.insert("mifid".into(), serde_json::json!({ "value": metrics::mifid(fid, d), "fid": fid, "memorization_distance": d, "threshold": metrics::MIFID_EPS }));
-                }
-                Metric::Pr => {
-                    let (p, r) = metrics::precision_recall(&rf.values, &ff.values, dim, 3).map_err(err("precision/recall"))?;
-                    out.insert("pr".into(), serde_json::json!({ "precision": p, "recall": r, "k": 3 }));
-                }
-                Metric::Is => {
-                    let classes = ff.classes.expect("extractors give logits");
-                    let (mean, std) = metrics::inception_score(&ff.probs(), classes, 10).map_err(err("the Inception Score"))?;
-                    out.insert("is".into(), serde_json::json!({ "mean": mean, "std": std, "splits": 10, "classes": classes }));
-                }
-                Metric::Coverage => {}
-            }
-        }
-    }
-    if opts.metrics.contains(&Metric::Coverage) {
-        let classes = if channels == 3 { 1000 } else { ex.classifier.as_ref().map_or(0, |c| c.classes()) };
-        // The real class distribution: the data's labels when they are the classifier's classes,
-        // else what the classifier sees in the real images.
-        let labels_are_classes = source.class_names().len() == classes && real.labels.len() == n_real;
-        let reference: &[u32] = if labels_are_classes { &real.labels } else { &real.preds };
-        let mut p = vec![0.0; classes];
-        for &l in reference {
-            p[l as usize] += 1.0;
-        }
-        // Classes the real sample happens to miss get a small share, so KL stays finite.
-        p.iter_mut().for_each(|v| *v += 0.5);
-        let c = metrics::class_coverage(&fake.preds, &p).map_err(err("coverage"))?;
-        out.insert("coverage".into(), serde_json::to_value(&c).expect("serializes"));
+    for &m in &opts.metrics {
+        let spec = m.spec();
+        let value = (spec.compute)(&inputs, &mut warnings).map_err(|source| EvalError::Metric { metric: spec.title, source })?;
+        results.insert(m, value);
     }
     let (features, resize) = ex.describe();
     Ok(EvalReport {
@@ -465,7 +350,7 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
         n_real,
         features,
         resize,
-        metrics: out,
+        metrics: results,
         warnings,
     })
 }
@@ -502,13 +387,5 @@ mod tests {
         let right = (0..n).filter(|&i| preds[i] == stacked.label(i).unwrap()).count();
         // Three digits at ~98% each: about 95% of the triples.
         assert!(right >= 54, "{right} of {n} triples read right");
-    }
-
-    #[test]
-    fn metric_names_and_protocols() {
-        assert_eq!(Metric::parse_list("kid, fid,fid").unwrap(), vec![Metric::Fid, Metric::Kid]);
-        assert!(Metric::parse_list("fid,x").unwrap_err().to_string().contains("unknown metric 'x'"));
-        assert_eq!(protocol("fid", 10_000), "fid10k");
-        assert_eq!(protocol("fid", 2500), "fid2500");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Flushes a directory entry so that a rename inside it survives a power cut.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -54,4 +54,29 @@ pub fn ends_with_newline(path: &Path) -> std::io::Result<bool> {
     let mut last = [0u8];
     f.read_exact(&mut last)?;
     Ok(last[0] == b'\n')
+}
+
+/// `~/x` as a path under $HOME: the shell does not expand `~` after `folder:` or in configs.
+pub fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+/// A path setting of the config that may be left empty: written as a string ("" for none, as
+/// config files always had it), read with `~/` expanded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct OptionalPath(String);
+
+impl OptionalPath {
+    pub fn new(p: impl Into<String>) -> Self {
+        Self(p.into())
+    }
+
+    /// The path, `~/` expanded; None when empty.
+    pub fn get(&self) -> Option<PathBuf> {
+        (!self.0.is_empty()).then(|| expand_home(&self.0))
+    }
 }

@@ -1,14 +1,21 @@
 //! ganforge: train, sample and inspect Generative Adversarial Networks on image data.
 //!
-//! A walk through the crate, in the order a training step touches it:
+//! The modules form layers; each imports only those above it in this list (checked by
+//! tests/layering.rs):
+//! - plumbing: [`fsutil`], [`rng`], [`alloc`], [`device`], [`zipfile`], file formats [`npy`],
+//!   [`pth`], [`image_io`], and [`params`] (named tensors and their safetensors files);
+//! - [`metrics`]: the metrics as pure functions on features, and their registry;
+//! - the pieces of a GAN: [`augment`] (DiffAugment), [`loss`], [`optim`], [`nets`] (DCGAN,
+//!   fully connected, BigGAN-style), [`penalty`] (WGAN-GP and R1);
+//! - [`data`]: image sources, the image cache and the prefetching loader; [`features`]:
+//!   Inception-v3 and LeNet feature extractors;
 //! - [`config`]: paper defaults, presets, overrides and validation;
-//! - [`data`]: image sources (`mnist`, `idx:`, `folder:`) and the prefetching loader;
-//! - [`nets`]: one file per network family (DCGAN, fully connected GAN);
-//! - [`loss`]: the adversarial losses on logits;
-//! - [`optim`]: Adam with its state addressable by parameter name;
-//! - [`train`]: the training step, the loop, run folders and checkpoints;
-//! - [`sample`]: images out of a trained generator;
-//! - [`image_io`], [`npy`], [`params`], [`rng`], [`device`]: plumbing.
+//! - [`interop`] (PyTorch's DCGAN example) and [`toy2d`] (the 2-D mode-collapse bed);
+//! - [`run`]: the run folder's format (checkpoints, metrics.jsonl, evaluation reports), which
+//!   everything that reads a finished run goes through;
+//! - [`sample`], [`kaggle`], [`plot`]: images and pictures out of a generator or a run;
+//! - [`eval`] and [`doctor`]: measuring and diagnosing a run;
+//! - [`train`]: the training step, the loop and what it writes on its schedules.
 
 pub mod alloc;
 pub mod augment;
@@ -30,7 +37,9 @@ pub mod optim;
 pub mod params;
 pub mod penalty;
 pub mod plot;
+pub mod pth;
 pub mod rng;
+pub mod run;
 pub mod sample;
 pub mod toy2d;
 pub mod train;

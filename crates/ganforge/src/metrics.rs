@@ -18,7 +18,10 @@ use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use crate::rng::GanRng;
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+pub mod registry;
+pub use registry::{Metric, MetricResults, MetricValue};
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum MetricError {
     #[error("{what}: {values} values are not a whole number of {dim}-d features")]
     Shape { what: &'static str, values: usize, dim: usize },
@@ -224,12 +227,14 @@ pub fn inception_score(probs: &[f32], classes: usize, splits: usize) -> Result<(
 
 /// How many classes the generated images cover, and how far their class histogram is from
 /// the real one.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Coverage {
     pub classes: usize,
     /// Classes predicted for at least one generated image.
     pub covered: usize,
     /// KL(q || p), q the generated class distribution and p the real one (as PacGAN reports it).
+    /// JSON has no infinity: an infinite KL is written as null and read back as infinite.
+    #[serde(deserialize_with = "registry::null_is_infinite")]
     pub kl: f64,
     /// Generated images per class.
     pub histogram: Vec<usize>,

@@ -14,6 +14,17 @@ use burn::tensor::Tensor;
 
 use crate::params::HostTensor;
 
+/// The optimizer of both networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba 2015), with beta1, beta2 and eps from this section.
+    Adam,
+    /// RMSProp with PyTorch's defaults (alpha 0.99, no momentum), as in the WGAN paper, which
+    /// found momentum-based optimizers unstable for the critic.
+    Rmsprop,
+}
+
 /// The moments of one parameter, flattened: Adam keeps both, RMSProp only the second.
 #[derive(Clone)]
 struct Moments {

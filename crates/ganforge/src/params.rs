@@ -5,9 +5,11 @@
 //! that a file written by one process maps onto a model built by another.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
+use safetensors::tensor::{Dtype, TensorView};
 
 /// A tensor taken off the device: its shape and row-major values.
 #[derive(Clone, Debug, PartialEq)]
@@ -213,4 +215,96 @@ mod tests {
         let copy = ema_update(ema, &source, 0.0);
         assert_eq!(named_tensors(&copy), named_tensors(&source));
     }
+}
+
+/// Clamps every trainable weight of `module` to [-c, c] (WGAN's weight clipping). Buffers such
+/// as batch-norm running statistics are not weights and are left alone.
+pub fn clip_weights<M: Module>(module: M, c: f64) -> M {
+    struct Clip(f64);
+    impl ModuleMapper for Clip {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, mapper) = param.consume();
+            if !tensor.is_require_grad() {
+                return Param::from_mapped_value(id, tensor, mapper);
+            }
+            let clipped = tensor.inner().clamp(-self.0, self.0).autodiff().require_grad();
+            Param::from_mapped_value(id, clipped, mapper)
+        }
+    }
+    module.map(&mut Clip(c))
+}
+
+// ---- Named tensors on disk (safetensors, float32): checkpoints, classifiers, feature caches.
+
+#[derive(Debug, thiserror::Error)]
+pub enum TensorFileError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a valid checkpoint file: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("checkpoint {path} does not match the model built from the config: {detail}")]
+    Mismatch { path: PathBuf, detail: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TensorFileError + '_ {
+    move |source| TensorFileError::Io { path: path.to_path_buf(), source }
+}
+
+/// Serializes named tensors as safetensors (float32, little-endian).
+pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone(), t.values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+    let views: Vec<(String, TensorView)> = raw
+        .iter()
+        .map(|(k, shape, bytes)| (k.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes")))
+        .collect();
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("producer".to_string(), format!("ganforge {}", env!("CARGO_PKG_VERSION")));
+    safetensors::serialize(views, Some(meta)).expect("in-memory serialization")
+}
+
+/// Reads a safetensors file of float32 tensors.
+pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, TensorFileError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    parse_safetensors(&bytes, path)
+}
+
+/// Parses safetensors bytes of float32 tensors; `origin` names them in errors.
+pub fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<BTreeMap<String, HostTensor>, TensorFileError> {
+    let corrupt = |m: String| TensorFileError::Corrupt { path: origin.to_path_buf(), message: m };
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(corrupt(format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
+        }
+        let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        out.insert(name, HostTensor { shape: view.shape().to_vec(), values });
+    }
+    Ok(out)
+}
+
+/// Loads named tensors into `module`, refusing any difference in names or shapes.
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, TensorFileError> {
+    load_tensors(module, read_safetensors(path)?, path)
+}
+
+/// Loads named tensors (read from `path`) into `module`, refusing any difference in names or shapes.
+pub fn load_tensors<M: Module>(module: M, file: BTreeMap<String, HostTensor>, path: &Path) -> Result<M, TensorFileError> {
+    let want = named_shapes(&module);
+    let mut problems = Vec::new();
+    for (name, shape) in &want {
+        match file.get(name) {
+            None => problems.push(format!("'{name}' is missing from the file")),
+            Some(t) if &t.shape != shape => problems.push(format!("'{name}' has shape {:?} in the file, {shape:?} in the model", t.shape)),
+            _ => {}
+        }
+    }
+    problems.extend(file.keys().filter(|k| !want.contains_key(*k)).map(|k| format!("the file has '{k}', which the model does not")));
+    if !problems.is_empty() {
+        let more = if problems.len() > 3 { format!(" (and {} more)", problems.len() - 3) } else { String::new() };
+        problems.truncate(3);
+        return Err(TensorFileError::Mismatch { path: path.to_path_buf(), detail: problems.join("; ") + &more });
+    }
+    Ok(map_named(module, |name, _| file.get(name).cloned()))
 }

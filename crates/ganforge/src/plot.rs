@@ -4,7 +4,7 @@
 
 use image::{Rgb, RgbImage};
 
-use crate::train::MetricsRecord;
+use crate::run::MetricsRecord;
 
 const W: u32 = 800;
 const H: u32 = 420;

@@ -1,16 +1,63 @@
-//! Images out of a trained generator.
+//! Images out of a trained generator: latents, class labels, and G run in inference mode.
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::Device;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::GanConfig;
-use crate::image_io::ImageBatch;
-use crate::nets::{self, Generator};
+use crate::image_io::{grid_cols, ImageBatch};
+use crate::nets::Generator;
 use crate::rng::{GanRng, Stream};
-use crate::train::checkpoint::{load_module, CheckpointError};
-use crate::train::generate;
-use crate::train::run_dir::{RunDir, RunError};
+use crate::run::{RunDir, RunError};
+
+/// Which class image `i` of a conditional G gets when the caller names none. One rule for
+/// every place that makes images: grids, image files, evaluation, the Kaggle zip, the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassLayout {
+    /// Image i is class (start + i) mod classes: every class in turn, so any n images are
+    /// spread evenly (evaluation, the Kaggle zip; the server starts at the request's seed).
+    Cycle { start: u64 },
+    /// One class per row of a grid `cols` wide, cycling through the classes (sample grids,
+    /// `sample --per-class` with one row of `cols` images per class).
+    Rows { cols: usize },
+}
+
+/// The class of each of `n` images under `layout`; empty for an unconditional G (0 classes).
+pub fn class_labels(n: usize, classes: usize, layout: ClassLayout) -> Vec<u32> {
+    if classes == 0 {
+        return Vec::new();
+    }
+    let c = classes as u64;
+    (0..n as u64)
+        .map(|i| match layout {
+            ClassLayout::Cycle { start } => ((start % c + i % c) % c) as u32,
+            ClassLayout::Rows { cols } => ((i / cols.max(1) as u64) % c) as u32,
+        })
+        .collect()
+}
+
+/// The grid layout of `n` images: one class per row of a square-ish grid.
+pub fn grid_layout(n: usize) -> ClassLayout {
+    ClassLayout::Rows { cols: grid_cols(n) }
+}
+
+/// The fixed latent batch that every sample grid of a run is drawn from: `n` latents of the
+/// run's seed (train.grid_images of them for the grids).
+pub fn fixed_latents(cfg: &GanConfig, n: usize) -> Vec<f32> {
+    GanRng::new(cfg.seed, Stream::FixedNoise).normal_vec(n * cfg.model.nz, 0.0, 1.0)
+}
+
+/// Runs G (in inference mode: batch norm uses its running statistics) on host latents `z`
+/// ([n * nz]), with class labels for a conditional G.
+pub fn generate(g: &Generator, z: &[f32], labels: Option<&[u32]>, nz: usize, device: &Device) -> ImageBatch {
+    let g = g.valid();
+    let n = z.len() / nz;
+    let inner = device.clone().inner();
+    let z = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, nz]), &inner); // [n, nz]
+    let y = labels.map(|l| crate::nets::label_tensor(l, &inner)); // [n]
+    ImageBatch::from_tensor(g.forward(z, y)) // [n, c, s, s]
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
@@ -18,12 +65,8 @@ pub enum SampleError {
     Run(#[from] RunError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
     #[error("latents have shape {shape:?}, expected [N, {nz}] or [N, {nz}, 1, 1] float32 (nz = model.nz of this run)")]
     LatentShape { shape: Vec<usize>, nz: usize },
-    #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
-    BadCheckpoint(PathBuf),
     #[error("this run's G is not conditional (model.classes = 0), so it takes no class")]
     NotConditional,
     #[error("class {class} is out of range: this G knows {classes} classes (0 to {}){}", classes - 1, if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) })]
@@ -35,6 +78,8 @@ pub struct Sampler {
     pub cfg: GanConfig,
     pub g: Generator,
     pub checkpoint: PathBuf,
+    /// Training steps behind the weights, when known.
+    pub step: Option<u64>,
     device: Device,
 }
 
@@ -48,24 +93,13 @@ impl Sampler {
     /// G (`g_ema.safetensors`) is preferred when the run kept one; name `g.safetensors` itself
     /// to sample the raw G.
     pub fn load(run: &Path, checkpoint: Option<&Path>, device: &Device) -> Result<Self, SampleError> {
-        let run = RunDir::open(run)?;
-        let cfg = GanConfig::load(&run.config_path())?;
-        let pick =
-            |dir: PathBuf| if dir.join("g_ema.safetensors").is_file() { dir.join("g_ema.safetensors") } else { dir.join("g.safetensors") };
-        let file = match checkpoint {
-            None => pick(run.latest_checkpoint()?),
-            Some(p) if p.is_dir() => pick(p.to_path_buf()),
-            Some(p) if p.extension().is_some_and(|e| e == "safetensors") => p.to_path_buf(),
-            Some(p) => return Err(SampleError::BadCheckpoint(p.to_path_buf())),
-        };
-        let (g, _) = nets::build(&cfg.families(), cfg.seed, device);
-        let g = load_module(g, &file)?;
-        Ok(Self { cfg, g, checkpoint: file, device: device.clone() })
+        let loaded = RunDir::open(run)?.load_generator(checkpoint, device)?;
+        Ok(Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() })
     }
 
     /// A sampler for a generator built elsewhere (imported from PyTorch): `source` names it.
     pub fn from_generator(cfg: GanConfig, g: Generator, source: PathBuf, device: &Device) -> Self {
-        Self { cfg, g, checkpoint: source, device: device.clone() }
+        Self { cfg, g, checkpoint: source, step: None, device: device.clone() }
     }
 
     /// `n` latent vectors from `seed`. With the run's own seed and n = train.grid_images these
@@ -110,7 +144,7 @@ impl Sampler {
             _ if self.cfg.model.classes == 0 => None,
             Some(l) => Some(l),
             None => {
-                grid = crate::train::grid_labels(n, self.cfg.model.classes);
+                grid = class_labels(n, self.cfg.model.classes, grid_layout(n));
                 Some(grid.as_slice())
             }
         };

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::loss::{d_loss, g_loss, LossKind};
 use crate::optim::Optimizer;
+use crate::params::clip_weights;
 use crate::rng::{GanRng, Stream};
-use crate::train::step::clip_weights;
 
 /// Which mixture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +92,8 @@ pub struct ToyConfig {
     #[config(default = 0.0)]
     pub clip: f64,
     /// "adam" (Metz et al.) or "rmsprop" (WGAN).
-    #[config(default = "crate::config::OptimizerKind::Adam")]
-    pub optimizer: crate::config::OptimizerKind,
+    #[config(default = "crate::optim::OptimizerKind::Adam")]
+    pub optimizer: crate::optim::OptimizerKind,
     /// Learning rate of both players (1e-4 in Metz et al.; 5e-5 for WGAN).
     #[config(default = 1e-4)]
     pub lr: f64,
@@ -219,8 +219,8 @@ pub fn run(cfg: &ToyConfig, device: &Device) -> ToyReport {
     let mut data = GanRng::new(cfg.seed, Stream::Train);
     let h = cfg.hidden;
     let opt = || match cfg.optimizer {
-        crate::config::OptimizerKind::Adam => Optimizer::adam(cfg.lr, 0.5, 0.999, 1e-8),
-        crate::config::OptimizerKind::Rmsprop => Optimizer::rmsprop(cfg.lr, 0.99, 1e-8),
+        crate::optim::OptimizerKind::Adam => Optimizer::adam(cfg.lr, 0.5, 0.999, 1e-8),
+        crate::optim::OptimizerKind::Rmsprop => Optimizer::rmsprop(cfg.lr, 0.99, 1e-8),
     };
     let (g, d) = (Mlp::new([cfg.nz, h, h, 2], &mut init, &device), Mlp::new([2, h, h, 1], &mut init, &device));
     let mut p = Players { g, d, opt_g: opt(), opt_d: opt() };

@@ -151,7 +151,7 @@ fn pytorch_dcgan_example_imports() {
     let (cfg, g) = dcgan::import_generator(&fixture("dcgan_netG.pth"), &TorchDcgan::default(), &device).unwrap();
     assert_eq!((cfg.model.nz, cfg.dcgan.ngf, cfg.model.channels, cfg.model.image_size), (8, 4, 3, 64));
     let z = npy("dcgan_latents.npy");
-    let images = ganforge::train::generate(&g, &z.values, None, 8, &device);
+    let images = ganforge::sample::generate(&g, &z.values, None, 8, &device);
     let want = npy("dcgan_netG_out.npy");
     assert_eq!([images.n, images.channels, images.height, images.width].to_vec(), want.shape);
     let worst = images.values.iter().zip(&want.values).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -187,8 +187,8 @@ fn export_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("netG.pth");
     dcgan::export(&g, Net::G, &cfg, &out).unwrap();
-    let ours = ganforge::interop::pth::read(&out).unwrap();
-    let theirs = ganforge::interop::pth::read(&fixture("dcgan_netG.pth")).unwrap();
+    let ours = ganforge::pth::read(&out).unwrap();
+    let theirs = ganforge::pth::read(&fixture("dcgan_netG.pth")).unwrap();
     assert_eq!(ours.floats, theirs.floats);
     assert_eq!(ours.integers, theirs.integers);
     let (_, again) = dcgan::import_generator(&out, &TorchDcgan::default(), &device).unwrap();

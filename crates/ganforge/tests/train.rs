@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use ganforge::burn::tensor::Device;
 use ganforge::config::GanConfig;
+use ganforge::params::{load_module, read_safetensors};
+use ganforge::run::{MetricsLog, MetricsRecord};
 use ganforge::sample::Sampler;
-use ganforge::train::checkpoint::{load_module, read_safetensors};
-use ganforge::train::watch::MetricsLog;
-use ganforge::train::{train, MetricsRecord, Quiet, TrainOptions};
+use ganforge::train::{train, Quiet, TrainOptions};
 
 /// A 16x16 DCGAN with widths 8 on batches of 8: a step takes milliseconds.
 fn tiny(extra: &[&str]) -> GanConfig {
@@ -49,7 +49,7 @@ fn metrics(run: &Path) -> Vec<MetricsRecord> {
 }
 
 fn final_weights(run: &Path, file: &str) -> Vec<(String, Vec<f32>)> {
-    let ckpts = ganforge::train::run_dir::RunDir::open(run).unwrap().latest_checkpoint().unwrap();
+    let ckpts = ganforge::run::RunDir::open(run).unwrap().latest_checkpoint().unwrap();
     read_safetensors(&ckpts.join(file)).unwrap().into_iter().map(|(k, v)| (k, v.values)).collect()
 }
 
@@ -633,10 +633,10 @@ fn evaluation_during_training_goes_into_the_metrics_log() {
     let log = MetricsLog::read(&run.metrics_path()).unwrap();
     assert_eq!(log.evals.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 4]);
     for (_, e) in &log.evals {
-        let hist: Vec<u64> = serde_json::from_value(e["metrics"]["coverage"]["histogram"].clone()).unwrap();
-        assert_eq!((hist.len(), hist.iter().sum::<u64>()), (10, 20));
-        assert!(e["metrics"]["fid"]["value"].as_f64().unwrap() > 0.0);
-        assert_eq!(e["n_fake"], 20);
+        let hist = &e.metrics.coverage().unwrap().histogram;
+        assert_eq!((hist.len(), hist.iter().sum::<usize>()), (10, 20));
+        assert!(e.metrics.fid().unwrap().value > 0.0);
+        assert_eq!(e.n_fake, 20);
     }
     assert_eq!(log.steps.len(), 4, "the loss records are still all there");
 }

@@ -30,6 +30,7 @@ pub mod svhn;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use burn::config::Config;
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage};
 
@@ -169,24 +170,71 @@ pub fn decode_file(path: &Path) -> Result<DynamicImage, DataError> {
         .map_err(|e| bad(format!("cannot decode image: {e}")))
 }
 
+/// Where the images come from.
+#[derive(Config, Debug)]
+pub struct DataConfig {
+    /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge; "mnist-test" is its test
+    /// set, "stacked-mnist" three of its digits as RGB), "idx:DIR_OR_FILE"
+    /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
+    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "svhn:FILE" (an SVHN
+    /// .mat file), "cifar10:DIR"
+    /// (CIFAR-10's binary batches) or "stanford-dogs:DIR" (Images/ and Annotation/); or the bare
+    /// name of a dataset that `ganforge data fetch` downloaded ("svhn", "quickdraw/sheep", ...).
+    #[config(default = "String::from(\"mnist\")")]
+    pub spec: String,
+    /// Batches prepared ahead of the training step by the loader thread.
+    #[config(default = 4)]
+    pub prefetch: usize,
+    /// Quick, Draw! drawings: stroke width as a fraction of the image side (0.03 is about
+    /// 2 pixels at 64x64, close to the stroke of the published 28x28 bitmaps).
+    #[config(default = 0.03)]
+    pub stroke_width: f64,
+    /// Quick, Draw! drawings: empty border on each side as a fraction of the image side.
+    #[config(default = 0.05)]
+    pub stroke_padding: f64,
+    /// Stanford Dogs: one training image per bounding box (what the Kaggle competition's top
+    /// entries trained on); false uses whole photos.
+    #[config(default = true)]
+    pub dogs_crop: bool,
+    /// Stanford Dogs: enlarge each box to a square before cropping, so resizing keeps the dog's
+    /// proportions.
+    #[config(default = true)]
+    pub dogs_square: bool,
+    /// Stanford Dogs: drop boxes whose longer side exceeds this many times the shorter.
+    #[config(default = 2.5)]
+    pub dogs_max_aspect: f64,
+    /// Decode and resize datasets read from many files (folders, Stanford Dogs, CIFAR as
+    /// images, Quick, Draw! drawings) once, into a uint8 cache at the model size that later
+    /// epochs and runs read; rebuilt when a file or a size setting changes.
+    #[config(default = true)]
+    pub cache: bool,
+    /// Folder for those caches; empty means $XDG_CACHE_HOME/ganforge/images, else
+    /// ~/.cache/ganforge/images.
+    #[config(default = "crate::fsutil::OptionalPath::default()")]
+    pub cache_dir: crate::fsutil::OptionalPath,
+    /// Class names by label, filled in from the dataset when a run starts (sorted sub-folder
+    /// names, CIFAR's classes, dog breeds, digits), so that a run records what its labels mean.
+    /// A run resumed on data whose classes differ is refused.
+    #[config(default = "Vec::new()")]
+    pub classes: Vec<String>,
+    /// Flip each training image left-right with probability 1/2 (the Kaggle dog entries did);
+    /// off by default because digits and letters are not symmetric.
+    #[config(default = false)]
+    pub hflip: bool,
+}
+
 /// Width and height from an image file's header, without decoding it; None when unreadable.
 pub fn header_size(path: &Path) -> Option<(u32, u32)> {
     image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_dimensions().ok()
 }
 
-/// `~/x` as a path under $HOME: the shell does not expand `~` after `folder:` or in configs.
-pub fn expand_home(p: &str) -> PathBuf {
-    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
-        _ => PathBuf::from(p),
-    }
-}
+pub use crate::fsutil::expand_home;
 
 /// The datasets compiled into ganforge, named without a path.
 pub const BUNDLED: &[&str] = &["mnist", "mnist-test", "stacked-mnist"];
 
 /// Opens the dataset named by `cfg.spec`.
-pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataError> {
+pub fn open(cfg: &DataConfig) -> Result<Arc<dyn Source>, DataError> {
     let spec = cfg.spec.as_str();
     let (kind, path) = match spec.split_once(':') {
         Some((k, p)) => (k, Some(p)),
@@ -201,7 +249,7 @@ pub fn open(cfg: &crate::config::DataConfig) -> Result<Arc<dyn Source>, DataErro
     // A bare name other than the bundled mnist: a dataset that `data fetch` put into the cache.
     if path.is_none() && !BUNDLED.contains(&spec) {
         if let Ok(ds) = fetch::find(spec) {
-            let located = crate::config::DataConfig { spec: fetch::locate(&ds, &fetch::default_root())?, ..cfg.clone() };
+            let located = DataConfig { spec: fetch::locate(&ds, &fetch::default_root())?, ..cfg.clone() };
             return open(&located);
         }
     }
@@ -305,7 +353,7 @@ mod tests {
     }
 
     fn open_spec(spec: &str) -> Result<Arc<dyn Source>, DataError> {
-        open(&crate::config::DataConfig::new().with_spec(spec.to_string()))
+        open(&DataConfig::new().with_spec(spec.to_string()))
     }
 
     #[test]

@@ -319,7 +319,7 @@ impl Inception {
         if !path.is_file() {
             return Err(FeatureError::NoInceptionFile(path.to_path_buf()));
         }
-        let state = crate::interop::pth::read(path)?;
+        let state = crate::pth::read(path)?;
         let floats: BTreeMap<String, HostTensor> = state.floats;
         Self::from_weights(&|name| floats.get(name).cloned(), device)
     }

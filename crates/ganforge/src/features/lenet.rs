@@ -26,9 +26,9 @@ use super::{resize_bilinear, FeatureError, Features};
 use crate::data::{DataError, Source};
 use crate::image_io::ImageBatch;
 use crate::optim::Optimizer;
+use crate::params::{load_tensors, parse_safetensors, safetensors_bytes, TensorFileError};
 use crate::params::{map_named, named_tensors};
 use crate::rng::{GanRng, Stream};
-use crate::train::checkpoint::{load_tensors, parse_safetensors, safetensors_bytes, CheckpointError};
 
 /// The side of the classifier's input.
 pub const SIZE: usize = 28;
@@ -85,14 +85,14 @@ impl LeNet {
 
     /// A classifier saved by [`LeNet::save`]; its number of classes is read from the file.
     pub fn load(path: &Path, device: &Device) -> Result<Self, FeatureError> {
-        let tensors = crate::train::checkpoint::read_safetensors(path)?;
+        let tensors = crate::params::read_safetensors(path)?;
         let classes = tensors.get("fc2.bias").map(|t| t.values.len()).unwrap_or(10);
         Ok(load_tensors(Self::new(classes, 0, device), tensors, path)?)
     }
 
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
+    pub fn save(&self, path: &Path) -> Result<(), TensorFileError> {
         crate::fsutil::write_atomic(path, &safetensors_bytes(&named_tensors(self)))
-            .map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })
+            .map_err(|source| TensorFileError::Io { path: path.to_path_buf(), source })
     }
 
     pub fn classes(&self) -> usize {

@@ -26,11 +26,56 @@ pub enum FeatureError {
     #[error("weight '{name}' has shape {found:?}, expected {expected:?}: not pytorch-fid's Inception-v3 weights")]
     WeightShape { name: String, found: Vec<usize>, expected: Vec<usize> },
     #[error(transparent)]
-    Pth(#[from] crate::interop::pth::PthError),
+    Pth(#[from] crate::pth::PthError),
     #[error(transparent)]
-    Checkpoint(#[from] crate::train::checkpoint::CheckpointError),
+    Tensors(#[from] crate::params::TensorFileError),
     #[error("the classifier takes grey images of one channel; these have {0}")]
     Channels(usize),
+}
+
+/// Which network's features the distribution metrics compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum FeatureKind {
+    /// pytorch-fid's Inception-v3 (the FID everyone reports); needs the weight file.
+    Inception,
+    /// The LeNet classifier's 64-d features: a domain FID for digits.
+    Lenet,
+}
+
+/// A name that is no feature extractor.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown feature extractor '{0}': expected inception (pytorch-fid's Inception-v3, needs --inception FILE) or lenet")]
+pub struct UnknownFeatures(pub String);
+
+impl FeatureKind {
+    pub fn parse(s: &str) -> Result<Self, UnknownFeatures> {
+        match s {
+            "inception" => Ok(Self::Inception),
+            "lenet" => Ok(Self::Lenet),
+            _ => Err(UnknownFeatures(s.to_string())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Inception => "inception",
+            Self::Lenet => "lenet",
+        }
+    }
+}
+
+impl TryFrom<String> for FeatureKind {
+    type Error = UnknownFeatures;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<FeatureKind> for String {
+    fn from(k: FeatureKind) -> String {
+        k.name().to_string()
+    }
 }
 
 /// A tensor's values on the host.

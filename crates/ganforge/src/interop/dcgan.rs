@@ -18,10 +18,10 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
-use super::pth::{self, PthError, PthTensor, StateDict};
 use crate::config::GanConfig;
 use crate::nets::{self, Arch, Discriminator, Generator};
 use crate::params::{map_named, named_tensors, HostTensor};
+use crate::pth::{self, PthError, PthTensor, StateDict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DcganImportError {

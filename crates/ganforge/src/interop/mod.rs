@@ -1,5 +1,4 @@
-//! Weights in and out of PyTorch: its checkpoint format ([`pth`]) and the layout of its
-//! reference DCGAN example ([`dcgan`]).
+//! Weights in and out of PyTorch: the layout of its reference DCGAN example ([`dcgan`]), read
+//! and written through the checkpoint format of [`crate::pth`].
 
 pub mod dcgan;
-pub mod pth;

@@ -8,11 +8,16 @@ pub mod spectral;
 use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::params::{map_named, HostTensor};
 use crate::rng::{GanRng, Stream};
+
+/// Class labels as the index tensor the networks take, [b].
+pub fn label_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [labels.len()]), device)
+}
 
 /// The network family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,33 +1,29 @@
-//! Training: the step ([`step`]), run folders ([`run_dir`]), checkpoints ([`checkpoint`]) and
-//! the loop below that ties them to the data loader and writes what a run produces.
+//! Training: the step ([`step`]), what a run writes on its schedules ([`writer`]: metrics,
+//! grids, evaluation, the live doctor, checkpoints), and the loop below that ties them to the
+//! data loader. The run folder's format itself lives in [`crate::run`].
 
-pub mod checkpoint;
-pub mod run_dir;
 pub mod step;
 pub mod watch;
+pub mod writer;
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::Serialize;
 
 use crate::config::{GanConfig, LrSchedule, OptimizerKind};
-use crate::data::loader::{Loader, LoaderOptions};
-use crate::data::{self, DataError};
-use crate::image_io::{grid_cols, save_png, ImageBatch};
+use crate::data::loader::{Batch, Loader, LoaderOptions};
+use crate::data::{self, DataError, Source};
 use crate::nets::{self, Generator};
 use crate::optim::Optimizer;
 use crate::params;
 use crate::rng::{GanRng, Stream};
-use checkpoint::{CheckpointError, Parts, TrainState};
-use run_dir::{step_name, RunDir, RunError};
+use crate::run::checkpoint::{self, CheckpointError, TrainState};
+use crate::run::{MetricsRecord, RunDir, RunError};
 use step::{train_step, Gan, RealBatch, StepNoise, StepRules, StepStats};
-use watch::{MetricsLine, Watch};
+use writer::RunWriter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -53,23 +49,6 @@ pub enum TrainError {
     Classes { data: Vec<String>, run: Vec<String> },
 }
 
-/// One line of metrics.jsonl: means over the steps since the previous line.
-#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
-pub struct MetricsRecord {
-    pub step: u64,
-    pub epoch: u64,
-    pub loss_d: f32,
-    pub loss_g: f32,
-    /// Mean D(x) on real images.
-    pub d_real: f32,
-    /// Mean D(G(z)) on generated images, before D's update.
-    pub d_fake: f32,
-    pub lr_d: f64,
-    pub lr_g: f64,
-    pub images_per_s: f64,
-    pub elapsed_s: f64,
-}
-
 /// What the caller sees of a run: progress and messages. The CLI draws a progress bar.
 pub trait Observer {
     fn start(&mut self, _run: &RunDir, _start_step: u64, _total_steps: u64) {}
@@ -92,41 +71,6 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// Set from another thread (Ctrl-C) to checkpoint and stop after the current step.
     pub stop: Arc<AtomicBool>,
-}
-
-/// Doctor's findings: a warning line for the user and a line of metrics.jsonl each.
-fn announce(
-    findings: Vec<crate::doctor::Finding>,
-    log_line: &mut dyn FnMut(&MetricsLine) -> Result<(), TrainError>,
-    obs: &mut dyn Observer,
-) -> Result<(), TrainError> {
-    for f in findings {
-        obs.message(&format!("doctor: {f}"));
-        log_line(&MetricsLine::Doctor { step: f.step, doctor: f })?;
-    }
-    Ok(())
-}
-
-/// The fixed latent batch that every sample grid of a run is drawn from.
-pub fn fixed_latents(cfg: &GanConfig) -> Vec<f32> {
-    GanRng::new(cfg.seed, Stream::FixedNoise).normal_vec(cfg.train.grid_images * cfg.model.nz, 0.0, 1.0)
-}
-
-/// Labels for a grid of `n` conditional samples: one class per row, cycling through the classes.
-pub fn grid_labels(n: usize, classes: usize) -> Vec<u32> {
-    let cols = grid_cols(n);
-    (0..n).map(|i| ((i / cols) % classes.max(1)) as u32).collect()
-}
-
-/// Runs G (in inference mode: batch norm uses its running statistics) on host latents, with
-/// class labels for a conditional G.
-pub fn generate(g: &Generator, z: &[f32], labels: Option<&[u32]>, nz: usize, device: &Device) -> ImageBatch {
-    let g = g.valid();
-    let n = z.len() / nz;
-    let inner = device.clone().inner();
-    let z = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, nz]), &inner); // [n, nz]
-    let y = labels.map(|l| step::label_tensor(l, &inner)); // [n]
-    ImageBatch::from_tensor(g.forward(z, y)) // [n, c, s, s]
 }
 
 /// The name part of a new run folder: the preset on the bundled MNIST, otherwise the data
@@ -156,134 +100,31 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
-    let source = data::open(&cfg.data)?;
-    obs.message(&format!("data: {}", source.describe()));
-    let classes = source.class_names();
-    if !cfg.data.classes.is_empty() && cfg.data.classes != classes {
-        return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
-    }
-    if cfg.model.classes > 0 && cfg.model.classes != classes.len() {
-        return Err(TrainError::Conditioning { model: cfg.model.classes, data: classes.len() });
-    }
-    cfg.data.classes = classes;
-    let source = if cfg.data.cache {
-        let dir = if cfg.data.cache_dir.is_empty() { data::cache::default_dir() } else { data::expand_home(&cfg.data.cache_dir) };
-        data::cache::cached(source, &dir, cfg.model.image_size, cfg.model.channels, &mut |done, total| obs.caching(done, total))?
-    } else {
-        source
-    };
-
-    let (mut g, mut d) = nets::build(&cfg.families(), cfg.seed, &device);
+    let source = open_data(&mut cfg, obs)?;
+    let Start { run, mut state, mut gan, mut g_ema } = start(&cfg, &opts, &device, obs)?;
     let t = &cfg.train;
-    let optimizer = |lr: f64| match t.optimizer {
-        OptimizerKind::Adam => Optimizer::adam(lr, t.beta1, t.beta2, t.eps),
-        OptimizerKind::Rmsprop => Optimizer::rmsprop(lr, 0.99, t.eps),
-    };
-    let (mut opt_g, mut opt_d) = (optimizer(t.lr_g), optimizer(t.lr_d));
-    let mut g_ema: Option<Generator> = None;
-    let config_toml = cfg.to_toml();
-
-    let (run, mut state) = match &opts.resume {
-        Some(path) => {
-            let run = RunDir::open(path)?;
-            let ckpt = run.latest_checkpoint()?;
-            let (g2, d2, state) = checkpoint::load(&ckpt, g, d, &mut opt_g, &mut opt_d)?;
-            (g, d) = (g2, d2);
-            if t.g_ema > 0.0 {
-                g_ema = checkpoint::load_ema(&ckpt, g.clone())?;
-            }
-            obs.message(&format!("resuming from {} (step {})", ckpt.display(), state.step));
-            (run, state)
-        }
-        None => {
-            let run = RunDir::create(&opts.out, &run_name(&cfg))?;
-            let state = TrainState {
-                step: 0,
-                epoch: 0,
-                elapsed_s: 0.0,
-                adam_g_steps: 0,
-                adam_d_steps: 0,
-                rng: GanRng::new(cfg.seed, Stream::Train),
-            };
-            (run, state)
-        }
-    };
-    let ioerr = |path: PathBuf| move |source| TrainError::Io { path, source };
-    crate::fsutil::write_atomic(&run.config_path(), config_toml.as_bytes()).map_err(ioerr(run.config_path()))?;
-
-    let (b, c, s, nz) = (t.batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.nz);
     let loader = Loader::spawn(
         source,
-        LoaderOptions { batch_size: b, image_size: s, channels: c, seed: cfg.seed, prefetch: cfg.data.prefetch, hflip: cfg.data.hflip },
+        LoaderOptions {
+            batch_size: t.batch_size,
+            image_size: cfg.model.image_size,
+            channels: cfg.model.channels,
+            seed: cfg.seed,
+            prefetch: cfg.data.prefetch,
+            hflip: cfg.data.hflip,
+        },
         // Each step consumed n_critic batches.
         state.step * t.n_critic as u64,
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
     let rules = StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll };
-    let augment = crate::augment::Policy::parse(&t.diffaugment).map_err(|e| TrainError::Config(crate::config::ConfigError::Invalid(e)))?;
-    obs.start(&run, state.step, total);
+    let mut out = RunWriter::new(&cfg, run, opts.resume.is_none(), &device)?;
+    obs.start(out.run(), state.step, total);
 
-    let fixed_z = fixed_latents(&cfg);
-    let classes = cfg.model.classes;
-    let fixed_y = (classes > 0).then(|| grid_labels(t.grid_images, classes));
-    let save_samples = |g: &Generator, step: u64| -> Result<ImageBatch, TrainError> {
-        let imgs = generate(g, &fixed_z, fixed_y.as_deref(), nz, &device);
-        let p = run.samples_dir().join(format!("{}.png", step_name(step)));
-        save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(ioerr(p))?;
-        Ok(imgs)
-    };
-    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(run.metrics_path()).map_err(ioerr(run.metrics_path()))?;
-    // A run killed mid-write leaves a partial last line: end it, so the next record starts clean.
-    if !crate::fsutil::ends_with_newline(&run.metrics_path()).map_err(ioerr(run.metrics_path()))? {
-        writeln!(metrics).map_err(ioerr(run.metrics_path()))?;
-    }
-    let mut log_line = |line: &MetricsLine| -> Result<(), TrainError> {
-        let text = serde_json::to_string(line).expect("record serializes");
-        writeln!(metrics, "{text}").and_then(|_| metrics.flush()).map_err(ioerr(run.metrics_path()))
-    };
-    let mut watch = Watch::new(&cfg, &device)?;
-    let mut session_first = true;
-
-    let mut gan = Gan { g, d, opt_g, opt_d };
-    let mut acc = (StepStats::default(), 0u32);
-    let mut interval_start = Instant::now();
-    let mut session_start = Instant::now();
+    let mut meter = Meter::new();
     let elapsed_before = state.elapsed_s;
-    let pixels = c * s * s;
-    let mut first_batch = opts.resume.is_none();
-
     while state.step < total {
-        let mut reals = Vec::with_capacity(t.n_critic);
-        let mut noises = Vec::with_capacity(t.n_critic);
-        for _ in 0..t.n_critic {
-            let batch = loader.next_batch()?;
-            if session_first {
-                let n = b.min(64);
-                watch.real_batch(&ImageBatch { values: batch.images[..pixels * n].to_vec(), n, channels: c, height: s, width: s });
-                session_first = false;
-            }
-            if first_batch {
-                let real =
-                    ImageBatch { values: batch.images[..pixels * b.min(64)].to_vec(), n: b.min(64), channels: c, height: s, width: s };
-                let p = run.path.join("real.png");
-                save_png(&p, &real.grid(grid_cols(real.n))).map_err(ioerr(p))?;
-                first_batch = false;
-                // Do not count the one-off start-up (first batch, image writing) as training speed.
-                interval_start = Instant::now();
-                session_start = Instant::now();
-            }
-            let images = Tensor::<4>::from_data(TensorData::new(batch.images, [b, c, s, s]), &device); // [b, c, s, s]
-            reals.push(RealBatch { images, labels: if classes > 0 { batch.labels } else { None } });
-            let k = &cfg.tricks;
-            let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
-            let noise = StepNoise::draw(&mut state.rng, b, nz, pixels, k, sigma, classes);
-            noises.push(
-                noise
-                    .with_augment(augment, b, s, &mut state.rng)
-                    .with_gp_alpha(t.gp, b, &mut state.rng)
-                    .with_unroll(t.unroll, &mut state.rng),
-            );
-        }
+        let (reals, noises) = step_inputs(&cfg, &loader, &mut state, &mut out, &mut meter, &device)?;
         // The schedule sets this step's rates from the configured ones.
         let scale = match t.lr_schedule {
             LrSchedule::Constant => 1.0,
@@ -303,85 +144,174 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         }
         if !stats.is_finite() {
             // Nothing of this step is saved: the newest checkpoint stays the last good state.
-            let last_good = run.latest_checkpoint().ok();
-            let losses = [("loss_d", stats.loss_d), ("loss_g", stats.loss_g), ("D(x)", stats.d_real), ("D(G(z))", stats.d_fake)];
-            let f = crate::doctor::divergence(state.step + 1, &losses, last_good.as_ref().and_then(|p| p.to_str()));
-            announce(f.into_iter().collect(), &mut log_line, obs)?;
-            return Err(TrainError::Diverged { step: state.step + 1, stats, last_good });
+            return Err(out.diverged(state.step + 1, stats, obs)?);
         }
         state.step += 1;
         state.epoch = state.step * t.n_critic as u64 / loader.batches_per_epoch;
-        state.elapsed_s = elapsed_before + session_start.elapsed().as_secs_f64();
-        acc.0 = StepStats {
-            loss_d: acc.0.loss_d + stats.loss_d,
-            loss_g: acc.0.loss_g + stats.loss_g,
-            d_real: acc.0.d_real + stats.d_real,
-            d_fake: acc.0.d_fake + stats.d_fake,
-        };
-        acc.1 += 1;
-        let ips = (acc.1 as usize * b) as f64 / interval_start.elapsed().as_secs_f64().max(1e-9);
+        state.elapsed_s = elapsed_before + meter.session_s();
+        let ips = meter.add(&stats, t.batch_size);
         obs.step(state.step, &stats, ips);
 
         let stopping = opts.stop.load(Ordering::SeqCst);
         let last = state.step == total || stopping;
         if state.step % t.log_every == 0 || last {
-            let n = acc.1 as f32;
-            let rec = MetricsRecord {
-                step: state.step,
-                epoch: state.epoch,
-                loss_d: acc.0.loss_d / n,
-                loss_g: acc.0.loss_g / n,
-                d_real: acc.0.d_real / n,
-                d_fake: acc.0.d_fake / n,
-                lr_d: gan.opt_d.lr,
-                lr_g: gan.opt_g.lr,
-                images_per_s: ips,
-                elapsed_s: state.elapsed_s,
-            };
-            log_line(&MetricsLine::Step(rec.clone()))?;
-            announce(watch.on_record(&rec), &mut log_line, obs)?;
-            acc = (StepStats::default(), 0);
-            interval_start = Instant::now();
+            out.log(meter.record(&state, &gan, ips), obs)?;
         }
+        let g_now = g_ema.as_ref().unwrap_or(&gan.g);
         if state.step % t.sample_every == 0 || last {
-            let samples = save_samples(g_ema.as_ref().unwrap_or(&gan.g), state.step)?;
-            announce(watch.on_samples(state.step, &samples), &mut log_line, obs)?;
+            out.samples(g_now, state.step, obs)?;
         }
-        if watch.eval_due(state.step, cfg.eval.every) {
-            let g_now = g_ema.as_ref().unwrap_or(&gan.g).clone();
-            let sampler = crate::sample::Sampler::from_generator(cfg.clone(), g_now, run.path.clone(), &device);
-            let (result, findings) = watch.evaluate(state.step, &sampler)?;
-            obs.message(&format!("eval at step {}: {}", state.step, serde_json::to_string(&result.metrics).expect("serializes")));
-            log_line(&MetricsLine::Eval { step: state.step, eval: serde_json::to_value(&result).expect("serializes") })?;
-            announce(findings, &mut log_line, obs)?;
+        if out.eval_due(state.step) {
+            out.evaluate(g_now, state.step, obs)?;
         }
         if state.step % t.checkpoint_every == 0 || last {
-            // A weight gone to NaN or infinity would poison every later checkpoint: stop here.
-            let bad = params::first_non_finite(&gan.g)
-                .map(|n| format!("G's {n}"))
-                .or_else(|| params::first_non_finite(&gan.d).map(|n| format!("D's {n}")));
-            if let Some(tensor) = bad {
-                let last_good = run.latest_checkpoint().ok();
-                let what = format!("{tensor} holds a NaN or infinity");
-                let f = crate::doctor::diverged(state.step, &what, last_good.as_ref().and_then(|p| p.to_str()));
-                announce(vec![f], &mut log_line, obs)?;
-                return Err(TrainError::DivergedWeights { step: state.step, tensor, last_good });
-            }
-            state.adam_g_steps = gan.opt_g.steps;
-            state.adam_d_steps = gan.opt_d.steps;
-            let parts = Parts { g: &gan.g, d: &gan.d, opt_g: &gan.opt_g, opt_d: &gan.opt_d, g_ema: g_ema.as_ref() };
-            checkpoint::save(&run.checkpoints_dir(), &state, parts, &config_toml, t.keep_checkpoints)?;
+            out.checkpoint(&mut state, &gan, g_ema.as_ref(), obs)?;
         }
         if stopping {
-            obs.message(&format!("stopped at step {}; continue with --resume {}", state.step, run.path.display()));
+            obs.message(&format!("stopped at step {}; continue with --resume {}", state.step, out.run().path.display()));
             break;
         }
     }
-    // The whole run's curves (earlier sessions too, when resumed) as a picture.
-    if let Ok(log) = watch::MetricsLog::read(&run.metrics_path()) {
-        let p = run.path.join("loss.png");
-        save_png(&p, &crate::plot::loss_plot(&log.steps)).map_err(ioerr(p))?;
-    }
+    let run = out.finish()?;
     obs.finish();
     Ok(run)
+}
+
+/// Opens the dataset, checks its classes against the run's, records them in the config, and
+/// puts the image cache in front when the config asks for it.
+fn open_data(cfg: &mut GanConfig, obs: &mut dyn Observer) -> Result<Arc<dyn Source>, TrainError> {
+    let source = data::open(&cfg.data)?;
+    obs.message(&format!("data: {}", source.describe()));
+    let classes = source.class_names();
+    if !cfg.data.classes.is_empty() && cfg.data.classes != classes {
+        return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
+    }
+    if cfg.model.classes > 0 && cfg.model.classes != classes.len() {
+        return Err(TrainError::Conditioning { model: cfg.model.classes, data: classes.len() });
+    }
+    cfg.data.classes = classes;
+    if !cfg.data.cache {
+        return Ok(source);
+    }
+    let dir = cfg.data.cache_dir.get().unwrap_or_else(data::cache::default_dir);
+    Ok(data::cache::cached(source, &dir, cfg.model.image_size, cfg.model.channels, &mut |done, total| obs.caching(done, total))?)
+}
+
+/// Where training starts: a new run folder at step 0, or a run's latest checkpoint.
+struct Start {
+    run: RunDir,
+    state: TrainState,
+    gan: Gan,
+    g_ema: Option<Generator>,
+}
+
+fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Observer) -> Result<Start, TrainError> {
+    let (g, d) = nets::build(&cfg.families(), cfg.seed, device);
+    let t = &cfg.train;
+    let optimizer = |lr: f64| match t.optimizer {
+        OptimizerKind::Adam => Optimizer::adam(lr, t.beta1, t.beta2, t.eps),
+        OptimizerKind::Rmsprop => Optimizer::rmsprop(lr, 0.99, t.eps),
+    };
+    let (mut opt_g, mut opt_d) = (optimizer(t.lr_g), optimizer(t.lr_d));
+    let Some(path) = &opts.resume else {
+        let run = RunDir::create(&opts.out, &run_name(cfg))?;
+        let state =
+            TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
+        return Ok(Start { run, state, gan: Gan { g, d, opt_g, opt_d }, g_ema: None });
+    };
+    let run = RunDir::open(path)?;
+    let ckpt = run.latest_checkpoint()?;
+    let (g, d, state) = checkpoint::load(&ckpt, g, d, &mut opt_g, &mut opt_d)?;
+    let g_ema = if t.g_ema > 0.0 { checkpoint::load_ema(&ckpt, g.clone())? } else { None };
+    obs.message(&format!("resuming from {} (step {})", ckpt.display(), state.step));
+    Ok(Start { run, state, gan: Gan { g, d, opt_g, opt_d }, g_ema })
+}
+
+/// One step's real batches and randomness: n_critic batches, each with its own draw of
+/// latents, label noise, instance noise, augmentation, penalty points and look-ahead latents,
+/// in that order (the order fixes the stream, which makes runs repeatable and resumable).
+fn step_inputs(
+    cfg: &GanConfig,
+    loader: &Loader,
+    state: &mut TrainState,
+    out: &mut RunWriter,
+    meter: &mut Meter,
+    device: &Device,
+) -> Result<(Vec<RealBatch>, Vec<StepNoise>), TrainError> {
+    let (t, k) = (&cfg.train, &cfg.tricks);
+    let (b, c, s, nz, classes) = (t.batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.nz, cfg.model.classes);
+    let mut reals = Vec::with_capacity(t.n_critic);
+    let mut noises = Vec::with_capacity(t.n_critic);
+    for _ in 0..t.n_critic {
+        let Batch { images, labels, .. } = loader.next_batch()?;
+        if out.real_batch(&images, b)? {
+            // Do not count the one-off start-up (first batch, image writing) as training speed.
+            meter.restart();
+        }
+        let images = Tensor::<4>::from_data(TensorData::new(images, [b, c, s, s]), device); // [b, c, s, s]
+        reals.push(RealBatch { images, labels: if classes > 0 { labels } else { None } });
+        let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
+        let noise = StepNoise::draw(&mut state.rng, b, nz, c * s * s, k, sigma, classes);
+        noises.push(
+            noise
+                .with_augment(t.diffaugment, b, s, &mut state.rng)
+                .with_gp_alpha(t.gp, b, &mut state.rng)
+                .with_unroll(t.unroll, &mut state.rng),
+        );
+    }
+    Ok((reals, noises))
+}
+
+/// Losses and speed since the last metrics line, and time since the session started.
+struct Meter {
+    sum: StepStats,
+    steps: u32,
+    interval_start: Instant,
+    session_start: Instant,
+}
+
+impl Meter {
+    fn new() -> Self {
+        Self { sum: StepStats::default(), steps: 0, interval_start: Instant::now(), session_start: Instant::now() }
+    }
+
+    fn restart(&mut self) {
+        (self.interval_start, self.session_start) = (Instant::now(), Instant::now());
+    }
+
+    fn session_s(&self) -> f64 {
+        self.session_start.elapsed().as_secs_f64()
+    }
+
+    /// Adds a step; returns images per second over the interval so far.
+    fn add(&mut self, s: &StepStats, batch: usize) -> f64 {
+        let a = &self.sum;
+        self.sum = StepStats {
+            loss_d: a.loss_d + s.loss_d,
+            loss_g: a.loss_g + s.loss_g,
+            d_real: a.d_real + s.d_real,
+            d_fake: a.d_fake + s.d_fake,
+        };
+        self.steps += 1;
+        (self.steps as usize * batch) as f64 / self.interval_start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// The interval's means as a metrics line; starts the next interval.
+    fn record(&mut self, state: &TrainState, gan: &Gan, images_per_s: f64) -> MetricsRecord {
+        let n = self.steps as f32;
+        let rec = MetricsRecord {
+            step: state.step,
+            epoch: state.epoch,
+            loss_d: self.sum.loss_d / n,
+            loss_g: self.sum.loss_g / n,
+            d_real: self.sum.d_real / n,
+            d_fake: self.sum.d_fake / n,
+            lr_d: gan.opt_d.lr,
+            lr_g: gan.opt_g.lr,
+            images_per_s,
+            elapsed_s: state.elapsed_s,
+        };
+        (self.sum, self.steps, self.interval_start) = (StepStats::default(), 0, Instant::now());
+        rec
+    }
 }

@@ -1,6 +1,6 @@
 //! One training step of the GAN game: update D (n_critic times), then update G.
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -85,11 +85,6 @@ pub struct RealBatch {
     pub labels: Option<Vec<u32>>,
 }
 
-/// Class labels as the index tensor the networks take, [b].
-pub fn label_tensor(labels: &[u32], device: &Device) -> Tensor<1, Int> {
-    Tensor::from_data(TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [labels.len()]), device)
-}
-
 impl StepNoise {
     /// Draws a step's randomness in a fixed order, so that the stream position after a step
     /// depends only on the config.
@@ -161,23 +156,6 @@ fn mean_of(x: Tensor<1>) -> f32 {
     x.mean().into_scalar::<f32>()
 }
 
-/// Clamps every trainable weight of `module` to [-c, c] (WGAN's weight clipping). Buffers such
-/// as batch-norm running statistics are not weights and are left alone.
-pub fn clip_weights<M: Module>(module: M, c: f64) -> M {
-    struct Clip(f64);
-    impl ModuleMapper for Clip {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let (id, tensor, mapper) = param.consume();
-            if !tensor.is_require_grad() {
-                return Param::from_mapped_value(id, tensor, mapper);
-            }
-            let clipped = tensor.inner().clamp(-self.0, self.0).autodiff().require_grad();
-            Param::from_mapped_value(id, clipped, mapper)
-        }
-    }
-    module.map(&mut Clip(c))
-}
-
 /// What one D update saw: its reported loss and D's raw outputs on the real and fake batches.
 struct DOutcome {
     loss: f32,
@@ -236,7 +214,7 @@ fn d_update(
     let grads = GradientsParams::from_grads(to_minimize.backward(), &d);
     d = opt_d.step(d, grads);
     if rules.clip > 0.0 {
-        d = clip_weights(d, rules.clip);
+        d = crate::params::clip_weights(d, rules.clip);
     }
     (d, DOutcome { loss: reported.into_scalar::<f32>(), real_out, fake_out })
 }
@@ -249,7 +227,7 @@ pub fn train_step(gan: Gan, reals: Vec<RealBatch>, noises: &[StepNoise], rules: 
     assert!(!reals.is_empty() && reals.len() == noises.len(), "one noise draw per real batch");
     let Gan { g, mut d, opt_g, mut opt_d } = gan;
     let [b, c, h, w] = reals[0].images.dims();
-    let y = |l: &Option<Vec<u32>>| l.as_ref().map(|l| label_tensor(l, device)); // [b]
+    let y = |l: &Option<Vec<u32>>| l.as_ref().map(|l| crate::nets::label_tensor(l, device)); // [b]
     let img = |v: &[f32]| Tensor::<4>::from_data(TensorData::new(v.to_vec(), [b, c, h, w]), device);
     let latents = |n: &StepNoise| Tensor::<2>::from_data(TensorData::new(n.z.clone(), [b, n.z.len() / b]), device); // [b, nz]
     let report = |x: Tensor<1>| if rules.loss.is_probabilistic() { mean_of(sigmoid(x.detach())) } else { mean_of(x.detach()) };

@@ -5,56 +5,14 @@
 //! dashboard read one file.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 
-use super::MetricsRecord;
 use crate::config::GanConfig;
 use crate::doctor::{self, Finding};
 use crate::eval::{self, EvalOptions, EvalReport, Extractors};
 use crate::image_io::ImageBatch;
-use crate::loss::LossKind;
-
-/// One line of metrics.jsonl, whichever kind.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum MetricsLine {
-    Doctor { step: u64, doctor: Finding },
-    Eval { step: u64, eval: serde_json::Value },
-    Step(MetricsRecord),
-}
-
-/// A run's metrics.jsonl, split by kind.
-#[derive(Clone, Debug, Default)]
-pub struct MetricsLog {
-    pub steps: Vec<MetricsRecord>,
-    pub evals: Vec<(u64, serde_json::Value)>,
-    pub findings: Vec<Finding>,
-}
-
-impl MetricsLog {
-    /// Reads metrics.jsonl; a line that is not one of its kinds is an error naming the line.
-    pub fn read(path: &Path) -> std::io::Result<Self> {
-        let text = std::fs::read_to_string(path)?;
-        let mut log = Self::default();
-        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            match serde_json::from_str::<MetricsLine>(line) {
-                Ok(MetricsLine::Step(r)) => log.steps.push(r),
-                Ok(MetricsLine::Eval { step, eval }) => log.evals.push((step, eval)),
-                Ok(MetricsLine::Doctor { doctor, .. }) => log.findings.push(doctor),
-                // A run killed mid-write leaves a partial line (the last, or, once resumed, one
-                // that training ended with a newline): nothing to report there.
-                Err(_) if i + 1 == text.lines().count() || !line.trim_end().ends_with('}') => {}
-                Err(e) => {
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: line {}: {e}", path.display(), i + 1)))
-                }
-            }
-        }
-        Ok(log)
-    }
-}
+use crate::run::MetricsRecord;
 
 /// The live doctor's memory: the loss trace, the real data's diversity, the best coverage.
 pub struct Watch {
@@ -74,13 +32,13 @@ impl Watch {
         let e = &cfg.eval;
         let eval = if e.every > 0 {
             let opts = EvalOptions {
-                metrics: eval::Metric::parse_list(&e.metrics)?,
+                metrics: e.metrics.0.clone(),
                 n: e.n,
                 n_real: None,
                 real: None,
-                features: eval::FeatureKind::parse(&e.features)?,
-                inception: (!e.inception.is_empty()).then(|| crate::data::expand_home(&e.inception)),
-                classifier: (!e.classifier.is_empty()).then(|| crate::data::expand_home(&e.classifier)),
+                features: e.features,
+                inception: e.inception.get(),
+                classifier: e.classifier.get(),
                 seed: cfg.seed,
                 cache_dir: Some(eval::default_cache_dir()),
             };
@@ -91,7 +49,7 @@ impl Watch {
         };
         Ok(Self {
             history: Vec::new(),
-            probabilities: matches!(cfg.train.loss, LossKind::Ns),
+            probabilities: cfg.train.loss.is_probabilistic(),
             real_diversity: None,
             best_coverage: 0,
             active: BTreeSet::new(),
@@ -152,10 +110,10 @@ impl Watch {
             return Ok((report, Vec::new()));
         }
         let mut announce = Vec::new();
-        if let Some(c) = report.metrics.get("coverage").and_then(|c| c["covered"].as_u64()) {
-            self.best_coverage = self.best_coverage.max(c as usize);
+        if let Some(c) = report.metrics.coverage().map(|c| c.covered) {
+            self.best_coverage = self.best_coverage.max(c);
             // Its own "announced" flag: the diversity check of the samples keeps the other.
-            match doctor::mode_collapse(step, 1.0, 1.0, Some((c as usize, self.best_coverage))) {
+            match doctor::mode_collapse(step, 1.0, 1.0, Some((c, self.best_coverage))) {
                 Some(f) if self.active.insert("coverage_collapse".into()) => announce.push(f),
                 Some(_) => {}
                 None => {
@@ -163,8 +121,7 @@ impl Watch {
                 }
             }
         }
-        let memorized =
-            report.metrics.get("mifid").and_then(|m| m["memorization_distance"].as_f64()).and_then(|d| doctor::memorization(step, d));
+        let memorized = report.metrics.mifid().and_then(|m| doctor::memorization(step, m.memorization_distance));
         announce.extend(self.fresh(&["memorization"], memorized.into_iter().collect()));
         Ok((report, announce))
     }

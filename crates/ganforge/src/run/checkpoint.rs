@@ -10,15 +10,13 @@
 //! The folder is written under a temporary name, every file fsynced, then renamed into place,
 //! so a crash at any moment leaves the previous checkpoint whole.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{sync_dir, write_synced};
-use crate::params::{map_named, named_shapes, named_tensors, HostTensor};
+use crate::params::{load_module, named_tensors, read_safetensors, safetensors_bytes};
 use crate::rng::GanRng;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +25,8 @@ pub enum CheckpointError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid checkpoint file: {message}")]
     Corrupt { path: PathBuf, message: String },
-    #[error("checkpoint {path} does not match the model built from the config: {detail}")]
-    Mismatch { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Tensors(#[from] crate::params::TensorFileError),
     #[error(transparent)]
     Optim(#[from] crate::optim::OptimStateError),
 }
@@ -52,65 +50,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |source| CheckpointError::Io { path: path.to_path_buf(), source }
 }
 
-/// Serializes named tensors as safetensors (float32, little-endian).
-pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
-    let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
-        tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone(), t.values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
-    let views: Vec<(String, TensorView)> = raw
-        .iter()
-        .map(|(k, shape, bytes)| (k.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes")))
-        .collect();
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("producer".to_string(), format!("ganforge {}", env!("CARGO_PKG_VERSION")));
-    safetensors::serialize(views, Some(meta)).expect("in-memory serialization")
-}
-
-/// Reads a safetensors file of float32 tensors.
-pub fn read_safetensors(path: &Path) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    parse_safetensors(&bytes, path)
-}
-
-/// Parses safetensors bytes of float32 tensors; `origin` names them in errors.
-pub fn parse_safetensors(bytes: &[u8], origin: &Path) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
-    let corrupt = |m: String| CheckpointError::Corrupt { path: origin.to_path_buf(), message: m };
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| corrupt(e.to_string()))?;
-    let mut out = BTreeMap::new();
-    for (name, view) in st.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(corrupt(format!("tensor '{name}' is {:?}, expected F32", view.dtype())));
-        }
-        let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        out.insert(name, HostTensor { shape: view.shape().to_vec(), values });
-    }
-    Ok(out)
-}
-
-/// Loads named tensors into `module`, refusing any difference in names or shapes.
-pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M, CheckpointError> {
-    load_tensors(module, read_safetensors(path)?, path)
-}
-
-/// Loads named tensors (read from `path`) into `module`, refusing any difference in names or shapes.
-pub fn load_tensors<M: Module>(module: M, file: BTreeMap<String, HostTensor>, path: &Path) -> Result<M, CheckpointError> {
-    let want = named_shapes(&module);
-    let mut problems = Vec::new();
-    for (name, shape) in &want {
-        match file.get(name) {
-            None => problems.push(format!("'{name}' is missing from the file")),
-            Some(t) if &t.shape != shape => problems.push(format!("'{name}' has shape {:?} in the file, {shape:?} in the model", t.shape)),
-            _ => {}
-        }
-    }
-    problems.extend(file.keys().filter(|k| !want.contains_key(*k)).map(|k| format!("the file has '{k}', which the model does not")));
-    if !problems.is_empty() {
-        let more = if problems.len() > 3 { format!(" (and {} more)", problems.len() - 3) } else { String::new() };
-        problems.truncate(3);
-        return Err(CheckpointError::Mismatch { path: path.to_path_buf(), detail: problems.join("; ") + &more });
-    }
-    Ok(map_named(module, |name, _| file.get(name).cloned()))
-}
-
 /// The networks and optimizers a checkpoint holds.
 pub struct Parts<'a, G: Module, D: Module> {
     pub g: &'a G,
@@ -130,7 +69,7 @@ pub fn save<G: Module, D: Module>(
     config_toml: &str,
     keep: usize,
 ) -> Result<PathBuf, CheckpointError> {
-    let name = super::run_dir::step_name(state.step);
+    let name = super::step_name(state.step);
     let final_dir = checkpoints_dir.join(&name);
     let tmp = checkpoints_dir.join(format!(".tmp-{name}-{}", std::process::id()));
     if tmp.exists() {
@@ -164,7 +103,7 @@ pub fn save<G: Module, D: Module>(
 }
 
 fn prune(checkpoints_dir: &Path, keep: usize) -> Result<(), CheckpointError> {
-    let all = super::run_dir::list_checkpoints(checkpoints_dir).map_err(io(checkpoints_dir))?;
+    let all = super::list_checkpoints(checkpoints_dir).map_err(io(checkpoints_dir))?;
     for old in all.iter().take(all.len().saturating_sub(keep)) {
         std::fs::remove_dir_all(old).map_err(io(old))?;
     }

@@ -1,4 +1,6 @@
-//! Run folders: `runs/00000-mnist/`, numbered, created atomically and never reused.
+//! The run folder's format, and everything that reads or writes it: a finished run is read
+//! through this module alone (sample, eval, the doctor, the report, the server), never through
+//! training. Run folders are `runs/00000-mnist/`, numbered, created atomically and never reused.
 //!
 //! ```text
 //! 00003-mnist/
@@ -12,7 +14,17 @@
 //!   report.html            `ganforge report`: all of the above in one page
 //! ```
 
+pub mod checkpoint;
+pub mod log;
+
 use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+
+use crate::config::GanConfig;
+use crate::nets::{self, Generator};
+pub use checkpoint::{CheckpointError, TrainState};
+pub use log::{EvalReport, Finding, MetricsLine, MetricsLog, MetricsRecord, MetricsWriter};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -22,6 +34,24 @@ pub enum RunError {
     NotARun(PathBuf),
     #[error("run folder {0} has no checkpoint yet")]
     NoCheckpoint(PathBuf),
+    #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
+    BadCheckpoint(PathBuf),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
+/// A generator read from a run: the config it was built from, its weights, and where they came
+/// from.
+pub struct LoadedGenerator {
+    pub cfg: GanConfig,
+    pub g: Generator,
+    /// The weight file read (`g_ema.safetensors` or `g.safetensors`).
+    pub file: PathBuf,
+    /// Training steps behind the weights (from the checkpoint's state.json); None for a bare
+    /// .safetensors file outside a checkpoint folder.
+    pub step: Option<u64>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -114,6 +144,46 @@ impl RunDir {
 
     pub fn latest_checkpoint(&self) -> Result<PathBuf, RunError> {
         self.checkpoints()?.pop().ok_or_else(|| RunError::NoCheckpoint(self.path.clone()))
+    }
+
+    pub fn config(&self) -> Result<GanConfig, RunError> {
+        Ok(GanConfig::load(&self.config_path())?)
+    }
+
+    /// metrics.jsonl, split by kind.
+    pub fn log(&self) -> Result<MetricsLog, RunError> {
+        let p = self.metrics_path();
+        MetricsLog::read(&p).map_err(io(&p))
+    }
+
+    /// G from the latest checkpoint, or from `checkpoint` (a checkpoint folder or a
+    /// `.safetensors` file) built with this run's config. From a folder, the moving average of
+    /// G (`g_ema.safetensors`) is preferred when the run kept one; name `g.safetensors` itself
+    /// to get the raw G.
+    pub fn load_generator(&self, checkpoint: Option<&Path>, device: &Device) -> Result<LoadedGenerator, RunError> {
+        let cfg = self.config()?;
+        let pick =
+            |dir: &Path| if dir.join("g_ema.safetensors").is_file() { dir.join("g_ema.safetensors") } else { dir.join("g.safetensors") };
+        let (file, folder) = match checkpoint {
+            None => {
+                let dir = self.latest_checkpoint()?;
+                (pick(&dir), Some(dir))
+            }
+            Some(p) if p.is_dir() => (pick(p), Some(p.to_path_buf())),
+            Some(p) if p.extension().is_some_and(|e| e == "safetensors") => {
+                // A weight file inside a checkpoint folder still has that folder's step.
+                let folder = p.parent().filter(|d| d.join("state.json").is_file()).map(Path::to_path_buf);
+                (p.to_path_buf(), folder)
+            }
+            Some(p) => return Err(RunError::BadCheckpoint(p.to_path_buf())),
+        };
+        let step = match folder {
+            Some(dir) => Some(checkpoint::read_state(&dir)?.step),
+            None => None,
+        };
+        let (g, _) = nets::build(&cfg.families(), cfg.seed, device);
+        let g = crate::params::load_module(g, &file).map_err(CheckpointError::from)?;
+        Ok(LoadedGenerator { cfg, g, file, step })
     }
 }
 

@@ -1,0 +1,194 @@
+//! Train a GAN: `ganforge train`, with a progress bar (or a line every 5% in logs), Ctrl-C
+//! handling and the optional live dashboard.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use ganforge::config::GanConfig;
+use ganforge::device::parse_device;
+use ganforge::run::RunDir;
+use ganforge::train::step::StepStats;
+use ganforge::train::{train, Observer, TrainOptions};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Serve the live dashboard (and the image page) while training, at ADDR
+    /// (default 127.0.0.1:8080): open http://ADDR/dashboard.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
+    dashboard: Option<std::net::SocketAddr>,
+    /// Preset to start from (see `ganforge presets`); default: mnist.
+    #[arg(long)]
+    preset: Option<String>,
+    /// TOML config file applied on top of the preset.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one config key, e.g. --set train.lr_d=1e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE (.npy bitmaps or .ndjson drawings), cifar10:DIR (binary batches) or stanford-dogs:DIR.
+    #[arg(long, value_name = "SPEC")]
+    data: Option<String>,
+    /// Folder that holds the numbered run folders [default: runs].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Train for this many steps (one D and one G update each).
+    #[arg(long, conflicts_with = "epochs")]
+    steps: Option<u64>,
+    /// Train for this many passes over the data.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Seed for every random choice of the run.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Continue this run folder from its latest checkpoint (with --steps/--epochs for a new end).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
+}
+
+/// Progress bar on a terminal; a line every 5% otherwise (logs, CI).
+#[derive(Default)]
+struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    every: u64,
+    cache_bar: Option<ProgressBar>,
+    cache_quarter: usize,
+    dashboard: Option<std::net::SocketAddr>,
+    server: Option<ganforge_serve::server::ServeHandle>,
+}
+
+impl Observer for Progress {
+    fn start(&mut self, run: &RunDir, start: u64, total: u64) {
+        eprintln!("run folder: {}", run.path.display());
+        if let Some(addr) = self.dashboard {
+            match ganforge_serve::server::spawn(&run.path, addr, ganforge::burn::tensor::Device::flex()) {
+                Ok(server) => {
+                    eprintln!("dashboard: http://{}/dashboard", server.addr);
+                    self.server = Some(server);
+                }
+                Err(e) => eprintln!("warning: no dashboard: {e}"),
+            }
+        }
+        self.total = total;
+        self.every = (total / 20).max(1);
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total).with_position(start);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
+                    .expect("valid template"),
+            );
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, step: u64, s: &StepStats, ips: f64) {
+        let msg = format!("loss D {:.3} G {:.3}  D(x) {:.2} D(G(z)) {:.2}  {:.0} img/s", s.loss_d, s.loss_g, s.d_real, s.d_fake, ips);
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step);
+                bar.set_message(msg);
+            }
+            None if step % self.every == 0 || step == self.total => eprintln!("step {step}/{}  {msg}", self.total),
+            None => {}
+        }
+    }
+
+    fn caching(&mut self, done: usize, total: usize) {
+        if total == 0 {
+            return;
+        }
+        // Before training starts: a bar of its own on a terminal, a line per quarter otherwise.
+        if std::io::stderr().is_terminal() {
+            let bar = self.cache_bar.get_or_insert_with(|| {
+                ProgressBar::new(total as u64).with_style(
+                    ProgressStyle::with_template("caching images at model size {bar:30} {pos}/{len} [{elapsed_precise} < {eta_precise}]")
+                        .expect("valid template"),
+                )
+            });
+            bar.set_position(done as u64);
+            if done == total {
+                bar.finish_and_clear();
+            }
+        } else if done * 4 / total > self.cache_quarter {
+            self.cache_quarter = done * 4 / total;
+            eprintln!("caching images at model size: {done}/{total}");
+        }
+    }
+
+    fn message(&mut self, msg: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+/// `--steps` / `--epochs` as config overrides (`--steps` also clears a configured epoch count).
+fn duration_sets(a: &TrainArgs) -> Vec<String> {
+    let mut sets = Vec::new();
+    if let Some(s) = a.steps {
+        sets.extend([format!("train.steps={s}"), "train.epochs=0".into()]);
+    }
+    if let Some(e) = a.epochs {
+        sets.push(format!("train.epochs={e}"));
+    }
+    sets
+}
+
+pub fn run(a: TrainArgs) -> Result<()> {
+    let device = parse_device(&a.device)?;
+    let cfg = match &a.resume {
+        Some(run) => {
+            if a.preset.is_some() || a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.seed.is_some() || a.out.is_some() {
+                bail!("--resume continues a run in place with its own config; only --steps, --epochs and --device may be given with it");
+            }
+            let run = RunDir::open(run)?;
+            let sets = duration_sets(&a);
+            let saved = GanConfig::load(&run.config_path()).context("reading the run's config")?;
+            saved.with_overrides(&sets)?
+        }
+        None => {
+            let mut sets = duration_sets(&a);
+            if let Some(d) = &a.data {
+                sets.push(format!("data.spec={d}"));
+            }
+            if let Some(s) = a.seed {
+                sets.push(format!("seed={s}"));
+            }
+            sets.extend(a.sets.iter().cloned());
+            GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &sets)?
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a final checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let mut progress = Progress { every: 1, dashboard: a.dashboard, ..Default::default() };
+    let out = a.out.unwrap_or_else(|| PathBuf::from("runs"));
+    let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
+    println!("{}", run.path.display());
+    Ok(())
+}
