@@ -89,7 +89,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let z = match &a.latents {
         Some(p) => {
             let arr = ganforge::npy::read(p)?;
-            sampler.check_latents(&arr.shape).with_context(|| format!("reading {}", p.display()))?;
+            sampler.check_latents(&arr.shape, &arr.values).with_context(|| format!("reading {}", p.display()))?;
             arr.values
         }
         None => {

@@ -8,8 +8,8 @@
 //!   of the up-sampling stride (Odena et al., Distill 2016);
 //! - [`lr_imbalance`]: D winning outright (D(x) near 1, D(G(z)) near 0 for long), or G's loss
 //!   oscillating with growing amplitude: the "colourful grid" runs of unbalanced learning rates;
-//! - [`divergence`]: a NaN or infinity in a loss (training also stops on it, keeping the last
-//!   good checkpoint);
+//! - [`divergence`]: a NaN, an infinity or an absurd magnitude in a loss (training also stops
+//!   on it, keeping the last good checkpoint);
 //! - [`memorization`]: generated images within MiFID's threshold of training images.
 //!
 //! The live doctor runs them during training (a warning line and a `doctor` entry in
@@ -210,8 +210,22 @@ pub fn lr_imbalance(records: &[MetricsRecord], probabilities: bool) -> Option<Fi
 
 /// Divergence: a loss that is NaN or infinite.
 pub fn divergence(step: u64, losses: &[(&str, f32)], last_good: Option<&str>) -> Option<Finding> {
-    let bad: Vec<String> = losses.iter().filter(|(_, v)| !v.is_finite()).map(|(n, v)| format!("{n} = {v}")).collect();
+    let bad = runaway_losses(losses);
     (!bad.is_empty()).then(|| diverged(step, &bad.join(", "), last_good))
+}
+
+/// GAN losses and D's outputs are O(1) to O(100), WGAN critics included. Beyond this magnitude
+/// the weights are running away even while every number is still finite (learning rates of 1e6
+/// reach losses of 1e33 within a few steps, and NaN only later).
+pub const LOSS_LIMIT: f32 = 1e6;
+
+/// Weights start at a standard deviation of 0.02 (DCGAN's init) and stay O(1) in healthy
+/// training, batch-norm statistics included; one beyond this magnitude means divergence.
+pub const WEIGHT_LIMIT: f32 = 1e8;
+
+/// The losses (name, value) that are NaN, infinite or beyond [`LOSS_LIMIT`], as "name = value".
+pub fn runaway_losses(losses: &[(&str, f32)]) -> Vec<String> {
+    losses.iter().filter(|(_, v)| !(v.is_finite() && v.abs() <= LOSS_LIMIT)).map(|(n, v)| format!("{n} = {v}")).collect()
 }
 
 /// The finding for a run stopped by `what` (a non-finite loss or weight).

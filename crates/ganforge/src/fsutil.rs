@@ -14,14 +14,45 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    {
+    let tmp = dir.join(format!(".{name}{ATOMIC_TMP}{}", std::process::id()));
+    let written = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        // A full disk must not stay full of the half-written temporary.
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::rename(&tmp, path)?;
+    written?;
     sync_dir(dir)
+}
+
+/// What `write_atomic` puts between a file's name and the writing process's id in the name of
+/// its temporary (`.config.toml.tmp-1234`).
+pub const ATOMIC_TMP: &str = ".tmp-";
+
+/// Removes the temporaries that a process killed while writing (or out of disk) left in `dir`:
+/// hidden entries whose name holds ".tmp-" (files of `write_atomic`, checkpoint folders).
+/// Returns how many it removed.
+pub fn remove_stale_temporaries(dir: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.contains(ATOMIC_TMP)) {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// Writes `bytes` to a new file and fsyncs it (for files inside a folder that is renamed

@@ -107,7 +107,18 @@ pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
 
 /// The first tensor of `module` holding a NaN or an infinity, by path.
 pub fn first_non_finite<M: Module>(module: &M) -> Option<String> {
-    named_tensors(module).into_iter().find(|(_, t)| t.values.iter().any(|v| !v.is_finite())).map(|(k, _)| k)
+    first_beyond(module, f32::INFINITY)
+}
+
+/// The name of the first tensor holding a NaN, an infinity or a value larger than `limit` in
+/// magnitude, if any.
+pub fn first_beyond<M: Module>(module: &M, limit: f32) -> Option<String> {
+    named_tensors(module).into_iter().find(|(_, t)| !within(&t.values, limit)).map(|(k, _)| k)
+}
+
+/// Every value finite and at most `limit` in magnitude.
+pub fn within(values: &[f32], limit: f32) -> bool {
+    values.iter().all(|v| v.is_finite() && v.abs() <= limit)
 }
 
 /// The shapes of all float tensors of `module`, by path.
@@ -244,6 +255,8 @@ pub enum TensorFileError {
     Corrupt { path: PathBuf, message: String },
     #[error("checkpoint {path} does not match the model built from the config: {detail}")]
     Mismatch { path: PathBuf, detail: String },
+    #[error("{path}: tensor '{name}' holds a NaN or infinity; these weights are not usable (the run diverged before they were saved)")]
+    NonFinite { path: PathBuf, name: String },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TensorFileError + '_ {
@@ -305,6 +318,9 @@ pub fn load_tensors<M: Module>(module: M, file: BTreeMap<String, HostTensor>, pa
         let more = if problems.len() > 3 { format!(" (and {} more)", problems.len() - 3) } else { String::new() };
         problems.truncate(3);
         return Err(TensorFileError::Mismatch { path: path.to_path_buf(), detail: problems.join("; ") + &more });
+    }
+    if let Some((name, _)) = file.iter().find(|(_, t)| !within(&t.values, f32::INFINITY)) {
+        return Err(TensorFileError::NonFinite { path: path.to_path_buf(), name: name.clone() });
     }
     Ok(map_named(module, |name, _| file.get(name).cloned()))
 }

@@ -23,6 +23,8 @@ pub enum PthError {
     Tensor { path: PathBuf, name: String, source: std::io::Error },
     #[error("writing {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("{path}: tensor '{name}' holds a NaN or infinity; these weights cannot make images (was the model saved after it diverged?)")]
+    NonFinite { path: PathBuf, name: String },
 }
 
 /// The tensors of a state dict: floating-point ones as f32 by name, and the names of the
@@ -49,6 +51,9 @@ pub fn read(path: &Path) -> Result<StateDict, PthError> {
                 continue;
             }
         };
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(PthError::NonFinite { path: path.to_path_buf(), name: name.clone() });
+        }
         out.floats.insert(name.clone(), HostTensor { shape: t.shape().to_vec(), values });
     }
     Ok(out)

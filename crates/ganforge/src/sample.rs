@@ -67,6 +67,8 @@ pub enum SampleError {
     Config(#[from] crate::config::ConfigError),
     #[error("latents have shape {shape:?}, expected [N, {nz}] or [N, {nz}, 1, 1] float32 (nz = model.nz of this run)")]
     LatentShape { shape: Vec<usize>, nz: usize },
+    #[error("latent row {row} holds {value}: latents must be finite numbers (a standard normal draw, as G was trained on)")]
+    LatentNotFinite { row: usize, value: f32 },
     #[error("this run's G is not conditional (model.classes = 0), so it takes no class")]
     NotConditional,
     #[error("class {class} is out of range: this G knows {classes} classes (0 to {}){}", classes - 1, if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) })]
@@ -115,11 +117,16 @@ impl Sampler {
     }
 
     /// Checks a user-supplied latent array and returns its rows: [N, nz], or PyTorch's
-    /// [N, nz, 1, 1] as its DCGAN example draws them.
-    pub fn check_latents(&self, shape: &[usize]) -> Result<usize, SampleError> {
-        match shape {
-            [n, nz] | [n, nz, 1, 1] if *nz == self.cfg.model.nz && *n > 0 => Ok(*n),
-            _ => Err(SampleError::LatentShape { shape: shape.to_vec(), nz: self.cfg.model.nz }),
+    /// [N, nz, 1, 1] as its DCGAN example draws them, every value finite.
+    pub fn check_latents(&self, shape: &[usize], values: &[f32]) -> Result<usize, SampleError> {
+        let n = match shape {
+            [n, nz] | [n, nz, 1, 1] if *nz == self.cfg.model.nz && *n > 0 => *n,
+            _ => return Err(SampleError::LatentShape { shape: shape.to_vec(), nz: self.cfg.model.nz }),
+        };
+        match values.iter().position(|v| !v.is_finite()) {
+            // G would turn it into a black image without a word.
+            Some(i) => Err(SampleError::LatentNotFinite { row: i / self.cfg.model.nz, value: values[i] }),
+            None => Ok(n),
         }
     }
 

@@ -27,6 +27,8 @@ pub enum CheckpointError {
     Corrupt { path: PathBuf, message: String },
     #[error(transparent)]
     Tensors(#[from] crate::params::TensorFileError),
+    #[error("not writing a checkpoint at step {step}: {file} tensor '{name}' holds a NaN or infinity")]
+    NonFinite { step: u64, file: String, name: String },
     #[error(transparent)]
     Optim(#[from] crate::optim::OptimStateError),
 }
@@ -69,29 +71,34 @@ pub fn save<G: Module, D: Module>(
     config_toml: &str,
     keep: usize,
 ) -> Result<PathBuf, CheckpointError> {
-    let name = super::step_name(state.step);
-    let final_dir = checkpoints_dir.join(&name);
-    let tmp = checkpoints_dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let mut files: Vec<(&str, Vec<u8>)> = vec![
-        ("g.safetensors", safetensors_bytes(&named_tensors(parts.g))),
-        ("d.safetensors", safetensors_bytes(&named_tensors(parts.d))),
-        ("optim_g.safetensors", safetensors_bytes(&parts.opt_g.state_tensors())),
-        ("optim_d.safetensors", safetensors_bytes(&parts.opt_d.state_tensors())),
-        ("state.json", serde_json::to_vec_pretty(state).expect("state serializes")),
-        ("config.toml", config_toml.as_bytes().to_vec()),
+    let mut tensors = vec![
+        ("g.safetensors", named_tensors(parts.g)),
+        ("d.safetensors", named_tensors(parts.d)),
+        ("optim_g.safetensors", parts.opt_g.state_tensors()),
+        ("optim_d.safetensors", parts.opt_d.state_tensors()),
     ];
     if let Some(ema) = parts.g_ema {
-        files.push(("g_ema.safetensors", safetensors_bytes(&named_tensors(ema))));
+        tensors.push(("g_ema.safetensors", named_tensors(ema)));
     }
-    for (file, bytes) in &files {
-        let p = tmp.join(file);
-        write_synced(&p, bytes).map_err(io(&p))?;
+    // A checkpoint is the state a run goes back to: never one that holds a NaN or infinity.
+    for (file, t) in &tensors {
+        if let Some((name, _)) = t.iter().find(|(_, t)| !crate::params::within(&t.values, f32::INFINITY)) {
+            return Err(CheckpointError::NonFinite { step: state.step, file: file.to_string(), name: name.clone() });
+        }
     }
-    sync_dir(&tmp).map_err(io(&tmp))?;
+    let mut files: Vec<(&str, Vec<u8>)> = tensors.iter().map(|(f, t)| (*f, safetensors_bytes(t))).collect();
+    files.push(("state.json", serde_json::to_vec_pretty(state).expect("state serializes")));
+    files.push(("config.toml", config_toml.as_bytes().to_vec()));
+
+    let name = super::step_name(state.step);
+    let final_dir = checkpoints_dir.join(&name);
+    let tmp = checkpoints_dir.join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
+    let written = write_folder(&tmp, &files);
+    if written.is_err() {
+        // A full disk must not stay full of half a checkpoint: the previous one is still whole.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    written?;
     if final_dir.exists() {
         // Same step written again (a resumed run that stopped at once): replace it.
         std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
@@ -100,6 +107,22 @@ pub fn save<G: Module, D: Module>(
     sync_dir(checkpoints_dir).map_err(io(checkpoints_dir))?;
     prune(checkpoints_dir, keep)?;
     Ok(final_dir)
+}
+
+/// Checkpoint folders are written under this prefix, then renamed.
+pub const TMP_PREFIX: &str = ".tmp-";
+
+/// A fresh folder `dir` holding `files`, each fsynced.
+fn write_folder(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), CheckpointError> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for (file, bytes) in files {
+        let p = dir.join(file);
+        write_synced(&p, bytes).map_err(io(&p))?;
+    }
+    sync_dir(dir).map_err(io(dir))
 }
 
 fn prune(checkpoints_dir: &Path, keep: usize) -> Result<(), CheckpointError> {

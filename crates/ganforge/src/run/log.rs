@@ -127,6 +127,34 @@ impl MetricsWriter {
         Ok(Self { path: path.to_path_buf(), file })
     }
 
+    /// Opens metrics.jsonl of a run resumed from the checkpoint at `step`: lines of later steps
+    /// (written after that checkpoint by a session that was then killed) and a partial last line
+    /// would repeat or garble what the resumed session writes, so they are moved to
+    /// `metrics.cut.jsonl` beside it, and the log is rewritten (atomically) without them. The
+    /// resumed log then equals an uninterrupted one, apart from timing fields.
+    pub fn resume(path: &Path, step: u64) -> std::io::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e),
+        };
+        let (mut keep, mut cut) = (String::new(), String::new());
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let later = serde_json::from_str::<MetricsLine>(line).map_or(true, |l| l.step() > step);
+            let to = if later { &mut cut } else { &mut keep };
+            to.push_str(line);
+            to.push('\n');
+        }
+        if !cut.is_empty() {
+            let side = path.with_file_name("metrics.cut.jsonl");
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&side)?;
+            f.write_all(cut.as_bytes())?;
+            f.sync_all()?;
+            crate::fsutil::write_atomic(path, keep.as_bytes())?;
+        }
+        Self::open(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -146,6 +146,27 @@ impl RunDir {
         self.checkpoints()?.pop().ok_or_else(|| RunError::NoCheckpoint(self.path.clone()))
     }
 
+    /// The newest checkpoint whose networks hold only finite values of at most `limit` in
+    /// magnitude: the state a diverged run can go back to.
+    pub fn last_good_checkpoint(&self, limit: f32) -> Option<PathBuf> {
+        let good = |dir: &Path| {
+            ["g.safetensors", "d.safetensors"].iter().all(|f| {
+                crate::params::read_safetensors(&dir.join(f)).is_ok_and(|t| t.values().all(|t| crate::params::within(&t.values, limit)))
+            })
+        };
+        self.checkpoints().ok()?.into_iter().rev().find(|d| good(d))
+    }
+
+    /// Removes what a session killed mid-write (or out of disk) left behind: temporary files of
+    /// the run folder and half-written checkpoint folders. Returns how many.
+    pub fn remove_stale_temporaries(&self) -> Result<usize, RunError> {
+        let mut n = 0;
+        for dir in [self.path.clone(), self.checkpoints_dir()] {
+            n += crate::fsutil::remove_stale_temporaries(&dir).map_err(io(&dir))?;
+        }
+        Ok(n)
+    }
+
     pub fn config(&self) -> Result<GanConfig, RunError> {
         Ok(GanConfig::load(&self.config_path())?)
     }

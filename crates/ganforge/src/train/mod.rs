@@ -39,10 +39,14 @@ pub enum TrainError {
     Eval(#[from] crate::eval::EvalError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("training diverged at step {step}: a loss or D output became NaN or infinite ({stats:?}); {}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
-    Diverged { step: u64, stats: StepStats, last_good: Option<PathBuf> },
-    #[error("training diverged by step {step}: {tensor} holds a NaN or infinity; {}. Try lower learning rates (train.lr_d, train.lr_g)", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
-    DivergedWeights { step: u64, tensor: String, last_good: Option<PathBuf> },
+    #[error("training diverged at step {step}: a loss or D output became NaN, infinite or larger than {limit:e} ({stats:?}); {}. Try lower learning rates (train.lr_d, train.lr_g) or the label tricks", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
+    Diverged { step: u64, stats: StepStats, last_good: Option<PathBuf>, limit: f32 },
+    #[error("training diverged by step {step}: {tensor} holds a NaN, an infinity or a value beyond {limit:e}; {}. Try lower learning rates (train.lr_d, train.lr_g)", match last_good { Some(p) => format!("the last good checkpoint is {}", p.display()), None => "no checkpoint had been written yet".into() })]
+    DivergedWeights { step: u64, tensor: String, last_good: Option<PathBuf>, limit: f32 },
+    #[error(
+        "{run} is at step {step}, and the run asks for {total} steps: nothing to train. Continue it with --steps N for some N above {step}"
+    )]
+    NothingToTrain { run: PathBuf, step: u64, total: u64 },
     #[error("model.classes = {model}, but the data has {}; a conditional GAN needs labelled data with that many classes (folders of class sub-folders, MNIST, CIFAR-10, SVHN, Stanford Dogs)", if *data == 0 { "no labels".to_string() } else { format!("{data} classes") })]
     Conditioning { model: usize, data: usize },
     #[error("the data's classes [{}] differ from the run's data.classes [{}]; resuming would change what each label means", data.join(", "), run.join(", "))]
@@ -101,7 +105,7 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
     let source = open_data(&mut cfg, obs)?;
-    let Start { run, mut state, mut gan, mut g_ema } = start(&cfg, &opts, &device, obs)?;
+    let Start { run, mut state, mut gan, mut g_ema, resumed_at } = start(&cfg, &opts, &device, obs)?;
     let t = &cfg.train;
     let loader = Loader::spawn(
         source,
@@ -117,8 +121,11 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         state.step * t.n_critic as u64,
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
+    if state.step >= total && resumed_at.is_some() {
+        return Err(TrainError::NothingToTrain { run: run.path, step: state.step, total });
+    }
     let rules = StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll };
-    let mut out = RunWriter::new(&cfg, run, opts.resume.is_none(), &device)?;
+    let mut out = RunWriter::new(&cfg, run, resumed_at, &device)?;
     obs.start(out.run(), state.step, total);
 
     let mut meter = Meter::new();
@@ -142,7 +149,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
                 None => params::ema_update(gan.g.clone(), &gan.g, 0.0),
             });
         }
-        if !stats.is_finite() {
+        if !crate::doctor::runaway_losses(&stats.named()).is_empty() {
             // Nothing of this step is saved: the newest checkpoint stays the last good state.
             return Err(out.diverged(state.step + 1, stats, obs)?);
         }
@@ -203,6 +210,9 @@ struct Start {
     state: TrainState,
     gan: Gan,
     g_ema: Option<Generator>,
+    /// The step a resumed run continues from (0 for a run killed before its first checkpoint);
+    /// None for a new run.
+    resumed_at: Option<u64>,
 }
 
 fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Observer) -> Result<Start, TrainError> {
@@ -213,18 +223,32 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
         OptimizerKind::Rmsprop => Optimizer::rmsprop(lr, 0.99, t.eps),
     };
     let (mut opt_g, mut opt_d) = (optimizer(t.lr_g), optimizer(t.lr_d));
+    let fresh =
+        || TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
     let Some(path) = &opts.resume else {
         let run = RunDir::create(&opts.out, &run_name(cfg))?;
-        let state =
-            TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
-        return Ok(Start { run, state, gan: Gan { g, d, opt_g, opt_d }, g_ema: None });
+        return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema: None, resumed_at: None });
     };
     let run = RunDir::open(path)?;
-    let ckpt = run.latest_checkpoint()?;
+    let stale = run.remove_stale_temporaries()?;
+    if stale > 0 {
+        obs.message(&format!("removed {stale} temporary file(s) that an interrupted session left in {}", run.path.display()));
+    }
+    let ckpt = match run.latest_checkpoint() {
+        Ok(c) => c,
+        Err(RunError::NoCheckpoint(_)) => {
+            // Killed before its first checkpoint: nothing to continue, so the run starts over in
+            // its own folder with its own config, exactly as it first started.
+            obs.message(&format!("{} has no checkpoint yet: training it from step 0", run.path.display()));
+            return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema: None, resumed_at: Some(0) });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (g, d, state) = checkpoint::load(&ckpt, g, d, &mut opt_g, &mut opt_d)?;
     let g_ema = if t.g_ema > 0.0 { checkpoint::load_ema(&ckpt, g.clone())? } else { None };
     obs.message(&format!("resuming from {} (step {})", ckpt.display(), state.step));
-    Ok(Start { run, state, gan: Gan { g, d, opt_g, opt_d }, g_ema })
+    let resumed_at = Some(state.step);
+    Ok(Start { run, state, gan: Gan { g, d, opt_g, opt_d }, g_ema, resumed_at })
 }
 
 /// One step's real batches and randomness: n_critic batches, each with its own draw of

@@ -55,6 +55,11 @@ impl StepStats {
     pub fn is_finite(&self) -> bool {
         [self.loss_d, self.loss_g, self.d_real, self.d_fake].iter().all(|v| v.is_finite())
     }
+
+    /// The values by the names the doctor reports them under.
+    pub fn named(&self) -> [(&'static str, f32); 4] {
+        [("loss_d", self.loss_d), ("loss_g", self.loss_g), ("D(x)", self.d_real), ("D(G(z))", self.d_fake)]
+    }
 }
 
 /// The random inputs of one step, all drawn on the host from the run's training stream.

@@ -43,12 +43,17 @@ pub struct RunWriter {
 }
 
 impl RunWriter {
-    /// Writes the run's config and opens its metrics log. `new_run`: the run starts at step 0
-    /// (its first batch becomes real.png).
-    pub fn new(cfg: &GanConfig, run: RunDir, new_run: bool, device: &Device) -> Result<Self, TrainError> {
+    /// Writes the run's config and opens its metrics log, cut back to `resumed_at` when the run
+    /// is resumed from that step. A run at step 0 gets real.png from its first batch.
+    pub fn new(cfg: &GanConfig, run: RunDir, resumed_at: Option<u64>, device: &Device) -> Result<Self, TrainError> {
         let config_toml = cfg.to_toml();
         crate::fsutil::write_atomic(&run.config_path(), config_toml.as_bytes()).map_err(io(run.config_path()))?;
-        let metrics = MetricsWriter::open(&run.metrics_path()).map_err(io(run.metrics_path()))?;
+        let metrics = match resumed_at {
+            None => MetricsWriter::open(&run.metrics_path()),
+            Some(step) => MetricsWriter::resume(&run.metrics_path(), step),
+        }
+        .map_err(io(run.metrics_path()))?;
+        let new_run = resumed_at.is_none_or(|s| s == 0);
         let n = cfg.train.grid_images;
         Ok(Self {
             fixed_z: fixed_latents(cfg, n),
@@ -142,15 +147,16 @@ impl RunWriter {
         g_ema: Option<&Generator>,
         obs: &mut dyn Observer,
     ) -> Result<(), TrainError> {
-        let bad = params::first_non_finite(&gan.g)
+        let limit = crate::doctor::WEIGHT_LIMIT;
+        let bad = params::first_beyond(&gan.g, limit)
             .map(|n| format!("G's {n}"))
-            .or_else(|| params::first_non_finite(&gan.d).map(|n| format!("D's {n}")));
+            .or_else(|| params::first_beyond(&gan.d, limit).map(|n| format!("D's {n}")));
         if let Some(tensor) = bad {
-            let last_good = self.run.latest_checkpoint().ok();
-            let what = format!("{tensor} holds a NaN or infinity");
+            let last_good = self.run.last_good_checkpoint(limit);
+            let what = format!("{tensor} holds a NaN, an infinity or a value beyond {limit:e}");
             let f = crate::doctor::diverged(state.step, &what, last_good.as_ref().and_then(|p| p.to_str()));
             self.announce(vec![f], obs)?;
-            return Err(TrainError::DivergedWeights { step: state.step, tensor, last_good });
+            return Err(TrainError::DivergedWeights { step: state.step, tensor, last_good, limit });
         }
         state.adam_g_steps = gan.opt_g.steps;
         state.adam_d_steps = gan.opt_d.steps;
@@ -159,14 +165,13 @@ impl RunWriter {
         Ok(())
     }
 
-    /// A loss or D output of step `step` became NaN or infinite: the finding is logged and the
-    /// error to stop with returned.
+    /// A loss or D output of step `step` became NaN, infinite or absurdly large: the finding is
+    /// logged and the error to stop with returned.
     pub fn diverged(&mut self, step: u64, stats: StepStats, obs: &mut dyn Observer) -> Result<TrainError, TrainError> {
-        let last_good = self.run.latest_checkpoint().ok();
-        let losses = [("loss_d", stats.loss_d), ("loss_g", stats.loss_g), ("D(x)", stats.d_real), ("D(G(z))", stats.d_fake)];
-        let f = crate::doctor::divergence(step, &losses, last_good.as_ref().and_then(|p| p.to_str()));
+        let last_good = self.run.last_good_checkpoint(crate::doctor::WEIGHT_LIMIT);
+        let f = crate::doctor::divergence(step, &stats.named(), last_good.as_ref().and_then(|p| p.to_str()));
         self.announce(f.into_iter().collect(), obs)?;
-        Ok(TrainError::Diverged { step, stats, last_good })
+        Ok(TrainError::Diverged { step, stats, last_good, limit: crate::doctor::LOSS_LIMIT })
     }
 
     /// The whole run's curves (earlier sessions too, when resumed) as loss.png.
