@@ -205,11 +205,6 @@ pub fn decode_file(path: &Path) -> Result<DynamicImage, DataError> {
         .map_err(|e| bad(format!("cannot decode image: {e}")))
 }
 
-/// Width and height from an image file's header, without decoding it; None when unreadable.
-pub fn header_size(path: &Path) -> Option<(u32, u32)> {
-    image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_dimensions().ok()
-}
-
 /// Width and height from an image file's header, or why `decode_file` would refuse the file:
 /// not an image, an empty image, or one larger than the decoder's memory limit. Reads the
 /// header only, so a file cut short after it still passes; the cache build finds those.
