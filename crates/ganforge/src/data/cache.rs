@@ -223,6 +223,9 @@ fn open_cache(source: &Arc<dyn Source>, path: &Path, n: usize, size: usize, chan
 /// large dataset's log stays readable.
 const FAILURES_NAMED: usize = 3;
 
+/// A worker's share of a build: its first image's index, and each image's bytes or error.
+type Chunk = (usize, Vec<Result<Vec<u8>, DataError>>);
+
 /// Decodes and resizes every image on all cores, writing them in order.
 fn build(source: &dyn Source, tmp: &Path, size: usize, channels: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<(), DataError> {
     let io = |e| DataError::Io { path: tmp.to_path_buf(), source: e };
@@ -244,7 +247,7 @@ fn build(source: &dyn Source, tmp: &Path, size: usize, channels: usize, progress
     let mut failures = Vec::new();
     for start in (0..n).step_by(chunk * workers) {
         let end = (start + chunk * workers).min(n);
-        let results: Mutex<Vec<(usize, Vec<Result<Vec<u8>, DataError>>)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<Chunk>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for w in 0..workers {
                 let (lo, hi) = (start + w * chunk, (start + (w + 1) * chunk).min(end));

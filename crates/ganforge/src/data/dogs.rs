@@ -24,6 +24,9 @@ pub struct DogsOptions {
     pub max_aspect: f64,
 }
 
+/// An annotation of another image size: photo, annotated size, photo size.
+type Mismatch = (PathBuf, (f64, f64), (u32, u32));
+
 /// A box in pixels: x0, y0 inclusive; x1, y1 exclusive.
 type BBox = (u32, u32, u32, u32);
 
@@ -46,8 +49,7 @@ pub struct DogsSet {
     /// Boxes dropped because their annotation states another image size than the photo's:
     /// drawn on another image, so clamping them to this photo would crop a sliver.
     pub size_mismatch: usize,
-    /// The first such annotation: photo, annotated size, photo size.
-    mismatch_example: Option<(PathBuf, (f64, f64), (u32, u32))>,
+    mismatch_example: Option<Mismatch>,
     /// Photos `decode_file` would refuse (see `check_header`), left out.
     pub unreadable: Vec<SkippedFile>,
     /// Photos found, readable or not.
