@@ -9,12 +9,13 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -32,6 +33,16 @@ pub const MAX_STEPS: usize = 16;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Images the worker puts into one generator call, at most.
 const BATCH_IMAGES: usize = 64;
+/// Default of `ServeOptions::header_timeout`: a browser sends its request head (a few hundred
+/// bytes) at once, so even a slow link needs far less; and the dashboard polls every 2 s, so
+/// its connection stays in use. A connection opened and left idle, or sending its head a byte
+/// at a time, gives its slot back within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Default of `ServeOptions::max_connections`: well under the smallest common limit on open
+/// files (256 on macOS; 1024 on Linux), so the process keeps descriptors for its checkpoints,
+/// logs and sample grids; a browser opens at most 6 connections to a host, so this is room for
+/// 20 viewers at once.
+pub const MAX_CONNECTIONS: usize = 128;
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
@@ -429,8 +440,117 @@ impl Drop for ServeHandle {
     }
 }
 
+/// How the server treats connections; `Default` is what `spawn` uses.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// A connection must send a complete request head within this time of opening, and of
+    /// finishing its previous response, or it is closed. So this is also the idle timeout of a
+    /// kept-alive connection: hyper starts the same clock when it waits for the next request.
+    pub header_timeout: Duration,
+    /// Most connections open at once. Further ones wait in the system's listen backlog, holding
+    /// no descriptor of this process, until a connection closes.
+    pub max_connections: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self { header_timeout: HEADER_TIMEOUT, max_connections: MAX_CONNECTIONS }
+    }
+}
+
+/// A warning for the console when `addr` is not a loopback address: the page and the API have
+/// no authentication, so anyone who can reach the machine can use them. None for loopback.
+pub fn exposure_warning(addr: &SocketAddr) -> Option<String> {
+    (!addr.ip().to_canonical().is_loopback()).then(|| {
+        format!(
+            "warning: serving on {addr}, not a loopback address: the image page, the dashboard and the API (with the run's \
+             metrics and sample grids) are reachable by anyone on the network, without authentication; \
+             use --addr 127.0.0.1:PORT to serve this machine only"
+        )
+    })
+}
+
 /// Starts serving `run` on `addr` (port 0: any free port; see the handle's `addr`).
 pub fn spawn(run: &Path, addr: SocketAddr, device: Device) -> Result<ServeHandle, ServeError> {
+    spawn_with(run, addr, device, ServeOptions::default())
+}
+
+/// The routes, with the headers every response carries.
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(|| async { html(INDEX_HTML) }))
+        .route("/dashboard", get(|| async { html(DASHBOARD_HTML) }))
+        .route("/api/generate", get(generate))
+        .route("/api/interpolate", get(interpolate))
+        .route("/api/model", get(model))
+        .route("/api/metrics", get(metrics))
+        .route("/api/chart/{name}", get(chart))
+        .route("/samples/{name}", get(sample_file))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page; try / (images), /dashboard or /api/generate") })
+        .layer(axum::middleware::map_response(common_headers))
+        .with_state(state)
+}
+
+/// `nosniff`: a browser must take each response as the type it says (a PNG, JSON), never guess
+/// it to be HTML or script.
+async fn common_headers(mut r: Response) -> Response {
+    r.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// Serves connections from `listener` until `shutdown`, each under `opts`' timeout and cap, then
+/// waits for the open ones to finish their responses.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    opts: ServeOptions,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let cap = opts.max_connections.clamp(1, u32::MAX as usize);
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+    let (closing, closing_rx) = tokio::sync::watch::channel(false);
+    loop {
+        // A slot before accepting: connections over the cap wait in the backlog, not in here.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            a = listener.accept() => match a {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors (or the like) repeats until something closes: pause.
+                    // A connection that failed on its own is nothing to wait for.
+                    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+                    if !matches!(e.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let (app, mut closing_rx, header_timeout) = (app.clone(), closing_rx.clone(), opts.header_timeout);
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let mut conn = pin!(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = closing_rx.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    let _ = closing.send(true);
+    // Each connection holds a slot until it ends: holding them all means all have ended.
+    let _ = slots.acquire_many(cap as u32).await;
+}
+
+/// `spawn` with other connection limits (tests use short timeouts).
+pub fn spawn_with(run: &Path, addr: SocketAddr, device: Device, opts: ServeOptions) -> Result<ServeHandle, ServeError> {
     if !run.join("config.toml").is_file() {
         return Err(ServeError::Run(ganforge::run::RunError::NotARun(run.to_path_buf())));
     }
@@ -444,33 +564,17 @@ pub fn spawn(run: &Path, addr: SocketAddr, device: Device) -> Result<ServeHandle
             .spawn(move || worker(run, device, rx, info))
             .map_err(ServeError::Runtime)?;
     }
-    let state = AppState { run: run.to_path_buf(), jobs, info };
-    let app = Router::new()
-        .route("/", get(|| async { html(INDEX_HTML) }))
-        .route("/dashboard", get(|| async { html(DASHBOARD_HTML) }))
-        .route("/api/generate", get(generate))
-        .route("/api/interpolate", get(interpolate))
-        .route("/api/model", get(model))
-        .route("/api/metrics", get(metrics))
-        .route("/api/chart/{name}", get(chart))
-        .route("/samples/{name}", get(sample_file))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page; try / (images), /dashboard or /api/generate") })
-        .with_state(state);
+    let app = router(AppState { run: run.to_path_buf(), jobs, info });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Runtime)?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|source| ServeError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(ServeError::Runtime)?;
+    if let Some(w) = exposure_warning(&bound) {
+        eprintln!("{w}");
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("ganforge-http".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await;
-            });
-        })
+        .spawn(move || rt.block_on(serve_connections(listener, app, opts, rx)))
         .map_err(ServeError::Runtime)?;
     Ok(ServeHandle { addr: bound, shutdown: Some(tx), thread: Some(thread) })
 }

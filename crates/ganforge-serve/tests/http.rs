@@ -139,3 +139,80 @@ fn the_report_is_one_self_contained_file() {
         assert!(!html.contains(outside), "the report refers outside itself: {outside}");
     }
 }
+
+/// Reads from `s` until the server closes it (end of stream or reset), for at most `limit`:
+/// what came, and when it closed (None: still open at the limit).
+fn read_until_closed(s: &mut std::net::TcpStream, limit: Duration) -> (Vec<u8>, Option<Duration>) {
+    use std::io::Read;
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        s.set_read_timeout(Some((limit - start.elapsed()).max(Duration::from_millis(1)))).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return (got, Some(start.elapsed())),
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
+            Err(_) => return (got, Some(start.elapsed())), // reset: closed too
+        }
+    }
+    (got, None)
+}
+
+/// Idle and half-sent connections are closed after the header timeout, connections over the cap
+/// wait for a free slot, and every response says nosniff. Loopback only; every wait is bounded.
+#[test]
+fn connections_time_out_are_capped_and_responses_say_nosniff() {
+    use ganforge_serve::server::{exposure_warning, spawn_with, ServeOptions};
+    use std::io::Write;
+    use std::net::TcpStream;
+    // No checkpoint is needed for these: a folder with a config is a run to the server.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let timeout = Duration::from_millis(500);
+    let opts = ServeOptions { header_timeout: timeout, max_connections: 4 };
+    let server = spawn_with(dir.path(), "127.0.0.1:0".parse().unwrap(), ganforge::burn::tensor::Device::flex(), opts).unwrap();
+    let base = format!("http://{}", server.addr);
+
+    for (path, status) in [("/", 200), ("/api/metrics", 200), ("/api/generate", 503), ("/nope", 404)] {
+        let r = agent().get(&format!("{base}{path}")).call().unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert_eq!(r.headers().get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"), "{path}");
+    }
+
+    // Silent, half a request head, and kept alive after a response: each closed after the timeout.
+    let connect = || TcpStream::connect(server.addr).unwrap();
+    let (mut idle, mut half, mut kept) = (connect(), connect(), connect());
+    half.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    kept.write_all(b"GET /api/metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let limit = Duration::from_secs(5);
+    for (name, s) in [("idle", &mut idle), ("half-sent", &mut half), ("kept-alive", &mut kept)] {
+        let (got, closed) = read_until_closed(s, limit);
+        let closed = closed.unwrap_or_else(|| panic!("the {name} connection is still open after {limit:?}"));
+        assert!(closed < Duration::from_secs(3), "{name} closed after {closed:?}");
+        if name == "kept-alive" {
+            assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+        }
+    }
+
+    // Twice the cap of idle connections: none lasts long, and a request behind them is served
+    // once slots free up, not before the idle ones time out.
+    let mut idle: Vec<TcpStream> = (0..8).map(|_| connect()).collect();
+    let start = std::time::Instant::now();
+    let mut late = connect();
+    late.write_all(b"GET /api/metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let (got, closed) = read_until_closed(&mut late, limit);
+    assert!(got.starts_with(b"HTTP/1.1 200") && closed.is_some(), "{}", String::from_utf8_lossy(&got));
+    let waited = start.elapsed();
+    assert!(waited >= timeout * 3 / 2 && waited < limit, "served after {waited:?}: two rounds of 4 idle connections come first");
+    for s in &mut idle {
+        assert!(read_until_closed(s, limit).1.is_some(), "an idle connection outlived the timeout");
+    }
+
+    assert_eq!(exposure_warning(&server.addr), None);
+    assert_eq!(exposure_warning(&"[::1]:8080".parse().unwrap()), None);
+    for exposed in ["0.0.0.0:8080", "192.168.1.5:80", "[::]:8080"] {
+        let w = exposure_warning(&exposed.parse().unwrap()).unwrap_or_else(|| panic!("no warning for {exposed}"));
+        assert!(w.contains("reachable by anyone on the network, without authentication"), "{w}");
+    }
+}

@@ -144,6 +144,7 @@ mod tests {
             lr_g: 2e-4,
             images_per_s: 1.0,
             elapsed_s: 1.0,
+            decode_failures: 0,
         }
     }
 

@@ -185,3 +185,35 @@ fn a_pth_with_nan_weights_is_refused() {
     let e = pth::read(&p).unwrap_err().to_string();
     assert!(e.contains("tensor 'main.1.weight' holds a NaN or infinity"), "{e}");
 }
+
+/// An image whose header reads but whose body is cut short passes the check at open; with the
+/// cache off it fails at every visit during training. Each failure is said (a warning line and
+/// the count in metrics.jsonl), not silently papered over.
+#[test]
+fn decode_failures_during_training_are_reported() {
+    struct Messages(Vec<String>);
+    impl ganforge::train::Observer for Messages {
+        fn message(&mut self, msg: &str) {
+            self.0.push(msg.to_string());
+        }
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut png = Vec::new();
+    for i in 0..20u8 {
+        let img = image::GrayImage::from_fn(16, 16, |x, y| image::Luma([(x as u8 * 16) ^ (y as u8 * 8) ^ (i * 12)]));
+        png.clear();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        std::fs::write(data.path().join(format!("{i:02}.png")), &png).unwrap();
+    }
+    // The header and part of the image data of the last one: its size reads, its pixels do not.
+    std::fs::write(data.path().join("cut.png"), &png[..png.len() / 2]).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let spec = format!("data.spec=folder:{}", data.path().display());
+    let mut obs = Messages(Vec::new());
+    let run = train(tiny(&[&spec, "data.cache=false", "train.steps=6"]), opts(out.path(), None), &mut obs).unwrap().path;
+    let warning = obs.0.iter().find(|m| m.contains("failed to decode")).unwrap_or_else(|| panic!("no warning in {:?}", obs.0));
+    assert!(warning.contains("cut.png"), "{warning}");
+    let log = MetricsLog::read(&run.join("metrics.jsonl")).unwrap();
+    let last = log.steps.last().unwrap().decode_failures;
+    assert!(last >= 1, "the count is in metrics.jsonl: {last}");
+}

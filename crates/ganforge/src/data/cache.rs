@@ -8,6 +8,10 @@
 //! channel count and resize method, so changing any of them builds a new cache, never reads a
 //! stale one. Layout: a 64-byte header ("GFCACHE1", n, size, channels), one status byte per
 //! image (1 = decoded), then the images, CHW.
+//!
+//! Building the cache decodes every image in full, so it finds the files whose header reads
+//! but whose pixels do not (a download cut short): those are left out of the cached set and
+//! named in its `describe()`, and more than `MAX_BAD_PERCENT` of them fails the build.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -17,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use image::DynamicImage;
 use sha2::{Digest, Sha256};
 
-use super::{to_model_bytes, DataError, Source};
+use super::{to_model_bytes, DataError, Source, MAX_BAD_PERCENT};
 
 const MAGIC: &[u8; 8] = b"GFCACHE1";
 const HEADER: u64 = 64;
@@ -43,14 +47,19 @@ pub fn file_stamp(path: &Path) -> String {
 }
 
 /// A source whose images come from a cache file at one model size. `image` still decodes from
-/// the original (for `data inspect`); the loader asks for `prepared` bytes.
+/// the original (for `data inspect`); the loader asks for `prepared` bytes. Images that failed
+/// to decode when the cache was built are left out, so image `i` here is `inner`'s `good[i]`.
 pub struct CachedSet {
     inner: Arc<dyn Source>,
     file: File,
     path: PathBuf,
     size: usize,
     channels: usize,
-    ok: Vec<u8>,
+    n: usize,
+    good: Vec<usize>,
+    /// How many of `inner`'s images are left out, and the errors of the first few.
+    failed: usize,
+    failures: Vec<String>,
 }
 
 impl CachedSet {
@@ -58,10 +67,15 @@ impl CachedSet {
         &self.path
     }
 
+    /// Images of the source that failed to decode when the cache was built, and are left out.
+    pub fn failed(&self) -> usize {
+        self.failed
+    }
+
     fn read_image(&self, i: usize) -> std::io::Result<Vec<u8>> {
         let len = self.channels * self.size * self.size;
         let mut buf = vec![0u8; len];
-        let at = HEADER + self.ok.len() as u64 + (i * len) as u64;
+        let at = HEADER + self.n as u64 + (self.good[i] * len) as u64;
         read_exact_at(&self.file, &mut buf, at)?;
         Ok(buf)
     }
@@ -88,29 +102,32 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
 
 impl Source for CachedSet {
     fn len(&self) -> usize {
-        self.inner.len()
+        self.good.len()
     }
     fn image(&self, i: usize) -> Result<DynamicImage, DataError> {
-        self.inner.image(i)
+        self.inner.image(self.good[i])
     }
     fn prepared(&self, i: usize, size: usize, channels: usize) -> Option<Result<Vec<u8>, DataError>> {
         if (size, channels) != (self.size, self.channels) {
             return None;
         }
-        if self.ok[i] == 0 {
-            // It failed to decode when the cache was built; let the loader see the error.
-            return Some(self.inner.image(i).map(|img| to_model_bytes(&img, size, channels)));
-        }
         Some(self.read_image(i).map_err(|e| DataError::Io { path: self.path.clone(), source: e }))
     }
     fn label(&self, i: usize) -> Option<u32> {
-        self.inner.label(i)
+        self.inner.label(self.good[i])
     }
     fn class_names(&self) -> Vec<String> {
         self.inner.class_names()
     }
     fn describe(&self) -> String {
-        format!("{} (cached at {}x{}x{} in {})", self.inner.describe(), self.size, self.size, self.channels, self.path.display())
+        let mut s =
+            format!("{} (cached at {}x{}x{} in {})", self.inner.describe(), self.size, self.size, self.channels, self.path.display());
+        if self.failed > 0 {
+            let more =
+                if self.failed > self.failures.len() { format!("; and {} more", self.failed - self.failures.len()) } else { String::new() };
+            s += &format!("; left out {} of {} images that failed to decode: {}{more}", self.failed, self.n, self.failures.join("; "));
+        }
+        s
     }
 }
 
@@ -194,8 +211,20 @@ fn open_cache(source: &Arc<dyn Source>, path: &Path, n: usize, size: usize, chan
     }
     let mut ok = vec![0u8; n];
     read_exact_at(&file, &mut ok, HEADER).map_err(|e| DataError::Io { path: path.into(), source: e })?;
-    Ok(Some(CachedSet { inner: source.clone(), file, path: path.to_path_buf(), size, channels, ok }))
+    let good: Vec<usize> = (0..n).filter(|&i| ok[i] != 0).collect();
+    // The errors are not stored in the cache: decode the first few failures again to name them.
+    let failures =
+        (0..n).filter(|&i| ok[i] == 0).take(FAILURES_NAMED).filter_map(|i| source.image(i).err().map(|e| e.to_string())).collect();
+    let failed = n - good.len();
+    Ok(Some(CachedSet { inner: source.clone(), file, path: path.to_path_buf(), size, channels, n, good, failed, failures }))
 }
+
+/// Failures named in a cached set's description: enough to see what is wrong, few enough that a
+/// large dataset's log stays readable.
+const FAILURES_NAMED: usize = 3;
+
+/// A worker's share of a build: its first image's index, and each image's bytes or error.
+type Chunk = (usize, Vec<Result<Vec<u8>, DataError>>);
 
 /// Decodes and resizes every image on all cores, writing them in order.
 fn build(source: &dyn Source, tmp: &Path, size: usize, channels: usize, progress: &mut dyn FnMut(usize, usize)) -> Result<(), DataError> {
@@ -215,9 +244,10 @@ fn build(source: &dyn Source, tmp: &Path, size: usize, channels: usize, progress
     let workers = std::thread::available_parallelism().map(|p| p.get()).unwrap_or(2);
     let chunk = 256;
     let mut ok = vec![0u8; n];
+    let mut failures = Vec::new();
     for start in (0..n).step_by(chunk * workers) {
         let end = (start + chunk * workers).min(n);
-        let results: Mutex<Vec<(usize, Vec<Option<Vec<u8>>>)>> = Mutex::new(Vec::new());
+        let results: Mutex<Vec<Chunk>> = Mutex::new(Vec::new());
         std::thread::scope(|s| {
             for w in 0..workers {
                 let (lo, hi) = (start + w * chunk, (start + (w + 1) * chunk).min(end));
@@ -226,8 +256,8 @@ fn build(source: &dyn Source, tmp: &Path, size: usize, channels: usize, progress
                 }
                 let results = &results;
                 s.spawn(move || {
-                    let imgs: Vec<Option<Vec<u8>>> =
-                        (lo..hi).map(|i| source.image(i).ok().map(|img| to_model_bytes(&img, size, channels))).collect();
+                    let imgs: Vec<Result<Vec<u8>, DataError>> =
+                        (lo..hi).map(|i| source.image(i).map(|img| to_model_bytes(&img, size, channels))).collect();
                     results.lock().expect("no worker panics holding it").push((lo, imgs));
                 });
             }
@@ -237,18 +267,29 @@ fn build(source: &dyn Source, tmp: &Path, size: usize, channels: usize, progress
         for (lo, imgs) in results {
             for (k, img) in imgs.into_iter().enumerate() {
                 match img {
-                    Some(b) => {
+                    Ok(b) => {
                         ok[lo + k] = 1;
                         out.write_all(&b).map_err(io)?;
                     }
-                    None => out.write_all(&vec![0u8; per]).map_err(io)?,
+                    Err(e) => {
+                        if failures.len() < FAILURES_NAMED {
+                            failures.push(e.to_string());
+                        }
+                        out.write_all(&vec![0u8; per]).map_err(io)?
+                    }
                 }
             }
         }
         progress(end, n);
     }
-    if ok.iter().all(|&o| o == 0) {
-        return Err(DataError::Empty(format!("none of the {n} images could be decoded")));
+    let failed = ok.iter().filter(|&&o| o == 0).count();
+    if failed == n {
+        return Err(DataError::Empty(format!("none of the {n} images could be decoded: {}", failures.join("; "))));
+    }
+    if failed * 100 > n * MAX_BAD_PERCENT {
+        let more = if failed > failures.len() { format!("; and {} more", failed - failures.len()) } else { String::new() };
+        let what = format!("decoding the images of {} for the cache", source.describe());
+        return Err(DataError::TooManyBad { what, bad: failed, total: n, examples: format!("{}{more}", failures.join("; ")) });
     }
     let mut file = out.into_inner().map_err(|e| io(e.into_error()))?;
     use std::io::{Seek, SeekFrom};
@@ -305,6 +346,35 @@ mod tests {
         assert_eq!(built, 21);
         assert_eq!(changed.prepared(3, 16, 3).unwrap().unwrap()[..256], [255u8; 256], "the new pixels, red plane");
         assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 3, "three caches, no temporary files left");
+    }
+
+    /// A file whose header reads but whose pixels do not passes the folder's check; the cache
+    /// build decodes it, leaves it out and names it, rather than the loader swapping it for
+    /// another image at every visit.
+    #[test]
+    fn images_that_fail_to_decode_are_left_out_and_named() {
+        let data = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        photos(data.path(), 11);
+        std::fs::write(data.path().join("005.png"), super::super::broken::truncated_png()).unwrap();
+        let open = || -> Arc<dyn Source> { Arc::new(super::super::folder::FolderSet::open(data.path()).unwrap()) };
+        assert_eq!(open().len(), 11, "the header check lets it through");
+        for _ in 0..2 {
+            // Built, then read back from the file: the same images left out, the same reason.
+            let set = cached(open(), cache.path(), 8, 3, &mut |_, _| {}).unwrap();
+            assert_eq!(set.len(), 10);
+            let d = set.describe();
+            assert!(d.contains("left out 1 of 11 images that failed to decode: ") && d.contains("005.png: cannot decode image"), "{d}");
+            // Image 5 is now the sixth photo (blue = 6 * 20), and nothing in between.
+            let direct = open();
+            assert_eq!(set.prepared(5, 8, 3).unwrap().unwrap(), to_model_bytes(&direct.image(6).unwrap(), 8, 3));
+            assert_eq!(set.prepared(4, 8, 3).unwrap().unwrap(), to_model_bytes(&direct.image(4).unwrap(), 8, 3));
+        }
+        // Two of 11 is more than 10%: refused, with the files named.
+        std::fs::write(data.path().join("008.png"), super::super::broken::truncated_png()).unwrap();
+        let e = cached(open(), cache.path(), 8, 3, &mut |_, _| {}).err().unwrap().to_string();
+        assert!(e.contains("2 of 11 cannot be used, more than the 10% allowed: ") && e.contains("008.png: cannot decode"), "{e}");
+        assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1, "no cache written for the refused set");
     }
 
     #[test]

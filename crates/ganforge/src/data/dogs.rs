@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
 
-use super::{decode_file, header_size, DataError, Source};
+use super::{check_bad_share, check_header, decode_file, name_skipped, DataError, SkippedFile, Source};
 
 /// Box handling.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +23,9 @@ pub struct DogsOptions {
     /// Drop boxes whose longer side is more than this many times the shorter.
     pub max_aspect: f64,
 }
+
+/// An annotation of another image size: photo, annotated size, photo size.
+type Mismatch = (PathBuf, (f64, f64), (u32, u32));
 
 /// A box in pixels: x0, y0 inclusive; x1, y1 exclusive.
 type BBox = (u32, u32, u32, u32);
@@ -43,6 +46,14 @@ pub struct DogsSet {
     pub clamped: usize,
     /// Boxes dropped: empty after clamping, or too elongated.
     pub dropped: usize,
+    /// Boxes dropped because their annotation states another image size than the photo's:
+    /// drawn on another image, so clamping them to this photo would crop a sliver.
+    pub size_mismatch: usize,
+    mismatch_example: Option<Mismatch>,
+    /// Photos `decode_file` would refuse (see `check_header`), left out.
+    pub unreadable: Vec<SkippedFile>,
+    /// Photos found, readable or not.
+    pub photos: usize,
 }
 
 /// Text of each `<tag>...</tag>` inside `xml`, in order.
@@ -87,7 +98,18 @@ impl DogsSet {
         if breed_dirs.is_empty() {
             return Err(DataError::Empty(format!("no breed folders in {}", images.display())));
         }
-        let mut set = Self { root: root.to_path_buf(), items: vec![], breeds: vec![], no_box: 0, clamped: 0, dropped: 0 };
+        let mut set = Self {
+            root: root.to_path_buf(),
+            items: vec![],
+            breeds: vec![],
+            no_box: 0,
+            clamped: 0,
+            dropped: 0,
+            size_mismatch: 0,
+            mismatch_example: None,
+            unreadable: vec![],
+            photos: 0,
+        };
         for (label, dir) in breed_dirs.iter().enumerate() {
             let folder = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
             set.breeds.push(folder.split_once('-').map_or(folder.clone(), |(_, b)| b.to_string()));
@@ -102,8 +124,17 @@ impl DogsSet {
             if photos.is_empty() {
                 return Err(DataError::Empty(format!("breed folder {} holds no JPEG photo", dir.display())));
             }
+            set.photos += photos.len();
             for photo in photos {
                 let label = label as u32;
+                // The header, read now: a file that is no image, or too large, fails here, not mid-run.
+                let (pw, ph) = match check_header(&photo) {
+                    Ok(size) => size,
+                    Err(reason) => {
+                        set.unreadable.push(SkippedFile { path: photo, reason });
+                        continue;
+                    }
+                };
                 if !opt.crop {
                     set.items.push(Item { path: photo, bbox: None, label });
                     continue;
@@ -116,17 +147,15 @@ impl DogsSet {
                     set.no_box += 1;
                     continue;
                 }
-                let (w, h) = match (number(&xml, "width"), number(&xml, "height")) {
-                    (Some(w), Some(h)) if w > 0.0 && h > 0.0 => (w, h),
-                    // No size in the annotation: read it from the photo's header.
-                    _ => match header_size(&photo) {
-                        Some((w, h)) => (w as f64, h as f64),
-                        None => {
-                            set.dropped += found.len();
-                            continue;
-                        }
-                    },
-                };
+                let (w, h) = (pw as f64, ph as f64);
+                if let (Some(aw), Some(ah)) = (number(&xml, "width"), number(&xml, "height")) {
+                    // A pixel off is rounding; more means the boxes were drawn on another image.
+                    if aw > 0.0 && ah > 0.0 && ((aw - w).abs() > 1.0 || (ah - h).abs() > 1.0) {
+                        set.size_mismatch += found.len();
+                        set.mismatch_example.get_or_insert((photo.clone(), (aw, ah), (pw, ph)));
+                        continue;
+                    }
+                }
                 for (x0, y0, x1, y1) in found {
                     let c = (x0.max(0.0), y0.max(0.0), x1.min(w), y1.min(h));
                     if c != (x0, y0, x1, y1) {
@@ -154,12 +183,16 @@ impl DogsSet {
         }
         if set.items.is_empty() {
             return Err(DataError::Empty(format!(
-                "{}: no usable dog ({} photos without a box, {} boxes dropped)",
+                "{}: no usable dog ({} photos without a box, {} boxes dropped, {} boxes annotated on another image size, {} of {} photos unreadable)",
                 root.display(),
                 set.no_box,
-                set.dropped
+                set.dropped,
+                set.size_mismatch,
+                set.unreadable.len(),
+                set.photos
             )));
         }
+        check_bad_share(format!("photos under {}", images.display()), &images, &set.unreadable, set.photos)?;
         Ok(set)
     }
 }
@@ -197,15 +230,28 @@ impl Source for DogsSet {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{}: {} dog images of {} breeds ({} photos without a box, {} boxes clamped to the photo, {} dropped)",
+        let mut s = format!(
+            "{}: {} dog images of {} breeds ({} photos without a box, {} boxes clamped to the photo, {} dropped",
             self.root.display(),
             self.items.len(),
             self.breeds.len(),
             self.no_box,
             self.clamped,
             self.dropped
-        )
+        );
+        if let Some((photo, (aw, ah), (pw, ph))) = &self.mismatch_example {
+            let name = photo.strip_prefix(&self.root).unwrap_or(photo).display();
+            s += &format!(
+                ", {} dropped as annotated on another image size, e.g. {name}: annotation {aw}x{ah}, photo {pw}x{ph}",
+                self.size_mismatch
+            );
+        }
+        s += ")";
+        if !self.unreadable.is_empty() {
+            let names = name_skipped(&self.root, &self.unreadable);
+            s += &format!(" (skipped {} of {} photos: {names})", self.unreadable.len(), self.photos);
+        }
+        s
     }
 }
 
@@ -275,6 +321,53 @@ mod tests {
         let whole = DogsSet::open(dir.path(), DogsOptions { crop: false, ..OPT }).unwrap();
         assert_eq!(whole.len(), 4);
         assert_eq!(whole.image(3).unwrap().width(), 100);
+    }
+
+    /// An annotation drawn on a 10000x10000 image, for a 60x50 photo: dropped and said, not
+    /// clamped into a sliver of the photo.
+    #[test]
+    fn annotations_of_another_image_size_are_dropped_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path());
+        let chihuahua = dir.path().join("Images/n02085620-Chihuahua");
+        image::RgbImage::from_pixel(60, 50, image::Rgb([0, 0, 200])).save(chihuahua.join("e.jpg")).unwrap();
+        std::fs::write(dir.path().join("Annotation/n02085620-Chihuahua/e"), voc(10000, 10000, &[(100, 100, 9000, 9000)])).unwrap();
+        let set = DogsSet::open(dir.path(), OPT).unwrap();
+        assert_eq!((set.len(), set.size_mismatch, set.clamped, set.dropped), (3, 1, 1, 1));
+        let d = set.describe();
+        assert!(
+            d.contains(
+                "1 dropped as annotated on another image size, e.g. Images/n02085620-Chihuahua/e.jpg: annotation 10000x10000, photo 60x50"
+            ),
+            "{d}"
+        );
+        // A pixel of disagreement is rounding, and the box is kept.
+        std::fs::write(dir.path().join("Annotation/n02085620-Chihuahua/e"), voc(61, 50, &[(5, 5, 40, 40)])).unwrap();
+        let set = DogsSet::open(dir.path(), OPT).unwrap();
+        assert_eq!((set.len(), set.size_mismatch), (4, 0));
+    }
+
+    /// Zero-byte and random-byte "JPEGs" are named and left out at open; more than 10% of
+    /// them is an error.
+    #[test]
+    fn unreadable_photos_are_named_and_too_many_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let breed = dir.path().join("Images/n1-Pug");
+        std::fs::create_dir_all(&breed).unwrap();
+        for k in 0..10 {
+            image::RgbImage::from_pixel(20, 16, image::Rgb([k * 20, 0, 0])).save(breed.join(format!("p{k}.jpg"))).unwrap();
+        }
+        std::fs::write(breed.join("zero.jpg"), b"").unwrap();
+        let whole = DogsOptions { crop: false, ..OPT };
+        let set = DogsSet::open(dir.path(), whole).unwrap();
+        assert_eq!((set.len(), set.unreadable.len()), (10, 1));
+        let d = set.describe();
+        assert!(d.contains("(skipped 1 of 11 photos: Images/n1-Pug/zero.jpg (not a readable image: "), "{d}");
+        let noise: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+        std::fs::write(breed.join("noise.jpg"), noise).unwrap();
+        let e = DogsSet::open(dir.path(), whole).err().unwrap().to_string();
+        assert!(e.contains("Images: 2 of 12 cannot be used, more than the 10% allowed: n1-Pug/noise.jpg (not a readable image"), "{e}");
+        assert!(e.contains("n1-Pug/zero.jpg ("), "{e}");
     }
 
     #[test]

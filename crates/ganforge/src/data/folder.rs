@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use image::DynamicImage;
 
-use super::{decode_file, header_size, DataError, Source};
+use super::{check_bad_share, check_header, decode_file, name_skipped, DataError, SkippedFile, Source};
 
 pub struct FolderSet {
     root: PathBuf,
     files: Vec<PathBuf>,
-    /// Files with an image extension whose header could not be read.
-    pub skipped: Vec<PathBuf>,
+    /// Files with an image extension that `decode_file` would refuse (see `check_header`).
+    pub skipped: Vec<SkippedFile>,
     /// Class names, sorted, when the folder is laid out by class.
     pub classes: Vec<String>,
     labels: Vec<u32>,
@@ -64,7 +64,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
 
 impl FolderSet {
     /// Lists the images under `root` and reads each header, so that files which are not images
-    /// at all are skipped (and counted) now rather than failing mid-run.
+    /// at all, or too large to decode, are skipped (and named) now rather than failing mid-run;
+    /// more than `MAX_BAD_PERCENT` of them is an error.
     pub fn open(root: &Path) -> Result<Self, DataError> {
         if !root.is_dir() {
             let source = std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder (or does not exist)");
@@ -76,11 +77,23 @@ impl FolderSet {
         if all.is_empty() {
             return Err(DataError::Empty(format!("no PNG or JPEG files under {}", root.display())));
         }
-        let (files, skipped): (Vec<PathBuf>, Vec<PathBuf>) =
-            all.into_iter().partition(|p| header_size(p).is_some_and(|(w, h)| w > 0 && h > 0));
-        if files.is_empty() {
-            return Err(DataError::Empty(format!("none of the {} image files under {} could be decoded", skipped.len(), root.display())));
+        let total = all.len();
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        for path in all {
+            match check_header(&path) {
+                Ok(_) => files.push(path),
+                Err(reason) => skipped.push(SkippedFile { path, reason }),
+            }
         }
+        if files.is_empty() {
+            return Err(DataError::Empty(format!(
+                "none of the {} image files under {} could be decoded: {}",
+                skipped.len(),
+                root.display(),
+                name_skipped(root, &skipped)
+            )));
+        }
+        check_bad_share(format!("image files under {}", root.display()), root, &skipped, total)?;
         let (classes, labels) = classes_of(root, &files)?;
         Ok(Self { root: root.to_path_buf(), files, skipped, classes, labels })
     }
@@ -114,7 +127,8 @@ impl Source for FolderSet {
             s += &format!(" in {} classes ({}{})", self.classes.len(), shown.join(", "), if self.classes.len() > 5 { ", ..." } else { "" });
         }
         if !self.skipped.is_empty() {
-            s += &format!(" ({} files skipped: not decodable, e.g. {})", self.skipped.len(), self.skipped[0].display());
+            let total = self.files.len() + self.skipped.len();
+            s += &format!(" (skipped {} of {total} files: {})", self.skipped.len(), name_skipped(&self.root, &self.skipped));
         }
         s
     }
@@ -129,16 +143,43 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
         let img = image::RgbImage::from_pixel(10, 6, image::Rgb([255, 0, 0]));
-        img.save(dir.path().join("one.png")).unwrap();
         img.save(dir.path().join("a/b/two.jpg")).unwrap();
+        for k in 0..9 {
+            img.save(dir.path().join(format!("one{k}.png"))).unwrap();
+        }
         std::fs::write(dir.path().join("a/broken.png"), b"not a png").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
         let set = FolderSet::open(dir.path()).unwrap();
-        assert_eq!(set.len(), 2);
+        assert_eq!(set.len(), 10);
         assert_eq!(set.skipped.len(), 1);
-        assert!(set.describe().contains("1 files skipped"));
+        let d = set.describe();
+        assert!(d.contains("(skipped 1 of 11 files: a/broken.png (not a readable image: "), "{d}");
         let i = set.image(0).unwrap();
         assert_eq!((i.width(), i.height()), (10, 6));
+    }
+
+    /// Files that would fail to decode mid-run are named with their reason at open, and a
+    /// folder with more than MAX_BAD_PERCENT of them is refused.
+    #[test]
+    fn undecodable_files_are_named_and_too_many_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image::RgbImage::from_pixel(8, 8, image::Rgb([0, 90, 0]));
+        for k in 0..18 {
+            img.save(dir.path().join(format!("good{k:02}.png"))).unwrap();
+        }
+        std::fs::write(dir.path().join("huge.png"), super::super::broken::huge_png(60000, 60000)).unwrap();
+        std::fs::write(dir.path().join("empty.jpg"), b"").unwrap();
+        let set = FolderSet::open(dir.path()).unwrap();
+        assert_eq!((set.len(), set.skipped.len()), (18, 2));
+        let d = set.describe();
+        assert!(d.contains("skipped 2 of 20 files: empty.jpg ("), "{d}");
+        assert!(d.contains("huge.png (60000x60000 needs 10299 MiB to decode, over the 512 MiB decode limit)"), "{d}");
+        // A third bad file: 3 of 21 is over 10%.
+        std::fs::write(dir.path().join("noise.jpg"), (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>())
+            .unwrap();
+        let e = FolderSet::open(dir.path()).err().unwrap().to_string();
+        assert!(e.contains("3 of 21 cannot be used, more than the 10% allowed: empty.jpg ("), "{e}");
+        assert!(e.contains("huge.png (60000x60000") && e.contains("noise.jpg ("), "{e}");
     }
 
     #[test]
@@ -175,6 +216,6 @@ mod tests {
         assert!(e.contains("does not exist"), "{e}");
         std::fs::write(dir.path().join("x.jpg"), b"garbage").unwrap();
         let e = FolderSet::open(dir.path()).err().unwrap().to_string();
-        assert!(e.contains("none of the 1 image files"), "{e}");
+        assert!(e.contains("none of the 1 image files") && e.contains("x.jpg (not a readable image"), "{e}");
     }
 }

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{flip_rows, model_bytes, to_unit_range, DataError, Source};
@@ -37,8 +37,21 @@ pub struct Loader {
     rx: Receiver<Result<Batch, DataError>>,
     _worker: JoinHandle<()>,
     pub batches_per_epoch: u64,
-    /// Images that failed to decode during the run (each replaced by the next good one).
-    pub decode_failures: Arc<AtomicUsize>,
+    failures: Arc<Failures>,
+}
+
+/// Images that failed to decode, shared by the loader thread and the trainer.
+#[derive(Default)]
+struct Failures {
+    count: AtomicUsize,
+    last: Mutex<Option<String>>,
+}
+
+impl Failures {
+    fn record(&self, e: &DataError) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    }
 }
 
 impl Loader {
@@ -50,7 +63,7 @@ impl Loader {
         }
         let bpe = (n / opts.batch_size) as u64;
         let (tx, rx) = sync_channel(opts.prefetch);
-        let failures = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(Failures::default());
         let worker_failures = failures.clone();
         let worker = std::thread::Builder::new()
             .name("ganforge-loader".into())
@@ -77,7 +90,20 @@ impl Loader {
                 }
             })
             .map_err(|e| DataError::Io { path: "<loader thread>".into(), source: e })?;
-        Ok(Self { rx, _worker: worker, batches_per_epoch: bpe, decode_failures: failures })
+        Ok(Self { rx, _worker: worker, batches_per_epoch: bpe, failures })
+    }
+
+    /// Images that failed to decode so far (each replaced by the next good one, so the run goes
+    /// on): counted from the start of this loader, including batches prefetched but not yet
+    /// taken. A source that passed its checks at open should keep this at 0; the training loop
+    /// should log it when it grows, with `last_decode_error`.
+    pub fn decode_failures(&self) -> usize {
+        self.failures.count.load(Ordering::Relaxed)
+    }
+
+    /// The error of the latest failed decode, naming its file.
+    pub fn last_decode_error(&self) -> Option<String> {
+        self.failures.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The next batch; blocks only if the loader has fallen behind.
@@ -90,7 +116,7 @@ fn make_batch(
     source: &dyn Source,
     indices: &[usize],
     opts: &LoaderOptions,
-    failures: &AtomicUsize,
+    failures: &Failures,
     flips: &mut GanRng,
 ) -> Result<(Vec<f32>, Option<Vec<u32>>), DataError> {
     let n = source.len();
@@ -108,7 +134,7 @@ fn make_batch(
             match model_bytes(source, i, size, channels) {
                 Ok(bytes) => break bytes,
                 Err(e) => {
-                    failures.fetch_add(1, Ordering::Relaxed);
+                    failures.record(&e);
                     tries += 1;
                     if tries >= n {
                         return Err(DataError::Empty(format!("no image could be decoded (last error: {e})")));
@@ -205,6 +231,20 @@ mod tests {
         let resumed = Loader::spawn(src, opts(), 3).unwrap().next_batch().unwrap();
         assert_eq!(resumed.images, batches[3].images);
         assert_eq!(resumed.labels, batches[3].labels);
+    }
+
+    /// A failed decode is no longer silent: the trainer can read how many and the last error.
+    #[test]
+    fn decode_failures_are_counted_for_the_trainer() {
+        // Batches of 5 from 10 images: every epoch visits broken image 3 exactly once.
+        let l = Loader::spawn(Arc::new(Flat(10)), LoaderOptions { batch_size: 5, prefetch: 1, ..opts() }, 0).unwrap();
+        assert_eq!(l.last_decode_error(), None::<String>);
+        for _ in 0..4 {
+            l.next_batch().unwrap();
+        }
+        // Two epochs taken; the loader may have started a third ahead of the trainer.
+        assert!((2..=3).contains(&l.decode_failures()), "{}", l.decode_failures());
+        assert_eq!(l.last_decode_error().as_deref(), Some("3.png: broken"));
     }
 
     #[test]

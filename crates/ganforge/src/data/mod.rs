@@ -48,6 +48,42 @@ pub enum DataError {
     Fetch(#[from] fetch::FetchError),
     #[error("the dataset has {images} images, fewer than one batch of {batch}; lower train.batch_size")]
     TooSmall { images: usize, batch: usize },
+    #[error("{what}: {bad} of {total} cannot be used, more than the {MAX_BAD_PERCENT}% allowed: {examples}; repair or remove them")]
+    TooManyBad { what: String, bad: usize, total: usize, examples: String },
+}
+
+/// Most of a dataset's image files, in percent, that may be unreadable before opening it fails.
+/// A few broken files in a large scrape or download are normal and are skipped with a note;
+/// more than a tenth usually means the wrong folder, an interrupted download or extraction, or
+/// files that are not what their names say, and training on what is left would quietly train
+/// on another dataset than the one asked for.
+pub const MAX_BAD_PERCENT: usize = 10;
+
+/// A file left out of a dataset, and why.
+#[derive(Clone, Debug)]
+pub struct SkippedFile {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// "a.png (reason), b.png (reason), ... and 3 more": the first few, with paths relative to `root`.
+pub fn name_skipped(root: &Path, skipped: &[SkippedFile]) -> String {
+    // Three examples tell what went wrong; the rest would flood the log of a large dataset.
+    const SHOWN: usize = 3;
+    let mut s: Vec<String> =
+        skipped.iter().take(SHOWN).map(|f| format!("{} ({})", f.path.strip_prefix(root).unwrap_or(&f.path).display(), f.reason)).collect();
+    if skipped.len() > SHOWN {
+        s.push(format!("and {} more", skipped.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
+/// An error when more than `MAX_BAD_PERCENT` of `total` files were skipped.
+pub fn check_bad_share(what: String, root: &Path, skipped: &[SkippedFile], total: usize) -> Result<(), DataError> {
+    if skipped.len() * 100 > total * MAX_BAD_PERCENT {
+        return Err(DataError::TooManyBad { what, bad: skipped.len(), total, examples: name_skipped(root, skipped) });
+    }
+    Ok(())
 }
 
 /// A dataset: images by index, decoded at their native size.
@@ -223,9 +259,23 @@ pub struct DataConfig {
     pub hflip: bool,
 }
 
-/// Width and height from an image file's header, without decoding it; None when unreadable.
-pub fn header_size(path: &Path) -> Option<(u32, u32)> {
-    image::ImageReader::open(path).ok()?.with_guessed_format().ok()?.into_dimensions().ok()
+/// Width and height from an image file's header, or why `decode_file` would refuse the file:
+/// not an image, an empty image, or one larger than the decoder's memory limit. Reads the
+/// header only, so a file cut short after it still passes; the cache build finds those.
+pub fn check_header(path: &Path) -> Result<(u32, u32), String> {
+    use image::ImageDecoder;
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?.with_guessed_format().map_err(|e| e.to_string())?;
+    let decoder = reader.into_decoder().map_err(|e| format!("not a readable image: {e}"))?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(format!("{w}x{h}, no pixels"));
+    }
+    // The limit `decode_file` decodes under (image's default), so what passes here decodes there.
+    let limit = image::Limits::default().max_alloc.unwrap_or(u64::MAX);
+    if decoder.total_bytes() > limit {
+        return Err(format!("{w}x{h} needs {} MiB to decode, over the {} MiB decode limit", decoder.total_bytes() >> 20, limit >> 20));
+    }
+    Ok((w, h))
 }
 
 pub use crate::fsutil::expand_home;
@@ -316,6 +366,48 @@ pub fn model_bytes(source: &dyn Source, i: usize, size: usize, channels: usize) 
 
 pub fn to_unit_range(bytes: &[u8], out: &mut Vec<f32>) {
     out.extend(bytes.iter().map(|&b| b as f32 / 127.5 - 1.0));
+}
+
+/// Broken image files as they turn up in scraped datasets, for the sources' tests.
+#[cfg(test)]
+pub(crate) mod broken {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in bytes {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 == 1 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let body: Vec<u8> = kind.iter().chain(data).copied().collect();
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    }
+
+    /// A valid PNG header for a `w` x `h` RGB image, with a token of pixel data: a "decompression
+    /// bomb" that costs nothing on disk but `w * h * 3` bytes to decode.
+    pub fn huge_png(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let ihdr: Vec<u8> = w.to_be_bytes().into_iter().chain(h.to_be_bytes()).chain([8, 2, 0, 0, 0]).collect();
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    /// A real 40x30 PNG cut in half: its header reads, its pixels do not.
+    pub fn truncated_png() -> Vec<u8> {
+        let img = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 37 % 256) as u8, (y * 91 % 256) as u8, ((x * y) % 256) as u8]));
+        let mut buf = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buf, image::ImageFormat::Png).unwrap();
+        let bytes = buf.into_inner();
+        bytes[..bytes.len() / 2].to_vec()
+    }
 }
 
 #[cfg(test)]

@@ -50,13 +50,20 @@ fn yes() -> bool {
     true
 }
 
+/// Largest coordinate magnitude accepted. Raw drawings are in screen pixels (a few thousand at
+/// most) and simplified ones in 0..=255; a million leaves room for any screen while keeping the
+/// drawing's extent (a difference of coordinates) and its scaling far from f32 overflow. JSON
+/// numbers such as 1e39 are finite as f64 but infinite as f32, and a single one made every
+/// pixel of the drawing NaN, drawn black.
+pub const MAX_COORD: f64 = 1e6;
+
 /// Strokes of a record, or None when a stroke is malformed (fewer than 2 coordinate rows,
-/// rows of unequal length, no points, non-finite values).
+/// rows of unequal length, no points, values not finite or beyond `MAX_COORD`).
 fn strokes(r: &Record) -> Option<Drawing> {
     let mut out = Vec::new();
     for s in &r.drawing {
         let (xs, ys) = (s.first()?, s.get(1)?);
-        if xs.len() != ys.len() || xs.is_empty() || xs.iter().chain(ys).any(|v| !v.is_finite()) {
+        if xs.len() != ys.len() || xs.is_empty() || xs.iter().chain(ys).any(|v| !v.is_finite() || v.abs() > MAX_COORD) {
             return None;
         }
         out.push(xs.iter().zip(ys).map(|(&x, &y)| (x as f32, y as f32)).collect());
@@ -242,6 +249,28 @@ mod tests {
         std::fs::write(&p, "garbage\n").unwrap();
         let e = QuickDrawSet::open(&p, OPT).err().unwrap().to_string();
         assert!(e.contains("no usable drawing (1 malformed"), "{e}");
+    }
+
+    /// Coordinates finite as f64 but not as f32 (or absurdly large) made blank images; now the
+    /// line is malformed, and a file of nothing else is an error.
+    #[test]
+    fn coordinates_that_overflow_f32_are_malformed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.ndjson");
+        let good = "{\"drawing\":[[[0,10,20],[0,5,0]]]}\n";
+        let bad = [
+            "{\"drawing\":[[[0,1e300,-1e300],[0,1e39,5]]]}\n",
+            "{\"drawing\":[[[0,3e38],[0,-3e38]]]}\n",
+            "{\"drawing\":[[[0,2e6],[0,1]]]}\n",
+        ];
+        std::fs::write(&p, bad.concat() + good).unwrap();
+        let set = QuickDrawSet::open(&p, OPT).unwrap();
+        assert_eq!((set.len(), set.malformed), (1, 3));
+        let img = set.image(0).unwrap().to_luma8();
+        assert!(img.pixels().filter(|p| p[0] == 255).count() > 100, "the good drawing is drawn");
+        std::fs::write(&p, bad.concat()).unwrap();
+        let e = QuickDrawSet::open(&p, OPT).err().unwrap().to_string();
+        assert!(e.contains("no usable drawing (3 malformed lines"), "{e}");
     }
 
     /// numpy_bitmap files as np.save writes them (tests/fixtures/make_fixtures.py).

@@ -29,6 +29,14 @@ pub struct MetricsRecord {
     pub lr_g: f64,
     pub images_per_s: f64,
     pub elapsed_s: f64,
+    /// Images that failed to decode so far in this session (each replaced by another image);
+    /// left out of the line while 0, as logs before this field have it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub decode_failures: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One diagnosis of the doctor: what, the evidence, and the remedy.

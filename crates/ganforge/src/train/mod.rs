@@ -129,6 +129,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     obs.start(out.run(), state.step, total);
 
     let mut meter = Meter::new();
+    let mut decode_failures = 0;
     let elapsed_before = state.elapsed_s;
     while state.step < total {
         let (reals, noises) = step_inputs(&cfg, &loader, &mut state, &mut out, &mut meter, &device)?;
@@ -158,11 +159,18 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         state.elapsed_s = elapsed_before + meter.session_s();
         let ips = meter.add(&stats, t.batch_size);
         obs.step(state.step, &stats, ips);
+        if loader.decode_failures() > decode_failures {
+            decode_failures = loader.decode_failures();
+            let latest = loader.last_decode_error().unwrap_or_default();
+            obs.message(&format!(
+                "warning: {decode_failures} image(s) failed to decode so far, each replaced by another image; latest: {latest}"
+            ));
+        }
 
         let stopping = opts.stop.load(Ordering::SeqCst);
         let last = state.step == total || stopping;
         if state.step % t.log_every == 0 || last {
-            out.log(meter.record(&state, &gan, ips), obs)?;
+            out.log(MetricsRecord { decode_failures: decode_failures as u64, ..meter.record(&state, &gan, ips) }, obs)?;
         }
         let g_now = g_ema.as_ref().unwrap_or(&gan.g);
         if state.step % t.sample_every == 0 || last {
@@ -201,7 +209,13 @@ fn open_data(cfg: &mut GanConfig, obs: &mut dyn Observer) -> Result<Arc<dyn Sour
         return Ok(source);
     }
     let dir = cfg.data.cache_dir.get().unwrap_or_else(data::cache::default_dir);
-    Ok(data::cache::cached(source, &dir, cfg.model.image_size, cfg.model.channels, &mut |done, total| obs.caching(done, total))?)
+    let before = source.describe();
+    let cached = data::cache::cached(source, &dir, cfg.model.image_size, cfg.model.channels, &mut |done, total| obs.caching(done, total))?;
+    // Building the cache decodes every image: say what it had to leave out.
+    if cached.describe() != before {
+        obs.message(&format!("data: {}", cached.describe()));
+    }
+    Ok(cached)
 }
 
 /// Where training starts: a new run folder at step 0, or a run's latest checkpoint.
@@ -334,6 +348,7 @@ impl Meter {
             lr_g: gan.opt_g.lr,
             images_per_s,
             elapsed_s: state.elapsed_s,
+            decode_failures: 0,
         };
         (self.sum, self.steps, self.interval_start) = (StepStats::default(), 0, Instant::now());
         rec
