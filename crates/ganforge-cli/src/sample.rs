@@ -107,6 +107,11 @@ pub fn run(a: SampleArgs) -> Result<()> {
         }
     };
     let n = z.len() / sampler.cfg.model.nz;
+    if let Some(have) = ganforge::memory::available() {
+        // All n images are held until written.
+        let (c, s) = (sampler.cfg.model.channels, sampler.cfg.model.image_size);
+        ganforge::memory::check_images("sample", n, c * s * s, have)?;
+    }
     let labels: Option<Vec<u32>> = match (a.class, a.per_class) {
         (Some(k), _) => Some(vec![k; n]),
         // One row of `per` images per class.

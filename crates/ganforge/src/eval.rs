@@ -32,6 +32,8 @@ pub enum EvalError {
     UnknownMetric(#[from] UnknownMetric),
     #[error(transparent)]
     UnknownFeatures(#[from] UnknownFeatures),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     #[error("no metric asked for: name at least one of fid, kid, mifid, pr, is, coverage")]
     NoMetrics,
     #[error(transparent)]
@@ -296,6 +298,11 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
         }
     }
     let (size, channels) = (cfg.model.image_size, cfg.model.channels);
+    if let Some(have) = crate::memory::available() {
+        // Both sets' features and class scores stay in memory (the images go 250 at a time):
+        // Inception's 2048 features and 1008 logits are the most an image gets.
+        crate::memory::check_images("eval", n + n_real, 2048 + 1008, have)?;
+    }
     let coverage = opts.metrics.contains(&Metric::Coverage);
     let classifier_classes = ex.classifier.as_ref().map_or(0, |c| c.classes());
     if coverage && !(channels == 1 || (channels == 3 && classifier_classes == 10)) {

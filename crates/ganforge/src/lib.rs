@@ -9,7 +9,8 @@
 //!   fully connected, BigGAN-style), [`penalty`] (WGAN-GP and R1);
 //! - [`data`]: image sources, the image cache and the prefetching loader; [`features`]:
 //!   Inception-v3 and LeNet feature extractors;
-//! - [`config`]: paper defaults, presets, overrides and validation;
+//! - [`config`]: paper defaults, presets, overrides and validation; [`memory`]: whether a
+//!   config fits the machine;
 //! - [`interop`] (PyTorch's DCGAN example) and [`toy2d`] (the 2-D mode-collapse bed);
 //! - [`run`]: the run folder's format (checkpoints, metrics.jsonl, evaluation reports), which
 //!   everything that reads a finished run goes through;
@@ -30,6 +31,7 @@ pub mod image_io;
 pub mod interop;
 pub mod kaggle;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod nets;
 pub mod npy;

@@ -217,3 +217,15 @@ fn decode_failures_during_training_are_reported() {
     let last = log.steps.last().unwrap().decode_failures;
     assert!(last >= 1, "the count is in metrics.jsonl: {last}");
 }
+
+/// A width of a million would ask for 128 TB at the first allocation and abort the process:
+/// the config is refused before anything is built, saying what fits.
+#[test]
+fn a_run_that_cannot_fit_is_refused_before_allocating() {
+    let out = tempfile::tempdir().unwrap();
+    for set in ["dcgan.ndf=1000000", "dcgan.ngf=1000000"] {
+        let e = train(tiny(&[set]), opts(out.path(), None), &mut Quiet).err().unwrap().to_string();
+        assert!(e.contains("TiB of memory") && e.contains("lower dcgan.ngf and dcgan.ndf"), "{set}: {e}");
+    }
+    assert!(std::fs::read_dir(out.path()).map_or(true, |mut d| d.next().is_none()), "no run folder for a run that cannot start");
+}

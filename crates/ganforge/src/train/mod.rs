@@ -35,6 +35,8 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
     #[error("evaluation during training: {0}")]
     Eval(#[from] crate::eval::EvalError),
     #[error("{path}: {source}")]
@@ -104,6 +106,9 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
+    if let Some(have) = crate::memory::available() {
+        crate::memory::check_training(&cfg, have)?;
+    }
     let source = open_data(&mut cfg, obs)?;
     let Start { run, mut state, mut gan, mut g_ema, resumed_at } = start(&cfg, &opts, &device, obs)?;
     let t = &cfg.train;
@@ -241,6 +246,9 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
         || TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
     let Some(path) = &opts.resume else {
         let run = RunDir::create(&opts.out, &run_name(cfg))?;
+        // At once, so that a run killed from here on is a run folder that --resume takes.
+        crate::fsutil::write_atomic(&run.config_path(), cfg.to_toml().as_bytes())
+            .map_err(|source| TrainError::Io { path: run.config_path(), source })?;
         return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema: None, resumed_at: None });
     };
     let run = RunDir::open(path)?;
