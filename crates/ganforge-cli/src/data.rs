@@ -115,6 +115,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>().join(" ");
     println!("pixel mean  {}  (per channel, pixels in [0, 1])", fmt(&r.mean));
     println!("pixel std   {}", fmt(&r.std));
+    if r.undecodable > 0 {
+        println!("undecodable {} of {} looked at; first: {}", r.undecodable, r.sampled, r.first_error.as_deref().unwrap_or(""));
+    }
     if r.class_counts.is_empty() {
         println!("classes     none (unlabelled)");
     } else {

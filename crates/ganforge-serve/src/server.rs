@@ -36,8 +36,9 @@ const BATCH_IMAGES: usize = 64;
 /// Default of `ServeOptions::header_timeout`: a browser sends its request head (a few hundred
 /// bytes) at once, so even a slow link needs far less; and the dashboard polls every 2 s, so
 /// its connection stays in use. A connection opened and left idle, or sending its head a byte
-/// at a time, gives its slot back within this time.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// at a time, gives its slot back within this time: with every slot taken by such connections
+/// (bench/reliability.py opens 300), a real request waits about this long for one.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default of `ServeOptions::max_connections`: well under the smallest common limit on open
 /// files (256 on macOS; 1024 on Linux), so the process keeps descriptors for its checkpoints,
 /// logs and sample grids; a browser opens at most 6 connections to a host, so this is room for

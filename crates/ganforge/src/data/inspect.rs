@@ -22,6 +22,10 @@ pub struct Inspection {
     pub std: Vec<f64>,
     /// The first images, at the model's size.
     pub preview: ImageBatch,
+    /// Images looked at that failed to decode (training skips or replaces them): how many,
+    /// and the first error.
+    pub undecodable: usize,
+    pub first_error: Option<String>,
 }
 
 /// Looks at up to `sample` images (drawn with `seed`), at `size` x `size` with `channels`.
@@ -44,8 +48,17 @@ pub fn inspect(
     let (mut sum, mut sum2, mut count) = (vec![0f64; channels], vec![0f64; channels], 0usize);
     let (mut min_size, mut max_size) = ((u32::MAX, u32::MAX), (0, 0));
     let plane = size * size;
+    let (mut undecodable, mut first_error) = (0, None);
     for &i in &picks {
-        let img = source.image(i)?;
+        // One broken file says something about the dataset; it does not end the inspection.
+        let img = match source.image(i) {
+            Ok(img) => img,
+            Err(e) => {
+                undecodable += 1;
+                first_error.get_or_insert(e.to_string());
+                continue;
+            }
+        };
         min_size = (min_size.0.min(img.width()), min_size.1.min(img.height()));
         max_size = (max_size.0.max(img.width()), max_size.1.max(img.height()));
         let bytes = to_model_bytes(&img, size, channels);
@@ -60,10 +73,11 @@ pub fn inspect(
     }
     let mean: Vec<f64> = sum.iter().map(|s| s / count.max(1) as f64).collect();
     let std = sum2.iter().zip(&mean).map(|(s2, m)| (s2 / count.max(1) as f64 - m * m).max(0.0).sqrt()).collect();
-    let k = preview.min(n);
-    let mut values = Vec::with_capacity(k * channels * plane);
-    for i in 0..k {
-        super::to_unit_range(&to_model_bytes(&source.image(i)?, size, channels), &mut values);
+    let mut values = Vec::with_capacity(preview.min(n) * channels * plane);
+    let mut k = 0;
+    for img in (0..n).filter_map(|i| source.image(i).ok()).take(preview) {
+        super::to_unit_range(&to_model_bytes(&img, size, channels), &mut values);
+        k += 1;
     }
     Ok(Inspection {
         images: n,
@@ -74,6 +88,8 @@ pub fn inspect(
         mean,
         std,
         preview: ImageBatch { values, n: k, channels, height: size, width: size },
+        undecodable,
+        first_error,
     })
 }
 
@@ -93,5 +109,25 @@ mod tests {
         let counts: Vec<usize> = r.class_counts.values().copied().collect();
         assert_eq!(counts, vec![5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
         assert_eq!((r.preview.n, r.preview.height), (16, 28));
+    }
+
+    /// A file whose header reads but whose pixels are cut short: counted and skipped, with its
+    /// error, instead of ending the inspection.
+    #[test]
+    fn undecodable_images_are_counted_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut png = Vec::new();
+        for i in 0..12u8 {
+            let img = image::GrayImage::from_fn(8, 8, |x, y| image::Luma([(x as u8 + y as u8) * 10 + i]));
+            png.clear();
+            img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+            std::fs::write(dir.path().join(format!("{i:02}.png")), &png).unwrap();
+        }
+        std::fs::write(dir.path().join("00cut.png"), &png[..png.len() / 2]).unwrap();
+        let set = crate::data::folder::FolderSet::open(dir.path()).unwrap();
+        let r = inspect(&set, 8, 1, 100, 4, 0).unwrap();
+        assert_eq!((r.images, r.sampled, r.undecodable), (13, 13, 1));
+        assert!(r.first_error.as_deref().is_some_and(|e| e.contains("00cut.png")), "{:?}", r.first_error);
+        assert_eq!(r.preview.n, 4, "the preview takes the next good images");
     }
 }
