@@ -171,6 +171,16 @@ pub struct TricksConfig {
     pub instance_noise_steps: u64,
 }
 
+/// What a run logs besides its own files.
+#[derive(Config, Debug)]
+pub struct LogConfig {
+    /// TensorBoard event files in RUN/tb/ (losses, D's outputs, rates, speed, evaluations, the
+    /// doctor's findings, the sample grids): `tensorboard --logdir runs`, or `wandb sync
+    /// --sync-tensorboard`. On by default: a few hundred bytes a logged step.
+    #[config(default = true)]
+    pub tensorboard: bool,
+}
+
 /// Everything a run needs; written to `config.toml` in the run folder.
 #[derive(Config, Debug)]
 pub struct GanConfig {
@@ -204,6 +214,9 @@ pub struct GanConfig {
     /// Evaluation during training and the live doctor.
     #[config(default = "EvalConfig::new()")]
     pub eval: EvalConfig,
+    /// Logs for other tools.
+    #[config(default = "LogConfig::new()")]
+    pub log: LogConfig,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,8 @@
 //! The modules form layers; each imports only those above it in this list (checked by
 //! tests/layering.rs):
 //! - plumbing: [`fsutil`], [`rng`], [`alloc`], [`device`], [`zipfile`], file formats [`npy`],
-//!   [`pth`], [`image_io`], and [`params`] (named tensors and their safetensors files);
+//!   [`pth`], [`image_io`], [`tensorboard`] (event files), and [`params`] (named tensors and
+//!   their safetensors files);
 //! - [`metrics`]: the metrics as pure functions on features, and their registry;
 //! - the pieces of a GAN: [`augment`] (DiffAugment), [`loss`], [`optim`], [`nets`] (DCGAN,
 //!   fully connected, BigGAN-style), [`penalty`] (WGAN-GP and R1);
@@ -43,6 +44,7 @@ pub mod pth;
 pub mod rng;
 pub mod run;
 pub mod sample;
+pub mod tensorboard;
 pub mod toy2d;
 pub mod train;
 pub mod zipfile;

@@ -377,6 +377,20 @@ impl fmt::Display for Metric {
     }
 }
 
+impl MetricValue {
+    /// The result's numbers by name, for charts and TensorBoard ("fid", "kid_mean", ...).
+    pub fn scalars(&self) -> Vec<(&'static str, f64)> {
+        match self {
+            MetricValue::Fid(v) => vec![("fid", v.value)],
+            MetricValue::Kid(v) => vec![("kid_mean", v.mean), ("kid_std", v.std)],
+            MetricValue::Mifid(v) => vec![("mifid", v.value), ("memorization_distance", v.memorization_distance)],
+            MetricValue::Pr(v) => vec![("precision", v.precision), ("recall", v.recall)],
+            MetricValue::Is(v) => vec![("is_mean", v.mean), ("is_std", v.std)],
+            MetricValue::Coverage(v) => vec![("classes_covered", v.covered as f64), ("coverage_kl", v.kl)],
+        }
+    }
+}
+
 impl fmt::Display for MetricValue {
     /// The one-line summary that reports and tables show.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,6 +11,7 @@
 //!   samples/step_000500.png  grids from one fixed latent batch
 //!   checkpoints/step_000500/ g, d and optimizer tensors (safetensors) and state.json
 //!   eval/step_000500.json  results of `ganforge eval`
+//!   tb/events.out.tfevents.*  TensorBoard's copy of metrics.jsonl and the grids
 //!   report.html            `ganforge report`: all of the above in one page
 //! ```
 

@@ -1,6 +1,6 @@
 //! What a training run writes besides the weights' updates, each on its schedule: the config,
 //! metrics.jsonl (losses, evaluations, the live doctor's findings), real.png, the sample grids,
-//! checkpoints and loss.png. The loop in `train()` calls one method a schedule; this file owns
+//! checkpoints, loss.png, and the same figures as TensorBoard events in tb/. The loop in `train()` calls one method a schedule; this file owns
 //! the files.
 
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ use crate::params;
 use crate::run::checkpoint::{self, Parts, TrainState};
 use crate::run::{step_name, Finding, MetricsLine, MetricsRecord, MetricsWriter, RunDir};
 use crate::sample::{class_labels, fixed_latents, generate, grid_layout, Sampler};
+use crate::tensorboard::EventWriter;
 
 use super::Observer;
 
@@ -40,6 +41,8 @@ pub struct RunWriter {
     /// No real batch seen yet in this session / in this run.
     session_first: bool,
     run_first: bool,
+    /// TensorBoard's copy of what metrics.jsonl and the grids hold (`log.tensorboard`).
+    tb: Option<EventWriter>,
 }
 
 impl RunWriter {
@@ -54,6 +57,16 @@ impl RunWriter {
         }
         .map_err(io(run.metrics_path()))?;
         let new_run = resumed_at.is_none_or(|s| s == 0);
+        let tb_dir = run.path.join("tb");
+        let tb = if cfg.log.tensorboard {
+            let mut w = EventWriter::create(&tb_dir).map_err(io(tb_dir.clone()))?;
+            if let Some(step) = resumed_at {
+                w.restart(step + 1).map_err(io(tb_dir))?;
+            }
+            Some(w)
+        } else {
+            None
+        };
         let n = cfg.train.grid_images;
         Ok(Self {
             fixed_z: fixed_latents(cfg, n),
@@ -66,6 +79,7 @@ impl RunWriter {
             device: device.clone(),
             session_first: true,
             run_first: new_run,
+            tb,
         })
     }
 
@@ -98,9 +112,18 @@ impl RunWriter {
     fn announce(&mut self, findings: Vec<Finding>, obs: &mut dyn Observer) -> Result<(), TrainError> {
         for f in findings {
             obs.message(&format!("doctor: {f}"));
+            self.tensorboard(|tb| tb.text(&format!("doctor/{}", f.kind), f.step, &format!("{} Remedy: {}", f.evidence, f.remedy)))?;
             self.write(&MetricsLine::Doctor { step: f.step, doctor: f })?;
         }
         Ok(())
+    }
+
+    /// Writes to the TensorBoard file when the run keeps one.
+    fn tensorboard(&mut self, f: impl FnOnce(&mut EventWriter) -> std::io::Result<()>) -> Result<(), TrainError> {
+        match &mut self.tb {
+            Some(tb) => f(tb).map_err(|source| TrainError::Io { path: tb.path().to_path_buf(), source }),
+            None => Ok(()),
+        }
     }
 
     fn write(&mut self, line: &MetricsLine) -> Result<(), TrainError> {
@@ -110,6 +133,17 @@ impl RunWriter {
     /// A metrics line, then the loss-trace doctor.
     pub fn log(&mut self, rec: MetricsRecord, obs: &mut dyn Observer) -> Result<(), TrainError> {
         self.write(&MetricsLine::Step(rec.clone()))?;
+        let scalars = [
+            ("loss/d", rec.loss_d as f64),
+            ("loss/g", rec.loss_g as f64),
+            ("d_output/real", rec.d_real as f64),
+            ("d_output/fake", rec.d_fake as f64),
+            ("lr/d", rec.lr_d),
+            ("lr/g", rec.lr_g),
+            ("speed/images_per_s", rec.images_per_s),
+            ("data/decode_failures", rec.decode_failures as f64),
+        ];
+        self.tensorboard(|tb| tb.scalars(rec.step, &scalars))?;
         let found = self.watch.on_record(&rec);
         self.announce(found, obs)
     }
@@ -118,7 +152,13 @@ impl RunWriter {
     pub fn samples(&mut self, g: &Generator, step: u64, obs: &mut dyn Observer) -> Result<(), TrainError> {
         let imgs = generate(g, &self.fixed_z, self.fixed_y.as_deref(), self.cfg.model.nz, &self.device);
         let p = self.run.samples_dir().join(format!("{}.png", step_name(step)));
-        save_png(&p, &imgs.grid(grid_cols(imgs.n))).map_err(io(p))?;
+        let grid = imgs.grid(grid_cols(imgs.n));
+        save_png(&p, &grid).map_err(io(p))?;
+        if self.tb.is_some() {
+            let mut png = std::io::Cursor::new(Vec::new());
+            grid.write_to(&mut png, image::ImageFormat::Png).expect("PNG encodes to memory");
+            self.tensorboard(|tb| tb.image("samples", step, &png.into_inner(), grid.width(), grid.height(), 3))?;
+        }
         let found = self.watch.on_samples(step, &imgs);
         self.announce(found, obs)
     }
@@ -134,6 +174,10 @@ impl RunWriter {
         let sampler = Sampler::from_generator(self.cfg.clone(), g.clone(), self.run.path.clone(), &self.device);
         let (report, findings) = self.watch.evaluate(step, &sampler)?;
         obs.message(&format!("eval at step {step}: {}", serde_json::to_string(&report.metrics).expect("serializes")));
+        let scalars: Vec<(String, f64)> =
+            report.metrics.0.values().flat_map(|v| v.scalars()).map(|(name, x)| (format!("eval/{name}"), x)).collect();
+        let scalars: Vec<(&str, f64)> = scalars.iter().map(|(n, x)| (n.as_str(), *x)).collect();
+        self.tensorboard(|tb| tb.scalars(step, &scalars))?;
         self.write(&MetricsLine::Eval { step, eval: Box::new(report) })?;
         self.announce(findings, obs)
     }
