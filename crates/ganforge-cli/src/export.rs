@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use ganforge::interop::dcgan;
@@ -19,12 +19,31 @@ pub struct ExportArgs {
     /// Which network: g or d.
     #[arg(long, default_value = "g", value_parser = ["g", "d"])]
     net: String,
-    /// The .pth file to write.
-    #[arg(long, value_name = "FILE.pth")]
+    /// pth: a state dict of PyTorch's DCGAN example; hf: a folder for the Hugging Face hub
+    /// (model.safetensors, config.json, a README model card, sample.png).
+    #[arg(long, default_value = "pth", value_parser = ["pth", "hf"])]
+    format: String,
+    /// The model card's licence (the hub's identifiers: mit, apache-2.0, cc-by-4.0, other).
+    #[arg(long, default_value = "other", value_name = "ID")]
+    license: String,
+    /// The .pth file (or, with --format hf, the folder) to write.
+    #[arg(long, value_name = "PATH")]
     out: PathBuf,
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
+    if a.format == "hf" {
+        if a.net != "g" {
+            bail!("--format hf exports the generator; leave out --net d");
+        }
+        let run = RunDir::open(&a.run)?;
+        let files = ganforge::run::hf::export(&run, a.checkpoint.as_deref(), &a.out, &a.license)?;
+        for f in &files {
+            eprintln!("wrote {}", f.display());
+        }
+        println!("{}", a.out.display());
+        return Ok(());
+    }
     use ganforge::params::load_module;
     let device = ganforge::burn::tensor::Device::flex();
     let run = RunDir::open(&a.run)?;

@@ -14,8 +14,12 @@ use ganforge::sample::{class_labels, ClassLayout, Sampler};
 #[derive(Args)]
 pub struct SampleArgs {
     /// Run folder to sample from.
-    #[arg(long, value_name = "RUN_DIR", required_unless_present = "from_pytorch")]
+    #[arg(long, value_name = "RUN_DIR", required_unless_present_any = ["from_pytorch", "model"])]
     run: Option<PathBuf>,
+    /// Sample a generator file alone, no run folder needed: a checkpoint's g.safetensors (or
+    /// g_ema.safetensors) or an exported model.safetensors, whose metadata rebuilds G.
+    #[arg(long, value_name = "FILE.safetensors", conflicts_with_all = ["run", "checkpoint", "from_pytorch"])]
+    model: Option<PathBuf>,
     /// Sample a generator saved by PyTorch's DCGAN example (`torch.save(netG.state_dict(), ...)`)
     /// instead of a run; its sizes are read from the file (--nz, --ngf, --nc, --size check them).
     #[arg(long, value_name = "netG.pth", conflicts_with_all = ["run", "checkpoint"])]
@@ -74,6 +78,7 @@ pub struct SampleArgs {
 pub fn run(a: SampleArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let sampler = match (&a.from_pytorch, &a.run) {
+        _ if a.model.is_some() => Sampler::from_model_file(a.model.as_deref().expect("matched"), &device)?,
         (Some(pth), _) => {
             let given = TorchDcgan { nz: a.nz, ngf: a.ngf, nc: a.nc, size: a.size, ndf: None };
             let (cfg, g) = dcgan::import_generator(pth, &given, &device)?;

@@ -144,16 +144,39 @@ impl ModelInfo {
 }
 
 /// The worker: loads G when needed and serves jobs in batches.
-fn worker(run: PathBuf, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mutex<Option<ModelInfo>>>) {
-    // The generator and the checkpoint folder it came from.
+/// What the server makes images with.
+#[derive(Clone, Debug)]
+enum Serving {
+    /// A run folder's latest checkpoint, followed while the run trains.
+    Run(PathBuf),
+    /// One generator file (its metadata rebuilds G): no run folder, no dashboard data.
+    Model(PathBuf),
+}
+
+fn worker(serving: Serving, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mutex<Option<ModelInfo>>>) {
+    // The generator and the checkpoint folder (or file) it came from.
     let mut sampler: Option<(Sampler, PathBuf)> = None;
     // A run still training writes new checkpoints: look for one at start, then at most every 5 s.
     let refresh = |sampler: &mut Option<(Sampler, PathBuf)>| {
-        let Some(latest) = RunDir::open(&run).ok().and_then(|r| r.latest_checkpoint().ok()) else { return };
+        let run = match &serving {
+            Serving::Run(run) => run,
+            Serving::Model(_) if sampler.is_some() => return,
+            Serving::Model(file) => {
+                match Sampler::from_model_file(file, &device) {
+                    Ok(s) => {
+                        *info.lock().expect("not poisoned") = Some(ModelInfo::of(&s));
+                        *sampler = Some((s, file.clone()));
+                    }
+                    Err(e) => eprintln!("serve: could not load the generator: {e}"),
+                }
+                return;
+            }
+        };
+        let Some(latest) = RunDir::open(run).ok().and_then(|r| r.latest_checkpoint().ok()) else { return };
         if sampler.as_ref().is_some_and(|(_, dir)| *dir == latest) {
             return;
         }
-        match Sampler::load(&run, Some(&latest), &device) {
+        match Sampler::load(run, Some(&latest), &device) {
             Ok(s) => {
                 *info.lock().expect("not poisoned") = Some(ModelInfo::of(&s));
                 *sampler = Some((s, latest));
@@ -236,7 +259,8 @@ fn serve_batch(s: &Sampler, batch: Vec<Job>) {
 
 #[derive(Clone)]
 struct AppState {
-    run: PathBuf,
+    /// The run folder, when serving one.
+    run: Option<PathBuf>,
     jobs: mpsc::SyncSender<Job>,
     info: Arc<Mutex<Option<ModelInfo>>>,
 }
@@ -244,7 +268,7 @@ struct AppState {
 impl AppState {
     /// The run's metrics.jsonl as it is now (empty while it is unreadable or absent).
     fn log(&self) -> MetricsLog {
-        RunDir { path: self.run.clone() }.log().unwrap_or_default()
+        self.run.as_ref().and_then(|r| RunDir { path: r.clone() }.log().ok()).unwrap_or_default()
     }
 }
 
@@ -368,9 +392,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let stride = (log.steps.len() / 1000).max(1);
     let steps: Vec<_> =
         log.steps.iter().enumerate().filter(|(i, _)| i % stride == 0 || *i + 1 == log.steps.len()).map(|(_, r)| r).collect();
-    let samples = sample_names(&state.run);
+    let samples = state.run.as_deref().map(sample_names).unwrap_or_default();
     axum::Json(json!({
-        "run": state.run.file_name().and_then(|n| n.to_str()).unwrap_or(""),
+        "run": state.run.as_ref().and_then(|r| r.file_name()).and_then(|n| n.to_str()).unwrap_or(""),
         "steps": steps,
         "evals": log.evals.iter().map(|(s, e)| json!({ "step": s, "metrics": e.metrics })).collect::<Vec<_>>(),
         "findings": log.findings,
@@ -396,7 +420,8 @@ async fn sample_file(State(state): State<AppState>, UrlPath(name): UrlPath<Strin
     if !is_sample_name(&name) {
         return error(StatusCode::NOT_FOUND, "no such sample grid");
     }
-    match tokio::fs::read(state.run.join("samples").join(&name)).await {
+    let Some(run) = &state.run else { return error(StatusCode::NOT_FOUND, "no such sample grid") };
+    match tokio::fs::read(run.join("samples").join(&name)).await {
         Ok(bytes) => png_response(bytes, None),
         Err(_) => error(StatusCode::NOT_FOUND, "no such sample grid"),
     }
@@ -555,17 +580,36 @@ pub fn spawn_with(run: &Path, addr: SocketAddr, device: Device, opts: ServeOptio
     if !run.join("config.toml").is_file() {
         return Err(ServeError::Run(ganforge::run::RunError::NotARun(run.to_path_buf())));
     }
+    start(Serving::Run(run.to_path_buf()), addr, device, opts)
+}
+
+/// Serves one generator file (a checkpoint's g.safetensors or an exported model.safetensors)
+/// without its run folder: the page and the API, with no dashboard data.
+pub fn spawn_model(file: &Path, addr: SocketAddr, device: Device, opts: ServeOptions) -> Result<ServeHandle, ServeError> {
+    // Refused here, not in the worker, so that a bad file is a clear error at start.
+    let meta = ganforge::params::safetensors_metadata(file).map_err(|e| ServeError::Run(ganforge::run::CheckpointError::from(e).into()))?;
+    if !meta.contains_key(ganforge::run::META_CONFIG) {
+        return Err(ServeError::Run(ganforge::run::RunError::NoModelConfig(file.to_path_buf())));
+    }
+    start(Serving::Model(file.to_path_buf()), addr, device, opts)
+}
+
+fn start(serving: Serving, addr: SocketAddr, device: Device, opts: ServeOptions) -> Result<ServeHandle, ServeError> {
+    let run = match &serving {
+        Serving::Run(r) => Some(r.clone()),
+        Serving::Model(_) => None,
+    };
     let info = Arc::new(Mutex::new(None));
     // A bounded queue: a flood of requests is refused with 503 rather than held in memory.
     let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
     {
-        let (run, info) = (run.to_path_buf(), info.clone());
+        let info = info.clone();
         std::thread::Builder::new()
             .name("ganforge-generator".into())
-            .spawn(move || worker(run, device, rx, info))
+            .spawn(move || worker(serving, device, rx, info))
             .map_err(ServeError::Runtime)?;
     }
-    let app = router(AppState { run: run.to_path_buf(), jobs, info });
+    let app = router(AppState { run, jobs, info });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(ServeError::Runtime)?;
     let listener = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|source| ServeError::Bind { addr, source })?;
     let bound = listener.local_addr().map_err(ServeError::Runtime)?;

@@ -504,11 +504,16 @@ impl GanConfig {
     /// Reads a resolved config (the `config.toml` of a run folder).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Reads a resolved config from TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let parsed: toml::Table =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { origin: path.display().to_string(), message: e.to_string() })?;
+            toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })?;
         let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
         overlay(&mut tree, &parsed, "")?;
-        Self::from_tree(tree, &path.display().to_string())
+        Self::from_tree(tree, origin)
     }
 
     fn from_tree(tree: toml::Table, origin: &str) -> Result<Self, ConfigError> {

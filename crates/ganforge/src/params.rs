@@ -265,15 +265,29 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TensorFileError + '_ {
 
 /// Serializes named tensors as safetensors (float32, little-endian).
 pub fn safetensors_bytes(tensors: &BTreeMap<String, HostTensor>) -> Vec<u8> {
+    safetensors_bytes_with(tensors, &BTreeMap::new())
+}
+
+/// Safetensors bytes whose header metadata also holds `meta` (string keys and values, as the
+/// format allows), beside the producer.
+pub fn safetensors_bytes_with(tensors: &BTreeMap<String, HostTensor>, meta: &BTreeMap<String, String>) -> Vec<u8> {
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
         tensors.iter().map(|(k, t)| (k.clone(), t.shape.clone(), t.values.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
     let views: Vec<(String, TensorView)> = raw
         .iter()
         .map(|(k, shape, bytes)| (k.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes).expect("shape matches bytes")))
         .collect();
-    let mut meta = std::collections::HashMap::new();
-    meta.insert("producer".to_string(), format!("ganforge {}", env!("CARGO_PKG_VERSION")));
-    safetensors::serialize(views, Some(meta)).expect("in-memory serialization")
+    let mut all: std::collections::HashMap<String, String> = meta.clone().into_iter().collect();
+    all.insert("producer".to_string(), format!("ganforge {}", env!("CARGO_PKG_VERSION")));
+    safetensors::serialize(views, Some(all)).expect("in-memory serialization")
+}
+
+/// The header metadata of a safetensors file (empty when it has none).
+pub fn safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>, TensorFileError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| TensorFileError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+    Ok(meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default())
 }
 
 /// Reads a safetensors file of float32 tensors.

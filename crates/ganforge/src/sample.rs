@@ -99,6 +99,12 @@ impl Sampler {
         Ok(Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() })
     }
 
+    /// Loads G from a generator file alone (its metadata holds the config that rebuilds it).
+    pub fn from_model_file(path: &Path, device: &Device) -> Result<Self, SampleError> {
+        let loaded = crate::run::load_model_file(path, device)?;
+        Ok(Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() })
+    }
+
     /// A sampler for a generator built elsewhere (imported from PyTorch): `source` names it.
     pub fn from_generator(cfg: GanConfig, g: Generator, source: PathBuf, device: &Device) -> Self {
         Self { cfg, g, checkpoint: source, step: None, device: device.clone() }

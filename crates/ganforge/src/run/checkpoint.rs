@@ -16,7 +16,7 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{sync_dir, write_synced};
-use crate::params::{load_module, named_tensors, read_safetensors, safetensors_bytes};
+use crate::params::{load_module, named_tensors, read_safetensors, safetensors_bytes, safetensors_bytes_with};
 use crate::rng::GanRng;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +86,12 @@ pub fn save<G: Module, D: Module>(
             return Err(CheckpointError::NonFinite { step: state.step, file: file.to_string(), name: name.clone() });
         }
     }
-    let mut files: Vec<(&str, Vec<u8>)> = tensors.iter().map(|(f, t)| (*f, safetensors_bytes(t))).collect();
+    // A generator's file carries what rebuilds it, so it travels without its run folder.
+    let g_meta = super::model_metadata(config_toml, state.step);
+    let mut files: Vec<(&str, Vec<u8>)> = tensors
+        .iter()
+        .map(|(f, t)| (*f, if f.starts_with("g") { safetensors_bytes_with(t, &g_meta) } else { safetensors_bytes(t) }))
+        .collect();
     files.push(("state.json", serde_json::to_vec_pretty(state).expect("state serializes")));
     files.push(("config.toml", config_toml.as_bytes().to_vec()));
 

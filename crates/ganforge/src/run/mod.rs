@@ -16,6 +16,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod hf;
 pub mod log;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ pub enum RunError {
     NoCheckpoint(PathBuf),
     #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
     BadCheckpoint(PathBuf),
+    #[error("{0} carries no ganforge config in its metadata (checkpoints of ganforge before 0.1.0's model files do not): sample it with --run RUN_DIR --checkpoint FILE instead")]
+    NoModelConfig(PathBuf),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
@@ -62,6 +65,35 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 #[derive(Clone, Debug)]
 pub struct RunDir {
     pub path: PathBuf,
+}
+
+/// Metadata keys of a generator's safetensors file: the resolved config (architecture, shapes,
+/// classes and their names), the step and the version that wrote it.
+pub const META_CONFIG: &str = "ganforge.config";
+pub const META_STEP: &str = "ganforge.step";
+pub const META_VERSION: &str = "ganforge.version";
+
+/// The metadata a generator file carries (see [`META_CONFIG`]).
+pub fn model_metadata(config_toml: &str, step: u64) -> std::collections::BTreeMap<String, String> {
+    [
+        (META_CONFIG.to_string(), config_toml.to_string()),
+        (META_STEP.to_string(), step.to_string()),
+        (META_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// G from a generator file alone (a checkpoint's g.safetensors or g_ema.safetensors, or an
+/// exported model.safetensors), rebuilt from the config in its metadata.
+pub fn load_model_file(path: &Path, device: &Device) -> Result<LoadedGenerator, RunError> {
+    let meta = crate::params::safetensors_metadata(path).map_err(CheckpointError::from)?;
+    let text = meta.get(META_CONFIG).ok_or_else(|| RunError::NoModelConfig(path.to_path_buf()))?;
+    let cfg = GanConfig::parse(text, &format!("{} (its {META_CONFIG} metadata)", path.display()))?;
+    let step = meta.get(META_STEP).and_then(|s| s.parse().ok());
+    let (g, _) = nets::build(&cfg.families(), cfg.seed, device);
+    let g = crate::params::load_module(g, path).map_err(CheckpointError::from)?;
+    Ok(LoadedGenerator { cfg, g, file: path.to_path_buf(), step })
 }
 
 /// File name of a step, zero-padded so that names sort by step.
@@ -166,6 +198,19 @@ impl RunDir {
             n += crate::fsutil::remove_stale_temporaries(&dir).map_err(io(&dir))?;
         }
         Ok(n)
+    }
+
+    /// The newest sample grid (`samples/step_NNNNNN.png`), if any.
+    pub fn latest_sample_grid(&self) -> Option<PathBuf> {
+        let mut grids: Vec<PathBuf> = std::fs::read_dir(self.samples_dir())
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_") && n.ends_with(".png")))
+            .collect();
+        grids.sort_by_key(|p| {
+            p.file_stem().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("step_")).and_then(|s| s.parse::<u64>().ok())
+        });
+        grids.pop()
     }
 
     pub fn config(&self) -> Result<GanConfig, RunError> {
