@@ -284,26 +284,88 @@ fn png_response(bytes: Vec<u8>, seed: Option<u64>) -> Response {
     r
 }
 
-/// A query parameter parsed, with a 400 naming it when it does not parse or is out of range.
+/// A query string the API refuses (answered with a 400 and this message).
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{0}")]
+pub struct BadQuery(pub String);
+
+/// A query parameter parsed, with an error naming it when it does not parse or is out of range.
 fn param<T: std::str::FromStr>(
     q: &HashMap<String, String>,
     name: &str,
     ok: impl Fn(&T) -> bool,
     what: &str,
-) -> Result<Option<T>, Response> {
+) -> Result<Option<T>, BadQuery> {
     match q.get(name) {
         None => Ok(None),
         Some(v) => match v.parse::<T>() {
             Ok(x) if ok(&x) => Ok(Some(x)),
-            _ => Err(error(StatusCode::BAD_REQUEST, format!("{name}={v:?} is not {what}"))),
+            _ => Err(BadQuery(format!("{name}={v:?} is not {what}"))),
         },
     }
 }
 
-fn check_known(q: &HashMap<String, String>, known: &[&str]) -> Result<(), Response> {
+fn check_known(q: &HashMap<String, String>, known: &[&str]) -> Result<(), BadQuery> {
     match q.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(error(StatusCode::BAD_REQUEST, format!("unknown parameter '{k}'; this endpoint takes {}", known.join(", ")))),
+        Some(k) => Err(BadQuery(format!("unknown parameter '{k}'; this endpoint takes {}", known.join(", ")))),
         None => Ok(()),
+    }
+}
+
+fn truncation(q: &HashMap<String, String>) -> Result<Option<f32>, BadQuery> {
+    param::<f32>(q, "truncation", |t| t.is_finite() && (0.05..=4.0).contains(t), "a truncation from 0.05 to 4")
+}
+
+/// What `/api/generate` asks for. Public, with [`GenerateQuery::parse`], so that the parsing
+/// of outside query strings can be tested and fuzzed without a running server.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GenerateQuery {
+    /// None: a random seed, said in the reply's x-seed header.
+    pub seed: Option<u64>,
+    /// 1 to [`MAX_N`].
+    pub n: usize,
+    pub class: Option<u32>,
+    /// Finite, 0.05 to 4.
+    pub truncation: Option<f32>,
+}
+
+impl GenerateQuery {
+    pub fn parse(q: &HashMap<String, String>) -> Result<Self, BadQuery> {
+        check_known(q, &["seed", "n", "class", "truncation"])?;
+        Ok(Self {
+            seed: param::<u64>(q, "seed", |_| true, "a non-negative integer")?,
+            n: param::<usize>(q, "n", |n| (1..=MAX_N).contains(n), &format!("an image count from 1 to {MAX_N}"))?.unwrap_or(1),
+            class: param::<u32>(q, "class", |_| true, "a class index")?,
+            truncation: truncation(q)?,
+        })
+    }
+}
+
+/// What `/api/interpolate` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InterpolateQuery {
+    pub from: u64,
+    pub to: u64,
+    /// 2 to [`MAX_STEPS`].
+    pub steps: usize,
+    pub class: Option<u32>,
+    /// Finite, 0.05 to 4.
+    pub truncation: Option<f32>,
+}
+
+impl InterpolateQuery {
+    pub fn parse(q: &HashMap<String, String>) -> Result<Self, BadQuery> {
+        check_known(q, &["from", "to", "steps", "class", "truncation"])?;
+        let from = param::<u64>(q, "from", |_| true, "a non-negative integer")?;
+        let to = param::<u64>(q, "to", |_| true, "a non-negative integer")?;
+        let steps =
+            param::<usize>(q, "steps", |s| (2..=MAX_STEPS).contains(s), &format!("a frame count from 2 to {MAX_STEPS}"))?.unwrap_or(8);
+        let class = param::<u32>(q, "class", |_| true, "a class index")?;
+        let truncation = truncation(q)?;
+        match (from, to) {
+            (Some(from), Some(to)) => Ok(Self { from, to, steps, class, truncation }),
+            _ => Err(BadQuery("from and to (two seeds) are required".into())),
+        }
     }
 }
 
@@ -333,17 +395,9 @@ fn encode(images: &ImageBatch, cols: usize) -> Vec<u8> {
 }
 
 async fn generate(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let parsed = (|| {
-        check_known(&q, &["seed", "n", "class", "truncation"])?;
-        let seed = param::<u64>(&q, "seed", |_| true, "a non-negative integer")?;
-        let n = param::<usize>(&q, "n", |n| (1..=MAX_N).contains(n), &format!("an image count from 1 to {MAX_N}"))?.unwrap_or(1);
-        let class = param::<u32>(&q, "class", |_| true, "a class index")?;
-        let truncation = param::<f32>(&q, "truncation", |t| t.is_finite() && (0.05..=4.0).contains(t), "a truncation from 0.05 to 4")?;
-        Ok::<_, Response>((seed, n, class, truncation))
-    })();
-    let (seed, n, class, truncation) = match parsed {
+    let GenerateQuery { seed, n, class, truncation } = match GenerateQuery::parse(&q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
     let seed = seed.unwrap_or_else(|| rand::random::<u32>() as u64);
     match run_job(&state, Latents::Seed { seed, n, truncation }, class).await {
@@ -353,22 +407,9 @@ async fn generate(State(state): State<AppState>, Query(q): Query<HashMap<String,
 }
 
 async fn interpolate(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let parsed = (|| {
-        check_known(&q, &["from", "to", "steps", "class", "truncation"])?;
-        let from = param::<u64>(&q, "from", |_| true, "a non-negative integer")?;
-        let to = param::<u64>(&q, "to", |_| true, "a non-negative integer")?;
-        let steps =
-            param::<usize>(&q, "steps", |s| (2..=MAX_STEPS).contains(s), &format!("a frame count from 2 to {MAX_STEPS}"))?.unwrap_or(8);
-        let class = param::<u32>(&q, "class", |_| true, "a class index")?;
-        let truncation = param::<f32>(&q, "truncation", |t| t.is_finite() && (0.05..=4.0).contains(t), "a truncation from 0.05 to 4")?;
-        match (from, to) {
-            (Some(f), Some(t)) => Ok((f, t, steps, class, truncation)),
-            _ => Err(error(StatusCode::BAD_REQUEST, "from and to (two seeds) are required")),
-        }
-    })();
-    let (from, to, steps, class, truncation) = match parsed {
+    let InterpolateQuery { from, to, steps, class, truncation } = match InterpolateQuery::parse(&q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.0),
     };
     match run_job(&state, Latents::Between { from, to, steps, truncation }, class).await {
         Ok(images) => png_response(encode(&images, images.n), None),
@@ -622,4 +663,36 @@ fn start(serving: Serving, addr: SocketAddr, device: Device, opts: ServeOptions)
         .spawn(move || rt.block_on(serve_connections(listener, app, opts, rx)))
         .map_err(ServeError::Runtime)?;
     Ok(ServeHandle { addr: bound, shutdown: Some(tx), thread: Some(thread) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn generate_query_defaults_ranges_and_messages() {
+        let q = GenerateQuery::parse(&query(&[])).unwrap();
+        assert_eq!(q, GenerateQuery { seed: None, n: 1, class: None, truncation: None });
+        let q = GenerateQuery::parse(&query(&[("seed", "7"), ("n", "64"), ("class", "3"), ("truncation", "0.5")])).unwrap();
+        assert_eq!(q, GenerateQuery { seed: Some(7), n: 64, class: Some(3), truncation: Some(0.5) });
+        let e = GenerateQuery::parse(&query(&[("n", "65")])).unwrap_err();
+        assert_eq!(e.0, "n=\"65\" is not an image count from 1 to 64");
+        let e = GenerateQuery::parse(&query(&[("truncation", "NaN")])).unwrap_err();
+        assert_eq!(e.0, "truncation=\"NaN\" is not a truncation from 0.05 to 4");
+        let e = GenerateQuery::parse(&query(&[("colour", "red")])).unwrap_err();
+        assert_eq!(e.0, "unknown parameter 'colour'; this endpoint takes seed, n, class, truncation");
+    }
+
+    #[test]
+    fn interpolate_query_needs_both_seeds() {
+        let q = InterpolateQuery::parse(&query(&[("from", "1"), ("to", "2")])).unwrap();
+        assert_eq!(q, InterpolateQuery { from: 1, to: 2, steps: 8, class: None, truncation: None });
+        assert_eq!(InterpolateQuery::parse(&query(&[("from", "1")])).unwrap_err().0, "from and to (two seeds) are required");
+        let e = InterpolateQuery::parse(&query(&[("from", "1"), ("to", "2"), ("steps", "1")])).unwrap_err();
+        assert_eq!(e.0, "steps=\"1\" is not a frame count from 2 to 16");
+    }
 }
