@@ -327,6 +327,19 @@ pub fn open(cfg: &DataConfig) -> Result<Arc<dyn Source>, DataError> {
 /// Bilinear resize of the shorter side to `size`, then a centre crop; the same as
 /// torchvision's `Resize(size)` + `CenterCrop(size)` used by the DCGAN reference code.
 pub fn to_model_bytes(img: &DynamicImage, size: usize, channels: usize) -> Vec<u8> {
+    // Scaling a 1x65535 strip's short side up to 64 would allocate 800 MB for a picture that is
+    // cropped to a square anyway: past this aspect ratio, crop the centre square first. No real
+    // dataset comes near it (Stanford Dogs' boxes are filtered at 2.5), so their bytes are as
+    // they were.
+    const MAX_ASPECT: u32 = 8;
+    let squared;
+    let img = if img.width().max(img.height()) > MAX_ASPECT * img.width().min(img.height()) {
+        let side = img.width().min(img.height());
+        squared = img.crop_imm((img.width() - side) / 2, (img.height() - side) / 2, side, side);
+        &squared
+    } else {
+        img
+    };
     let (w, h) = (img.width() as usize, img.height() as usize);
     let s = size as f64 / w.min(h) as f64;
     let (nw, nh) = (((w as f64 * s).round() as u32).max(size as u32), ((h as f64 * s).round() as u32).max(size as u32));
@@ -413,6 +426,18 @@ pub(crate) mod broken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A strip of 1x65535 pixels at model size 64 is cropped to its centre square first,
+    /// instead of being scaled to 64x4194240 (800 MB) and then cropped.
+    #[test]
+    fn extreme_strips_are_squared_before_scaling() {
+        let strip = DynamicImage::ImageLuma8(GrayImage::from_fn(1, 65_535, |_, y| image::Luma([(y % 251) as u8])));
+        let bytes = to_model_bytes(&strip, 64, 1);
+        // The centre pixel of the strip (row 32767, value 32767 % 251 = 137) everywhere.
+        assert_eq!(bytes, vec![(32_767 % 251) as u8; 64 * 64]);
+        let wide = DynamicImage::ImageLuma8(GrayImage::from_fn(90, 10, |x, _| image::Luma([x as u8])));
+        assert_eq!(to_model_bytes(&wide, 10, 1)[..10].to_vec(), (40..50).collect::<Vec<u8>>(), "the centre 10x10 of a 9:1 image");
+    }
 
     #[test]
     fn bundled_mnist_matches_its_manifest() {
