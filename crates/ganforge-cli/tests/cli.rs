@@ -373,6 +373,112 @@ fn doctor_reads_a_run() {
     fails_with(&["doctor", dir.path().to_str().unwrap()], "is not a ganforge run folder");
 }
 
+/// Writes 16 grey 16x16 PNGs: all the same mid-grey (no diversity) or independent noise.
+fn planted_folder(dir: &Path, noise: bool) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut state = 12345u32;
+    for i in 0..16 {
+        let img = image::GrayImage::from_fn(16, 16, |_, _| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            image::Luma([if noise { (state >> 24) as u8 } else { 128 }])
+        });
+        img.save(dir.join(format!("{i:02}.png"))).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut text = std::fs::read_to_string(path).unwrap();
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn eval_line(step: u64, metrics: &str) -> String {
+    format!(
+        r#"{{"step":{step},"eval":{{"checkpoint":"c","real":"folder","n_fake":16,"n_real":16,"features":"lenet","resize":"r","metrics":{metrics},"warnings":[]}}}}"#
+    )
+}
+
+/// Trains 2 steps at 32x32 on a planted folder, then carries metrics.jsonl to step 600 with a
+/// copied loss line, so that `ganforge doctor` judges the samples (from step 500 on).
+fn run_at_step_600(out: &Path, data: &Path, extra: &[&str]) -> PathBuf {
+    let spec = format!("folder:{}", data.display());
+    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", "2", "--data", &spec];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(&["--set", "model.image_size=32"]);
+    args.extend_from_slice(extra);
+    let o = ganforge(&args);
+    assert!(o.ok, "{}", o.stderr);
+    let run = PathBuf::from(o.stdout.lines().last().unwrap());
+    let log = run.join("metrics.jsonl");
+    let last = std::fs::read_to_string(&log).unwrap().lines().filter(|l| l.contains("\"loss_g\"")).last().unwrap().to_string();
+    let mut record: serde_json::Value = serde_json::from_str(&last).unwrap();
+    record["step"] = serde_json::json!(600);
+    append(&log, &[record.to_string()]);
+    run
+}
+
+fn examine(run: &Path) -> serde_json::Value {
+    let o = ganforge(&["doctor", run.to_str().unwrap(), "--json"]);
+    assert!(o.ok, "{}", o.stderr);
+    serde_json::from_str(&o.stdout).unwrap()
+}
+
+fn finding_kinds(exam: &serde_json::Value) -> Vec<String> {
+    exam["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect()
+}
+
+/// `ganforge doctor` past step 500, where it judges the latest G's samples against real images
+/// and the evaluations in metrics.jsonl. The evidence is planted: the G's up-sampling (an
+/// untrained transposed-convolution G makes a strong period-2 checkerboard at 32x32, 322x the
+/// typical power when this was written, while resize-convolution makes none), the real images
+/// (config.toml's data.spec: a folder without any diversity, or one of noise) and eval lines.
+#[test]
+fn doctor_examines_samples_real_images_and_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = planted_folder(&dir.path().join("flat"), false);
+    let noise = planted_folder(&dir.path().join("noise"), true);
+    let deconv = run_at_step_600(&dir.path().join("deconv"), &flat, &[]);
+    let exam = examine(&deconv);
+    assert_eq!(finding_kinds(&exam), ["checkerboard"], "{exam}");
+    assert!(exam["findings"][0]["evidence"].as_str().unwrap().contains("period-2"), "{exam}");
+
+    let run = run_at_step_600(&dir.path().join("resize"), &flat, &["--set", "dcgan.upsample=resize_conv"]);
+    let log = run.join("metrics.jsonl");
+    let kinds = finding_kinds;
+    let notes = |exam: &serde_json::Value| exam["notes"].to_string();
+    // Real images with no diversity at all: any G's samples are as diverse, so no collapse.
+    let exam = examine(&run);
+    assert_eq!(kinds(&exam), Vec::<String>::new(), "{exam}");
+    assert!(!notes(&exam).contains("samples are judged from step 500"), "{exam}");
+    assert!(notes(&exam).contains("no evaluations in metrics.jsonl"), "{exam}");
+
+    // Real images of independent noise: G after 2 steps is far less diverse (1%).
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    std::fs::write(run.join("config.toml"), config.replace(&flat.display().to_string(), &noise.display().to_string())).unwrap();
+    let exam = examine(&run);
+    assert_eq!(kinds(&exam), ["mode_collapse"], "{exam}");
+    assert!(exam["findings"][0]["evidence"].as_str().unwrap().contains("as diverse as real ones"), "{exam}");
+    std::fs::write(run.join("config.toml"), config).unwrap();
+
+    // Evaluations: coverage falling from 10 classes to 3, and a MiFID memorization distance
+    // under the threshold; each finding appears only with its evidence.
+    let coverage = |c: u32| format!(r#"{{"coverage":{{"classes":10,"covered":{c},"histogram":[1,1,1,1,1,1,1,1,1,1],"kl":0.1}}}}"#);
+    let mifid = |d: f64| format!(r#"{{"mifid":{{"fid":12.5,"memorization_distance":{d},"threshold":0.1,"value":12.5}}}}"#);
+    append(&log, &[eval_line(300, &coverage(10)), eval_line(600, &coverage(9)), eval_line(600, &mifid(0.3))]);
+    let exam = examine(&run);
+    assert_eq!(kinds(&exam), Vec::<String>::new(), "9 of 10 classes and distance 0.3 are healthy: {exam}");
+    assert!(!notes(&exam).contains("no evaluations"), "{exam}");
+    append(&log, &[eval_line(600, &coverage(3)), eval_line(600, &mifid(0.01))]);
+    let exam = examine(&run);
+    assert_eq!(kinds(&exam), ["mode_collapse", "memorization"], "{exam}");
+    assert!(exam["findings"][0]["evidence"].as_str().unwrap().contains("fell to 3 classes from 10"), "{exam}");
+    assert!(exam["findings"][1]["evidence"].as_str().unwrap().contains("0.0100"), "{exam}");
+}
+
 #[test]
 fn pytorch_generators_sample_and_runs_export() {
     let dir = tempfile::tempdir().unwrap();
