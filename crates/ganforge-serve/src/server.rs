@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,7 +144,6 @@ impl ModelInfo {
     }
 }
 
-/// The worker: loads G when needed and serves jobs in batches.
 /// What the server makes images with.
 #[derive(Clone, Debug)]
 enum Serving {
@@ -153,7 +153,8 @@ enum Serving {
     Model(PathBuf),
 }
 
-fn worker(serving: Serving, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mutex<Option<ModelInfo>>>) {
+/// The worker: loads G when needed and serves jobs in batches; `calls` counts generator calls.
+fn worker(serving: Serving, device: Device, jobs: mpsc::Receiver<Job>, info: Arc<Mutex<Option<ModelInfo>>>, calls: Arc<AtomicU64>) {
     // The generator and the checkpoint folder (or file) it came from.
     let mut sampler: Option<(Sampler, PathBuf)> = None;
     // A run still training writes new checkpoints: look for one at start, then at most every 5 s.
@@ -212,12 +213,12 @@ fn worker(serving: Serving, device: Device, jobs: mpsc::Receiver<Job>, info: Arc
             }
             continue;
         };
-        serve_batch(s, batch);
+        serve_batch(s, batch, &calls);
     }
 }
 
 /// One generator call for all of `batch`, then each job gets its images back.
-fn serve_batch(s: &Sampler, batch: Vec<Job>) {
+fn serve_batch(s: &Sampler, batch: Vec<Job>, calls: &AtomicU64) {
     let classes = s.cfg.model.classes;
     let mut ok = Vec::new();
     // A request whose client has gone (or timed out) costs nothing more.
@@ -247,6 +248,7 @@ fn serve_batch(s: &Sampler, batch: Vec<Job>) {
             .collect()
     });
     let all = s.generate(&z, labels.as_deref());
+    calls.fetch_add(1, Ordering::Relaxed);
     let per = all.channels * all.height * all.width;
     let mut start = 0;
     for j in ok {
@@ -485,9 +487,16 @@ pub struct ServeHandle {
     pub addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    generator_calls: Arc<AtomicU64>,
 }
 
 impl ServeHandle {
+    /// How many times the worker has called the generator: fewer than the requests served when
+    /// requests arriving together were batched (what the tests check).
+    pub fn generator_calls(&self) -> u64 {
+        self.generator_calls.load(Ordering::Relaxed)
+    }
+
     /// Blocks until the server stops (it stops on Ctrl-C only through the process ending).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
@@ -641,13 +650,14 @@ fn start(serving: Serving, addr: SocketAddr, device: Device, opts: ServeOptions)
         Serving::Model(_) => None,
     };
     let info = Arc::new(Mutex::new(None));
+    let generator_calls = Arc::new(AtomicU64::new(0));
     // A bounded queue: a flood of requests is refused with 503 rather than held in memory.
     let (jobs, rx) = mpsc::sync_channel::<Job>(1024);
     {
-        let info = info.clone();
+        let (info, calls) = (info.clone(), generator_calls.clone());
         std::thread::Builder::new()
             .name("ganforge-generator".into())
-            .spawn(move || worker(serving, device, rx, info))
+            .spawn(move || worker(serving, device, rx, info, calls))
             .map_err(ServeError::Runtime)?;
     }
     let app = router(AppState { run, jobs, info });
@@ -662,7 +672,7 @@ fn start(serving: Serving, addr: SocketAddr, device: Device, opts: ServeOptions)
         .name("ganforge-http".into())
         .spawn(move || rt.block_on(serve_connections(listener, app, opts, rx)))
         .map_err(ServeError::Runtime)?;
-    Ok(ServeHandle { addr: bound, shutdown: Some(tx), thread: Some(thread) })
+    Ok(ServeHandle { addr: bound, shutdown: Some(tx), thread: Some(thread), generator_calls })
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! loads an image, a click shows another, the dashboard draws its charts from a run, and the
 //! browser logs no errors.
 //!
-//! Outside CI (no `CI` variable) the test is skipped, with a message, when Chromium is missing.
+//! It is ignored by default, so that `cargo test --workspace` passes on a bare clone without a
+//! browser; .ci/run installs Chromium and runs it with `--include-ignored`. When it is run, a
+//! missing Chromium is a failure, never a silent pass.
 
 mod common;
 
@@ -105,15 +107,12 @@ impl Drop for Driver {
 }
 
 #[test]
+#[ignore = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does): run with --include-ignored"]
 fn pages_work_in_headless_chromium() {
-    if !std::path::Path::new(CHROMEDRIVER).is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI needs {CHROMIUM} and {CHROMEDRIVER}: .ci/run installs Debian's chromium and chromium-driver"
-        );
-        eprintln!("skipped: no {CHROMEDRIVER} (apt-get install chromium chromium-driver)");
-        return;
-    }
+    assert!(
+        std::path::Path::new(CHROMEDRIVER).is_file() && std::path::Path::new(CHROMIUM).is_file(),
+        "this test needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver (.ci/run installs them)"
+    );
     let dir = tempfile::tempdir().unwrap();
     let run = common::tiny_run(&dir.path().join("runs"), &[]);
     let server = common::serve(&run);

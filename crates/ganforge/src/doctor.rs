@@ -299,21 +299,30 @@ pub fn examine_run(run: &std::path::Path, device: &burn::tensor::Device) -> Resu
     // The latest G on the run's grid latents, against as many real images.
     let n = cfg.train.grid_images.clamp(16, 64);
     let samples = sampler.generate(&sampler.latents(n, cfg.seed), None);
-    found.extend(checkerboard(step, &samples));
     let source = crate::data::open(&cfg.data)?;
     let (s, c) = (cfg.model.image_size, cfg.model.channels);
     let mut real = Vec::with_capacity(n * c * s * s);
     for i in crate::rng::GanRng::new(0, crate::rng::Stream::DataOrder).permutation(source.len()).into_iter().take(n) {
         crate::data::to_unit_range(&crate::data::model_bytes(source.as_ref(), i, s, c)?, &mut real);
     }
-    let dim = c * s * s;
-    let covered: Vec<usize> = log.evals.iter().filter_map(|(_, e)| e.metrics.coverage().map(|c| c.covered)).collect();
+    found.extend(judge_samples(step, &samples, &real, &log.evals));
+    Ok(Examination { findings: latest_per_kind(found), logged, notes })
+}
+
+/// The checks of [`examine_run`] past the step-500 gate, apart from loading: the latest G's
+/// samples (checkerboard; diversity against `real`, as many real images in the samples' layout,
+/// values in [-1, 1]) and the run's evaluations (class coverage now against its best;
+/// memorization from the latest MiFID). Separate so that tests can plant each kind of evidence.
+pub fn judge_samples(step: u64, samples: &ImageBatch, real: &[f32], evals: &[(u64, crate::run::EvalReport)]) -> Vec<Finding> {
+    let mut found: Vec<Finding> = checkerboard(step, samples).into_iter().collect();
+    let dim = samples.channels * samples.height * samples.width;
+    let covered: Vec<usize> = evals.iter().filter_map(|(_, e)| e.metrics.coverage().map(|c| c.covered)).collect();
     let coverage = covered.last().map(|&now| (now, covered.iter().copied().max().unwrap_or(now)));
-    found.extend(mode_collapse(step, mean_pairwise_distance(&samples.values, dim), mean_pairwise_distance(&real, dim), coverage));
-    if let Some(d) = log.evals.iter().rev().find_map(|(_, e)| e.metrics.mifid().map(|m| m.memorization_distance)) {
+    found.extend(mode_collapse(step, mean_pairwise_distance(&samples.values, dim), mean_pairwise_distance(real, dim), coverage));
+    if let Some(d) = evals.iter().rev().find_map(|(_, e)| e.metrics.mifid().map(|m| m.memorization_distance)) {
         found.extend(memorization(step, d));
     }
-    Ok(Examination { findings: latest_per_kind(found), logged, notes })
+    found
 }
 
 /// The latest finding of each kind, in order of first appearance.
@@ -438,5 +447,116 @@ mod tests {
         assert!(divergence(7, &[("loss_d", 0.3)], None).is_none());
         assert!(memorization(1, 0.05).is_some());
         assert!(memorization(1, 0.3).is_none());
+    }
+
+    /// `smooth` images plus `amp` times a pattern of period `period` in x and y.
+    fn with_pattern(clean: &ImageBatch, period: usize, amp: f32) -> ImageBatch {
+        let s = clean.width;
+        let mut planted = clean.clone();
+        for (k, v) in planted.values.iter_mut().enumerate() {
+            let (y, x) = ((k / s) % s, k % s);
+            *v += if (x / (period / 2) + y / (period / 2)) % 2 == 0 { amp } else { -amp };
+        }
+        planted
+    }
+
+    #[test]
+    fn a_period_4_checkerboard_is_found_and_named() {
+        let clean = smooth(16, 32, 1);
+        // Its scores are 12.9 (period 2) and 13.3 (period 4): box-blurred noise keeps more power
+        // at a quarter of the sampling rate than in the band above it, but stays under 20.
+        let planted = with_pattern(&clean, 4, 0.08);
+        // A period-4 pattern puts no power at the period-2 frequencies, only at period 4's.
+        assert!(checkerboard_score(&planted, 4) > CHECKERBOARD_THRESHOLD, "{}", checkerboard_score(&planted, 4));
+        let f = checkerboard(600, &planted).expect("a period-4 checkerboard");
+        assert!(f.evidence.contains("period-4"), "{f}");
+        assert!(checkerboard(600, &clean).is_none());
+        // Sizes the period does not divide are not scored.
+        assert_eq!(checkerboard_score(&smooth(2, 30, 1), 4), 0.0);
+    }
+
+    #[test]
+    fn the_checkerboard_finding_follows_its_score_across_the_threshold() {
+        // Sweep the pattern's strength: the score grows with it (14.6 at 0, 18.7 at 0.004, 24.0 at
+        // 0.006), and a finding appears exactly when it passes CHECKERBOARD_THRESHOLD.
+        let clean = smooth(8, 32, 1);
+        let (mut below, mut above) = (false, false);
+        for i in 0..8 {
+            let planted = with_pattern(&clean, 2, i as f32 * 0.002);
+            let score = checkerboard_score(&planted, 2).max(checkerboard_score(&planted, 4));
+            assert_eq!(
+                checkerboard(600, &planted).is_some(),
+                score > CHECKERBOARD_THRESHOLD,
+                "amplitude {} score {score}",
+                i as f32 * 0.002
+            );
+            below |= score <= CHECKERBOARD_THRESHOLD;
+            above |= score > CHECKERBOARD_THRESHOLD;
+        }
+        assert!(below && above, "the sweep should cross the threshold");
+    }
+
+    #[test]
+    fn detector_boundaries() {
+        // Diversity: exactly half of the real data's is not collapse; just under it is.
+        assert!(mode_collapse(1, 0.5, 1.0, None).is_none());
+        assert!(mode_collapse(1, 0.4999, 1.0, None).unwrap().evidence.contains("50% as diverse"));
+        // Coverage: below 0.7 of the best; 7 of 10 is not, 6 of 10 is; a best of 0 never is.
+        assert!(mode_collapse(1, 1.0, 1.0, Some((7, 10))).is_none());
+        assert!(mode_collapse(1, 1.0, 1.0, Some((6, 10))).is_some());
+        assert!(mode_collapse(1, 1.0, 1.0, Some((0, 0))).is_none());
+        // Memorization: strictly below MiFID's threshold.
+        assert!(memorization(1, crate::metrics::MIFID_EPS).is_none());
+        assert!(memorization(1, crate::metrics::MIFID_EPS - 1e-9).is_some());
+        // Losses: LOSS_LIMIT itself is finite training, the next float up is runaway.
+        assert!(runaway_losses(&[("loss_d", LOSS_LIMIT), ("loss_g", -LOSS_LIMIT)]).is_empty());
+        let next = f32::from_bits(LOSS_LIMIT.to_bits() + 1);
+        assert_eq!(runaway_losses(&[("loss_d", next), ("loss_g", f32::NEG_INFINITY)]), ["loss_d = 1000000.06", "loss_g = -inf"]);
+        // D wins: 5 lines spanning 250 steps is "long", 5 spanning 240 or 4 spanning 300 is not,
+        // and D(x) = 0.95 exactly is not "above 0.95".
+        let healthy = rec(0, 1.0, 0.7, 0.3);
+        let trace = |steps: &[u64], d_real: f32| -> Vec<MetricsRecord> {
+            std::iter::once(healthy.clone()).chain(steps.iter().map(|&s| rec(s, 6.0, d_real, 0.01))).collect()
+        };
+        assert!(lr_imbalance(&trace(&[100, 150, 200, 300, 350], 0.99), true).is_some());
+        assert!(lr_imbalance(&trace(&[100, 150, 200, 300, 340], 0.99), true).is_none());
+        assert!(lr_imbalance(&trace(&[100, 200, 300, 400], 0.99), true).is_none());
+        assert!(lr_imbalance(&trace(&[100, 150, 200, 300, 350], 0.95), true).is_none());
+    }
+
+    fn report(metrics: &str) -> (u64, crate::run::EvalReport) {
+        let json = format!(
+            r#"{{"checkpoint":"c","real":"mnist","n_fake":10,"n_real":10,"features":"lenet","resize":"r","metrics":{metrics},"warnings":[]}}"#
+        );
+        (0, serde_json::from_str(&json).unwrap())
+    }
+
+    fn coverage(covered: usize) -> (u64, crate::run::EvalReport) {
+        report(&format!(r#"{{"coverage":{{"classes":10,"covered":{covered},"histogram":[1,1,1,1,1,1,1,1,1,1],"kl":0.1}}}}"#))
+    }
+
+    fn mifid(distance: f64) -> (u64, crate::run::EvalReport) {
+        report(&format!(r#"{{"mifid":{{"fid":12.5,"memorization_distance":{distance},"threshold":0.1,"value":12.5}}}}"#))
+    }
+
+    fn kinds(found: &[Finding]) -> Vec<&str> {
+        found.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn the_run_checks_find_planted_evidence_and_only_it() {
+        let (samples, real) = (smooth(16, 16, 7), smooth(16, 16, 8));
+        assert_eq!(kinds(&judge_samples(600, &samples, &real.values, &[])), Vec::<&str>::new(), "healthy");
+        // Samples: a checkerboard, then 16 copies of one image against diverse real ones.
+        assert_eq!(kinds(&judge_samples(600, &with_pattern(&samples, 2, 0.1), &real.values, &[])), ["checkerboard"]);
+        let copies = ImageBatch { values: samples.values[..256].repeat(16), ..samples.clone() };
+        assert_eq!(kinds(&judge_samples(600, &copies, &real.values, &[])), ["mode_collapse"]);
+        // Evaluations: coverage judged from the latest against the best; memorization from the latest MiFID.
+        let f = judge_samples(600, &samples, &real.values, &[coverage(10), coverage(3)]);
+        assert_eq!(kinds(&f), ["mode_collapse"]);
+        assert!(f[0].evidence.contains("fell to 3 classes from 10"), "{}", f[0].evidence);
+        assert!(judge_samples(600, &samples, &real.values, &[coverage(3), coverage(10)]).is_empty(), "recovered");
+        assert_eq!(kinds(&judge_samples(600, &samples, &real.values, &[mifid(0.3), mifid(0.01)])), ["memorization"]);
+        assert!(judge_samples(600, &samples, &real.values, &[mifid(0.01), mifid(0.3)]).is_empty(), "the latest counts");
     }
 }

@@ -285,7 +285,6 @@ mod tests {
         copies: Vec<f32>,
         probs: Vec<f32>,
         fid: f64,
-        fid_self: f64,
         kid_full: f64,
         memorization_fake: f64,
         mifid_fake: f64,
@@ -311,7 +310,9 @@ mod tests {
         let r = reference();
         let d = r.dim;
         close(fid(&r.real, &r.fake, d).unwrap(), r.fid, 1e-5, "fid");
-        assert!(fid(&r.real, &r.real, d).unwrap().abs() < 1e-6 && r.fid_self.abs() < 1e-6, "FID of a set with itself");
+        // A set against itself: |mu - mu|^2 + tr(S + S - 2 (S S)^(1/2)) = 0 by hand; what is left
+        // is the rounding of the matrix square root.
+        assert!(fid(&r.real, &r.real, d).unwrap().abs() < 1e-6, "FID of a set with itself");
         // One subset that is the whole of each set (the first 30 real, all 30 generated): the
         // unbiased MMD^2 does not depend on the order the subset is drawn in.
         for seed in [0, 7] {
@@ -321,10 +322,11 @@ mod tests {
         }
         close(memorization_distance(&r.fake, &r.real, d).unwrap(), r.memorization_fake, 1e-5, "memorization (fake)");
         close(mifid(fid(&r.real, &r.fake, d).unwrap(), r.memorization_fake), r.mifid_fake, 1e-5, "mifid (fake)");
+        // Near-copies (noise of std 1e-3): a distance of 2.3e-7, which the float32 rounding of the
+        // features (about 6e-8 of each entry, against differences of 1e-3) moves by well under 1%.
         let mem = memorization_distance(&r.copies, &r.real, d).unwrap();
-        assert!((mem - r.memorization_copies).abs() < 1e-6, "memorization (copies): {mem} vs {}", r.memorization_copies);
-        // Near-copies: the tiny distance (float32 noise dominates it) blows MiFID up by 1e6 or more.
-        assert!(mifid(fid(&r.copies, &r.real, d).unwrap(), mem) > 1e5 && r.mifid_copies > 1e5);
+        close(mem, r.memorization_copies, 1e-2, "memorization (copies)");
+        close(mifid(fid(&r.copies, &r.real, d).unwrap(), mem), r.mifid_copies, 1e-2, "mifid (copies)");
         let (p, rc) = precision_recall(&r.real, &r.fake, d, 3).unwrap();
         assert_eq!((p, rc), r.precision_recall);
         let (m1, s1) = inception_score(&r.probs, 10, 1).unwrap();

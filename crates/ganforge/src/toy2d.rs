@@ -349,11 +349,29 @@ mod tests {
         assert_ne!(crate::params::named_tensors(&plain.g), crate::params::named_tensors(&unrolled.g));
     }
 
+    /// A run reports the coverage of the 2,500 samples it returns, of the mixture it trained on.
+    /// After 20 steps G's outputs have not left the origin's neighbourhood (init weights of a
+    /// 2-layer MLP of width 16), while the ring's modes lie at radius 2 and count within 0.06 of
+    /// a centre: no sample is high quality and no mode is covered.
     #[test]
-    fn a_short_run_reports_finite_coverage() {
+    fn a_short_run_reports_the_coverage_of_its_samples() {
         let cfg = ToyConfig::new().with_steps(20).with_hidden(16).with_nz(8).with_batch(64);
         let r = run(&cfg, &Device::flex());
-        assert_eq!(r.modes, 8);
-        assert!(r.modes_covered <= 8 && (0.0..=1.0).contains(&r.high_quality));
+        assert_eq!(r.samples.len(), 2 * 2500);
+        assert!(r.samples.iter().all(|v| v.is_finite()));
+        assert_eq!((r.modes_covered, r.high_quality), coverage(Mixture::Ring8, &r.samples));
+        let radius = r.samples.chunks_exact(2).map(|p| (p[0].powi(2) + p[1].powi(2)).sqrt()).fold(0.0f32, f32::max);
+        assert!(radius < 1.5, "largest radius {radius}");
+        assert_eq!((r.modes, r.modes_covered, r.high_quality), (8, 0, 0.0));
+        let grid = run(&cfg.clone().with_mixture(Mixture::Grid25).with_steps(1), &Device::flex());
+        assert_eq!(grid.modes, 25);
+    }
+
+    /// A NaN sample is never high quality (its distance to every centre compares false), so a
+    /// diverged G scores 0, not NaN: 1 of these 2 points is on a centre.
+    #[test]
+    fn nan_samples_are_not_high_quality() {
+        let c = Mixture::Ring8.centres()[0];
+        assert_eq!(coverage(Mixture::Ring8, &[f32::NAN, f32::NAN, c[0], c[1]]), (0, 0.5));
     }
 }

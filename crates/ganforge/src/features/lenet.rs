@@ -242,16 +242,20 @@ mod tests {
     use super::*;
     use crate::data::GreySet;
 
-    /// The shipped classifier on the first 1,000 test digits: its recorded 98.4% holds up.
+    /// The shipped classifier on the whole MNIST test set gets the accuracy its record states
+    /// (9,836 of 10,000 when it was trained): the weights and the record belong together, and
+    /// reading the weights loses nothing.
     #[test]
-    fn shipped_mnist_classifier_reads_test_digits() {
+    fn shipped_mnist_classifier_has_its_recorded_accuracy() {
         let device = Device::flex();
         let net = LeNet::mnist(&device).unwrap();
-        let test = Labelled::from_source(&Subset(GreySet::mnist_test().unwrap(), 1000)).unwrap();
+        let test = Labelled::from_source(&GreySet::mnist_test().unwrap()).unwrap();
         let acc = accuracy(&net, &test);
-        assert!(acc > 0.97, "accuracy {acc}");
         let record: serde_json::Value = serde_json::from_str(MNIST_RECORD).unwrap();
-        assert!(record["test_accuracy"].as_f64().unwrap() > 0.98);
+        assert_eq!(record["test"], "mnist-test");
+        let recorded = record["test_accuracy"].as_f64().unwrap();
+        // One digit is 1e-4; float rounding may flip a digit whose top two scores tie.
+        assert!((acc - recorded).abs() <= 2e-4, "accuracy {acc}, recorded {recorded}");
     }
 
     /// Training works: one epoch on 1,024 digits already classifies held-out ones well.

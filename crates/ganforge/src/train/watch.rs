@@ -106,8 +106,15 @@ impl Watch {
     pub fn evaluate(&mut self, step: u64, sampler: &crate::sample::Sampler) -> Result<(EvalReport, Vec<Finding>), eval::EvalError> {
         let (opts, ex) = self.eval.as_ref().expect("eval_due checked");
         let report = eval::evaluate(sampler, opts, ex, &mut |_| {})?;
+        let announce = self.judge_report(step, &report);
+        Ok((report, announce))
+    }
+
+    /// What an evaluation says about collapse (coverage below its best) and memorization, each
+    /// announced once when it appears. Apart from [`Watch::evaluate`] so that tests can plant reports.
+    fn judge_report(&mut self, step: u64, report: &EvalReport) -> Vec<Finding> {
         if !self.doctor {
-            return Ok((report, Vec::new()));
+            return Vec::new();
         }
         let mut announce = Vec::new();
         if let Some(c) = report.metrics.coverage().map(|c| c.covered) {
@@ -123,6 +130,134 @@ impl Watch {
         }
         let memorized = report.metrics.mifid().and_then(|m| doctor::memorization(step, m.memorization_distance));
         announce.extend(self.fresh(&["memorization"], memorized.into_iter().collect()));
-        Ok((report, announce))
+        announce
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::{GanRng, Stream};
+
+    fn watch() -> Watch {
+        let cfg = GanConfig::resolve(None, None, &["eval.every=0".into(), "eval.doctor=true".into()]).unwrap();
+        Watch::new(&cfg, &Device::flex()).unwrap()
+    }
+
+    fn rec(step: u64, d_real: f32, d_fake: f32) -> MetricsRecord {
+        MetricsRecord {
+            step,
+            epoch: 0,
+            loss_d: 0.5,
+            loss_g: 1.0,
+            d_real,
+            d_fake,
+            lr_d: 2e-4,
+            lr_g: 2e-4,
+            images_per_s: 1.0,
+            elapsed_s: 1.0,
+            decode_failures: 0,
+        }
+    }
+
+    fn kinds(found: &[Finding]) -> Vec<&str> {
+        found.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    /// 16 grey 16x16 images of independent noise in [-0.5, 0.5] (diverse, no periodic peak),
+    /// plus `checker` times a period-2 checkerboard.
+    fn images(seed: u64, checker: f32) -> ImageBatch {
+        let mut values = GanRng::new(seed, Stream::Train).normal_vec(16 * 256, 0.0, 0.2);
+        for (k, v) in values.iter_mut().enumerate() {
+            let (y, x) = ((k / 16) % 16, k % 16);
+            *v = v.clamp(-0.5, 0.5) + if (x + y) % 2 == 0 { checker } else { -checker };
+        }
+        ImageBatch { values, n: 16, channels: 1, height: 16, width: 16 }
+    }
+
+    fn report(metrics: &str) -> EvalReport {
+        serde_json::from_str(&format!(
+            r#"{{"checkpoint":"c","real":"mnist","n_fake":10,"n_real":10,"features":"lenet","resize":"r","metrics":{metrics},"warnings":[]}}"#
+        ))
+        .unwrap()
+    }
+
+    fn coverage(covered: usize) -> EvalReport {
+        report(&format!(r#"{{"coverage":{{"classes":10,"covered":{covered},"histogram":[1,1,1,1,1,1,1,1,1,1],"kl":0.1}}}}"#))
+    }
+
+    fn mifid(distance: f64) -> EvalReport {
+        report(&format!(r#"{{"mifid":{{"fid":12.5,"memorization_distance":{distance},"threshold":0.1,"value":12.5}}}}"#))
+    }
+
+    #[test]
+    fn a_loss_finding_is_announced_once_until_it_clears() {
+        let mut w = watch();
+        // D winning from step 0: the fifth line spans 200 steps, the sixth 250 (D_WINS_STEPS).
+        let mut announced = Vec::new();
+        for i in 0..10 {
+            announced.push(w.on_record(&rec(i * 50, 0.99, 0.01)).len());
+        }
+        assert_eq!(announced, [0, 0, 0, 0, 0, 1, 0, 0, 0, 0], "once, at step 250, then suppressed");
+        assert!(w.on_record(&rec(500, 0.7, 0.3)).is_empty(), "a healthy line clears it");
+        let again: usize = (11..17).map(|i| w.on_record(&rec(i * 50, 0.99, 0.01)).len()).sum();
+        assert_eq!(again, 1, "D winning anew is announced anew");
+        let mut off = watch();
+        off.doctor = false;
+        assert!((0..10).all(|i| off.on_record(&rec(i * 50, 0.99, 0.01)).is_empty()), "eval.doctor = false");
+    }
+
+    #[test]
+    fn samples_are_judged_from_step_500_and_announced_once() {
+        let mut w = watch();
+        let checker = images(1, 0.3);
+        assert!(w.on_samples(doctor::SAMPLE_CHECKS_FROM - 1, &checker).is_empty(), "before the gate");
+        assert_eq!(kinds(&w.on_samples(doctor::SAMPLE_CHECKS_FROM, &checker)), ["checkerboard"], "at the gate");
+        assert!(w.on_samples(600, &checker).is_empty(), "still there: not announced again");
+        assert!(w.on_samples(700, &images(2, 0.0)).is_empty(), "clean samples clear it");
+        assert_eq!(kinds(&w.on_samples(800, &checker)), ["checkerboard"]);
+    }
+
+    #[test]
+    fn collapse_in_samples_needs_the_real_batch() {
+        // 16 copies of one noise image: no diversity at all.
+        let one = images(3, 0.0);
+        let collapsed = ImageBatch { values: one.values[..256].repeat(16), ..one.clone() };
+        let mut w = watch();
+        assert!(w.on_samples(600, &collapsed).is_empty(), "without real images there is nothing to compare with");
+        w.real_batch(&images(4, 0.0));
+        assert_eq!(kinds(&w.on_samples(700, &collapsed)), ["mode_collapse"]);
+        assert!(w.on_samples(800, &one).is_empty(), "diverse samples: no collapse");
+    }
+
+    #[test]
+    fn coverage_collapse_has_its_own_flag() {
+        let mut w = watch();
+        assert!(w.judge_report(500, &coverage(10)).is_empty());
+        // 7 of a best of 10 is the boundary (below 0.7 of the best is collapse).
+        assert!(w.judge_report(1000, &coverage(7)).is_empty());
+        let f = w.judge_report(1500, &coverage(6));
+        assert_eq!(kinds(&f), ["mode_collapse"]);
+        assert!(f[0].evidence.contains("fell to 6 classes from 10"), "{}", f[0].evidence);
+        assert!(w.judge_report(2000, &coverage(3)).is_empty(), "announced once");
+        // The samples' diversity check keeps its own flag: a collapse there is still announced.
+        w.real_batch(&images(4, 0.0));
+        let one = images(3, 0.0);
+        let collapsed = ImageBatch { values: one.values[..256].repeat(16), ..one };
+        assert_eq!(kinds(&w.on_samples(2000, &collapsed)), ["mode_collapse"]);
+        assert!(w.judge_report(2500, &coverage(10)).is_empty(), "recovered");
+        assert_eq!(kinds(&w.judge_report(3000, &coverage(5))), ["mode_collapse"], "collapsed anew");
+    }
+
+    #[test]
+    fn memorization_from_mifid_is_announced_once() {
+        let mut w = watch();
+        assert!(w.judge_report(500, &mifid(0.3)).is_empty());
+        assert_eq!(kinds(&w.judge_report(1000, &mifid(0.01))), ["memorization"]);
+        assert!(w.judge_report(1500, &mifid(0.02)).is_empty(), "announced once");
+        assert!(w.judge_report(2000, &mifid(crate::metrics::MIFID_EPS)).is_empty(), "at the threshold is not below it");
+        assert_eq!(kinds(&w.judge_report(2500, &mifid(0.01))), ["memorization"]);
+        w.doctor = false;
+        assert!(w.judge_report(3000, &mifid(0.3)).is_empty() && w.judge_report(3500, &mifid(0.01)).is_empty());
     }
 }
