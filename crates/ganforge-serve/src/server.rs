@@ -53,6 +53,8 @@ const DASHBOARD_HTML: &str = include_str!("../assets/dashboard.html");
 pub enum ServeError {
     #[error(transparent)]
     Run(#[from] ganforge::run::RunError),
+    #[error(transparent)]
+    Model(ganforge::sample::SampleError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("starting the server: {0}")]
@@ -636,11 +638,9 @@ pub fn spawn_with(run: &Path, addr: SocketAddr, device: Device, opts: ServeOptio
 /// Serves one generator file (a checkpoint's g.safetensors or an exported model.safetensors)
 /// without its run folder: the page and the API, with no dashboard data.
 pub fn spawn_model(file: &Path, addr: SocketAddr, device: Device, opts: ServeOptions) -> Result<ServeHandle, ServeError> {
-    // Refused here, not in the worker, so that a bad file is a clear error at start.
-    let meta = ganforge::params::safetensors_metadata(file).map_err(|e| ServeError::Run(ganforge::run::CheckpointError::from(e).into()))?;
-    if !meta.contains_key(ganforge::run::META_CONFIG) {
-        return Err(ServeError::Run(ganforge::run::RunError::NoModelConfig(file.to_path_buf())));
-    }
+    // Loaded once here, so that a bad file (no config, wrong shapes, a NaN) is a clear error at
+    // start rather than a worker's complaint at the first request; the worker loads its own.
+    Sampler::from_model_file(file, &device).map_err(ServeError::Model)?;
     start(Serving::Model(file.to_path_buf()), addr, device, opts)
 }
 

@@ -45,4 +45,13 @@ fn a_model_file_serves_the_runs_images_without_its_folder() {
     std::fs::write(&bare, ganforge::params::safetensors_bytes(&tensors)).unwrap();
     let e = spawn_model(&bare, "127.0.0.1:0".parse().unwrap(), Device::flex(), ServeOptions::default()).err().unwrap().to_string();
     assert!(e.contains("carries no ganforge config"), "{e}");
+    // With its config but a NaN weight: refused at start too, by tensor name.
+    let mut t = tensors.clone();
+    let (name, first) = t.iter_mut().next().unwrap();
+    let name = name.clone();
+    first.values[0] = f32::NAN;
+    let meta = ganforge::params::safetensors_metadata(&file).unwrap();
+    std::fs::write(&bare, ganforge::params::safetensors_bytes_with(&t, &meta)).unwrap();
+    let e = spawn_model(&bare, "127.0.0.1:0".parse().unwrap(), Device::flex(), ServeOptions::default()).err().unwrap().to_string();
+    assert!(e.contains(&name) && e.contains("NaN"), "{e}");
 }

@@ -209,8 +209,8 @@ pub fn lr_imbalance(records: &[MetricsRecord], probabilities: bool) -> Option<Fi
 }
 
 /// Divergence: a loss that is NaN or infinite.
-pub fn divergence(step: u64, losses: &[(&str, f32)], last_good: Option<&str>) -> Option<Finding> {
-    let bad = runaway_losses(losses);
+pub fn divergence(step: u64, losses: &[(&str, f32)], probabilistic: bool, last_good: Option<&str>) -> Option<Finding> {
+    let bad = runaway_losses(losses, probabilistic);
     (!bad.is_empty()).then(|| diverged(step, &bad.join(", "), last_good))
 }
 
@@ -224,8 +224,12 @@ pub const LOSS_LIMIT: f32 = 1e6;
 pub const WEIGHT_LIMIT: f32 = 1e8;
 
 /// The losses (name, value) that are NaN, infinite or beyond [`LOSS_LIMIT`], as "name = value".
-pub fn runaway_losses(losses: &[(&str, f32)]) -> Vec<String> {
-    losses.iter().filter(|(_, v)| !(v.is_finite() && v.abs() <= LOSS_LIMIT)).map(|(n, v)| format!("{n} = {v}")).collect()
+/// A critic's raw outputs (losses whose D gives no probabilities: WGAN, hinge) have no anchor
+/// and may drift far in healthy training; there only D's loss, a difference, is held to the
+/// limit.
+pub fn runaway_losses(losses: &[(&str, f32)], probabilistic: bool) -> Vec<String> {
+    let limited = |name: &str| probabilistic || name == "loss_d";
+    losses.iter().filter(|(n, v)| !v.is_finite() || (limited(n) && v.abs() > LOSS_LIMIT)).map(|(n, v)| format!("{n} = {v}")).collect()
 }
 
 /// The finding for a run stopped by `what` (a non-finite loss or weight).
@@ -442,9 +446,9 @@ mod tests {
 
     #[test]
     fn divergence_and_memorization() {
-        let f = divergence(7, &[("loss_d", f32::NAN), ("loss_g", 1.0)], Some("runs/1/checkpoints/step_000005")).unwrap();
+        let f = divergence(7, &[("loss_d", f32::NAN), ("loss_g", 1.0)], true, Some("runs/1/checkpoints/step_000005")).unwrap();
         assert!(f.evidence.contains("loss_d = NaN") && f.evidence.contains("step_000005"));
-        assert!(divergence(7, &[("loss_d", 0.3)], None).is_none());
+        assert!(divergence(7, &[("loss_d", 0.3)], true, None).is_none());
         assert!(memorization(1, 0.05).is_some());
         assert!(memorization(1, 0.3).is_none());
     }
@@ -509,9 +513,12 @@ mod tests {
         assert!(memorization(1, crate::metrics::MIFID_EPS).is_none());
         assert!(memorization(1, crate::metrics::MIFID_EPS - 1e-9).is_some());
         // Losses: LOSS_LIMIT itself is finite training, the next float up is runaway.
-        assert!(runaway_losses(&[("loss_d", LOSS_LIMIT), ("loss_g", -LOSS_LIMIT)]).is_empty());
+        assert!(runaway_losses(&[("loss_d", LOSS_LIMIT), ("loss_g", -LOSS_LIMIT)], true).is_empty());
         let next = f32::from_bits(LOSS_LIMIT.to_bits() + 1);
-        assert_eq!(runaway_losses(&[("loss_d", next), ("loss_g", f32::NEG_INFINITY)]), ["loss_d = 1000000.06", "loss_g = -inf"]);
+        assert_eq!(runaway_losses(&[("loss_d", next), ("loss_g", f32::NEG_INFINITY)], true), ["loss_d = 1000000.06", "loss_g = -inf"]);
+        // A critic's drifting outputs are not divergence; its loss (a difference) is.
+        assert!(runaway_losses(&[("loss_d", 3.0), ("loss_g", -2e7), ("D(x)", 2e7)], false).is_empty());
+        assert_eq!(runaway_losses(&[("loss_d", -2e7), ("D(x)", f32::NAN)], false), ["loss_d = -20000000", "D(x) = NaN"]);
         // D wins: 5 lines spanning 250 steps is "long", 5 spanning 240 or 4 spanning 300 is not,
         // and D(x) = 0.95 exactly is not "above 0.95".
         let healthy = rec(0, 1.0, 0.7, 0.3);

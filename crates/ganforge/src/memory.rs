@@ -35,49 +35,54 @@ pub struct Footprint {
     pub d_floats: u64,
 }
 
+/// Saturating sums and products: a config may name any width, and an estimate that wrapped
+/// around would let the very allocation through that the check exists to stop.
+fn sum(xs: impl IntoIterator<Item = u64>) -> u64 {
+    xs.into_iter().fold(0u64, |a, x| a.saturating_add(x))
+}
+
+fn prod(xs: &[u64]) -> u64 {
+    xs.iter().fold(1u64, |a, &x| a.saturating_mul(x))
+}
+
 /// Counts G's and D's sizes without building them (building is what would abort).
 pub fn footprint(f: &Families) -> Footprint {
     let s = f.shape;
-    let (size, c, nz) = (s.image_size as u64, s.channels as u64, s.nz as u64 + s.label_dim as u64 * (s.classes > 0) as u64);
+    let (size, c) = (s.image_size as u64, s.channels as u64);
+    let nz = (s.nz as u64).saturating_add(if s.classes > 0 { s.label_dim as u64 } else { 0 });
     // Doublings from 4x4 up to the image.
     let n = (size.max(4).trailing_zeros() as u64).saturating_sub(2).max(1);
+    let image = prod(&[c, size, size]);
     match s.arch {
         Arch::Dcgan => {
-            let (ngf, ndf, k) = (f.dcgan.ngf as u64, f.dcgan.ndf as u64, f.dcgan.g_kernel.max(3) as u64);
+            let (ngf, ndf, k) = (f.dcgan.ngf as u64, f.dcgan.ndf as u64, (f.dcgan.g_kernel as u64).max(3));
             let gw = |st: u64| ngf.saturating_mul(1 << (n - 1 - st)); // ngf * 2^(n-1-st)
             let dw = |st: u64| ndf.saturating_mul(1 << st);
             let side = |st: u64| 4u64 << st; // G's side at stage st, D's at n-1-st
-            let g_params = nz.saturating_mul(gw(0)).saturating_mul(16)
-                + (1..n).map(|st| gw(st - 1).saturating_mul(gw(st)).saturating_mul(k * k)).sum::<u64>()
-                + ngf.saturating_mul(c * k * k);
-            let d_params = c.saturating_mul(ndf).saturating_mul(16)
-                + (1..n).map(|st| dw(st - 1).saturating_mul(dw(st)).saturating_mul(16)).sum::<u64>()
-                + dw(n - 1).saturating_mul(16);
-            let g_floats = (0..n).map(|st| gw(st).saturating_mul(side(st) * side(st))).sum::<u64>() + c * size * size;
-            let d_floats = (0..n).map(|st| dw(st).saturating_mul(side(n - 1 - st) * side(n - 1 - st))).sum::<u64>() + c * size * size;
+            let g_params = sum([prod(&[nz, gw(0), 16]), sum((1..n).map(|st| prod(&[gw(st - 1), gw(st), k, k]))), prod(&[ngf, c, k, k])]);
+            let d_params = sum([prod(&[c, ndf, 16]), sum((1..n).map(|st| prod(&[dw(st - 1), dw(st), 16]))), prod(&[dw(n - 1), 16])]);
+            let g_floats = sum((0..n).map(|st| prod(&[gw(st), side(st), side(st)])).chain([image]));
+            let d_floats = sum((0..n).map(|st| prod(&[dw(st), side(n - 1 - st), side(n - 1 - st)])).chain([image]));
             Footprint { g_params, d_params, g_floats, d_floats }
         }
         Arch::Fc => {
             let h = f.fc.hidden as u64;
-            let pixels = c * size * size;
-            let g_params = nz.saturating_mul(h) + h.saturating_mul(2 * h) + (2 * h).saturating_mul(4 * h) + (4 * h).saturating_mul(pixels);
-            let d_params = pixels.saturating_mul(4 * h) + (4 * h).saturating_mul(2 * h) + (2 * h).saturating_mul(h) + h;
-            Footprint { g_params, d_params, g_floats: 7 * h + pixels, d_floats: 7 * h + pixels }
+            let g_params = sum([prod(&[nz, h]), prod(&[h, 2, h]), prod(&[2, h, 4, h]), prod(&[4, h, image])]);
+            let d_params = sum([prod(&[image, 4, h]), prod(&[4, h, 2, h]), prod(&[2, h, h]), h]);
+            let floats = sum([prod(&[7, h]), image]);
+            Footprint { g_params, d_params, g_floats: floats, d_floats: floats }
         }
         Arch::Biggan => {
             let ch = f.biggan.ch as u64;
             // Residual blocks: two 3x3 convolutions and a 1x1 skip at each resolution.
             let w = |st: u64| ch.saturating_mul(1 << (n - st).min(4));
-            let block =
-                |a: u64, b: u64| a.saturating_mul(b).saturating_mul(9) + b.saturating_mul(b).saturating_mul(9) + a.saturating_mul(b);
-            let blocks = (1..=n).map(|st| block(w(st - 1), w(st))).sum::<u64>();
-            let floats = (0..=n).map(|st| w(st).saturating_mul(3 * (4 << st) * (4 << st))).sum::<u64>();
-            Footprint {
-                g_params: nz.saturating_mul(w(0) * 16) + blocks,
-                d_params: blocks + w(0),
-                g_floats: floats + c * size * size,
-                d_floats: floats + c * size * size,
-            }
+            let block = |a: u64, b: u64| sum([prod(&[a, b, 9]), prod(&[b, b, 9]), prod(&[a, b])]);
+            let blocks = sum((1..=n).map(|st| block(w(st - 1), w(st))));
+            // Self-attention at attn_res keeps an [r^2, r^2 / 4] map an image.
+            let r = f.biggan.attn_res as u64;
+            let attention = if r > 0 { prod(&[r, r, r, r]) / 4 } else { 0 };
+            let floats = sum((0..=n).map(|st| prod(&[w(st), 3, 4 << st, 4 << st])).chain([image, attention]));
+            Footprint { g_params: sum([prod(&[nz, w(0), 16]), blocks]), d_params: sum([blocks, w(0)]), g_floats: floats, d_floats: floats }
         }
     }
 }
@@ -85,16 +90,16 @@ pub fn footprint(f: &Families) -> Footprint {
 /// Bytes a training step of `cfg` needs at batch size `batch`.
 pub fn training_bytes(cfg: &GanConfig, batch: u64) -> u64 {
     let f = footprint(&cfg.families());
-    let params = (f.g_params + f.d_params).saturating_mul(BYTES_PER_PARAM);
+    let params = f.g_params.saturating_add(f.d_params).saturating_mul(BYTES_PER_PARAM);
     // D sees a real and a fake batch; G's step runs G and D again.
-    let per_image = (f.g_floats + 2 * f.d_floats).saturating_mul(ACTIVATION_FACTOR);
+    let per_image = f.g_floats.saturating_add(f.d_floats.saturating_mul(2)).saturating_mul(ACTIVATION_FACTOR);
     BASELINE.saturating_add(params).saturating_add(per_image.saturating_mul(batch))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MemoryError {
     #[error(
-        "this run needs about {} of memory (G {} and D {} parameters, batches of {batch} images of {size}x{size}), but the machine has {} available. {fits}",
+        "this run needs about {} of memory (G {} and D {} parameters, batches of {batch} images of {size}x{size}), but the machine has {} available. {fits} (GANFORGE_MEMORY=BYTES overrides what is available)",
         gib(*need), count(*g_params), count(*d_params), gib(*have)
     )]
     Training { need: u64, have: u64, g_params: u64, d_params: u64, batch: u64, size: usize, fits: String },
@@ -129,6 +134,25 @@ pub fn available() -> Option<u64> {
     let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The generator a file's metadata describes, refused before it is built when its parameters
+/// could not be in a file of `file_len` bytes (4 bytes each) or would not fit into `have`:
+/// a model file is outside input, and building what its config says is what would abort.
+pub fn check_model_file(cfg: &GanConfig, file_len: u64, have: Option<u64>) -> Result<(), String> {
+    let g = footprint(&cfg.families()).g_params;
+    if g.saturating_mul(4) > file_len.saturating_mul(2) {
+        return Err(format!("its config describes a generator of {} parameters, which a file of {file_len} bytes cannot hold", count(g)));
+    }
+    match have {
+        Some(have) if g.saturating_mul(BYTES_PER_PARAM).saturating_add(BASELINE) > have => Err(format!(
+            "its generator of {} parameters needs about {}, more than the {} available",
+            count(g),
+            gib(g * BYTES_PER_PARAM),
+            gib(have)
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses a run whose estimate exceeds `have` bytes, saying which batch size or which widths
@@ -210,6 +234,19 @@ mod tests {
         check_training(&cfg(&["model.arch=\"biggan\"", "model.image_size=32", "model.classes=10"]), have).unwrap();
         let e = check_training(&cfg(&["model.arch=\"fc\"", "fc.hidden=1000000"]), have).unwrap_err().to_string();
         assert!(e.contains("fc.hidden"), "{e}");
+    }
+
+    /// Widths near the integer limit: the estimate saturates instead of wrapping to a small
+    /// number that the check would let through.
+    #[test]
+    fn estimates_saturate_instead_of_wrapping() {
+        for set in ["dcgan.ngf=4611686018427387904", "dcgan.g_kernel=4294967296", "dcgan.ndf=4611686018427387904"] {
+            let c = cfg(&[set]);
+            assert_eq!(training_bytes(&c, 64), u64::MAX, "{set}");
+            assert!(check_training(&c, 24 << 30).is_err(), "{set}");
+        }
+        let fc = cfg(&["model.arch=\"fc\"", "fc.hidden=2305843009213693952"]);
+        assert_eq!(training_bytes(&fc, 64), u64::MAX);
     }
 
     #[test]

@@ -76,6 +76,12 @@ fn resuming_past_the_end_says_so() {
     let run = train(tiny(&[]), opts(out.path(), None), &mut Quiet).unwrap().path;
     let e = train(tiny(&["train.steps=3"]), opts(out.path(), Some(run.clone())), &mut Quiet).err().unwrap().to_string();
     assert!(e.contains("is at step 4, and the run asks for 3 steps: nothing to train") && e.contains("--steps N"), "{e}");
+    // Killed after its last checkpoint, before loss.png: resuming finishes it without training.
+    std::fs::remove_file(run.join("loss.png")).unwrap();
+    let before = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    train(tiny(&[]), opts(out.path(), Some(run.clone())), &mut Quiet).unwrap();
+    assert!(run.join("loss.png").is_file());
+    assert_eq!(std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(), before, "no step trained again");
     // A state.json far past the end, as a hostile or damaged folder might hold.
     let ckpt = RunDir::open(&run).unwrap().latest_checkpoint().unwrap();
     let state = std::fs::read_to_string(ckpt.join("state.json")).unwrap().replace("\"step\": 4", "\"step\": 999999999");

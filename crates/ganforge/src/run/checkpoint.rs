@@ -155,9 +155,18 @@ pub fn load<G: Module, D: Module>(
     let state = read_state(dir)?;
     let g = load_module(g, &dir.join("g.safetensors"))?;
     let d = load_module(d, &dir.join("d.safetensors"))?;
-    opt_g.load_state(&g, state.adam_g_steps, &read_safetensors(&dir.join("optim_g.safetensors"))?)?;
-    opt_d.load_state(&d, state.adam_d_steps, &read_safetensors(&dir.join("optim_d.safetensors"))?)?;
+    opt_g.load_state(&g, state.adam_g_steps, &read_finite(&dir.join("optim_g.safetensors"))?)?;
+    opt_d.load_state(&d, state.adam_d_steps, &read_finite(&dir.join("optim_d.safetensors"))?)?;
     Ok((g, d, state))
+}
+
+/// Tensors of a checkpoint file, every value finite (an optimizer's moments too).
+fn read_finite(path: &Path) -> Result<std::collections::BTreeMap<String, crate::params::HostTensor>, CheckpointError> {
+    let t = read_safetensors(path)?;
+    match t.iter().find(|(_, t)| !crate::params::within(&t.values, f32::INFINITY)) {
+        Some((name, _)) => Err(crate::params::TensorFileError::NonFinite { path: path.to_path_buf(), name: name.clone() }.into()),
+        None => Ok(t),
+    }
 }
 
 /// The moving average of G saved in a checkpoint (into a copy of G's architecture), if any.

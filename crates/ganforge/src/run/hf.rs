@@ -18,8 +18,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
 /// Writes the hub folder `out` for `run`'s latest checkpoint (or `checkpoint`), under the
 /// licence identifier `license` (the hub's names: "mit", "apache-2.0", "cc-by-4.0", "other").
 pub fn export(run: &RunDir, checkpoint: Option<&Path>, out: &Path, license: &str) -> Result<Vec<PathBuf>, RunError> {
-    let cfg = run.config()?;
+    let cfg = public_config(run.config()?);
     let dir = match checkpoint {
+        // A weight file names the checkpoint folder it is in.
+        Some(f) if f.is_file() => f.parent().map(Path::to_path_buf).ok_or_else(|| RunError::BadCheckpoint(f.to_path_buf()))?,
         Some(d) => d.to_path_buf(),
         None => run.latest_checkpoint()?,
     };
@@ -57,23 +59,45 @@ pub fn export(run: &RunDir, checkpoint: Option<&Path>, out: &Path, license: &str
     });
     write("config.json", (serde_json::to_string_pretty(&config).expect("json") + "\n").as_bytes())?;
 
-    let grid = run.latest_sample_grid();
-    if let Some(g) = &grid {
-        write("sample.png", &std::fs::read(g).map_err(io(g))?)?;
+    // The grid of the exported step (a grid of another step would show another generator).
+    let grid = run.samples_dir().join(format!("{}.png", super::step_name(state.step)));
+    let has_grid = grid.is_file();
+    if has_grid {
+        write("sample.png", &std::fs::read(&grid).map_err(io(&grid))?)?;
     }
-    let card = model_card(run, &cfg, state.step, averaged, license, grid.is_some());
+    let card = model_card(run, &cfg, &state, averaged, license, has_grid);
     write("README.md", card.as_bytes())?;
     Ok(written)
 }
 
+/// The config as it may be published: local paths (caches, weight files, the data's folder)
+/// left out.
+fn public_config(mut cfg: crate::config::GanConfig) -> crate::config::GanConfig {
+    use crate::fsutil::OptionalPath;
+    (cfg.data.cache_dir, cfg.eval.inception, cfg.eval.classifier) =
+        (OptionalPath::default(), OptionalPath::default(), OptionalPath::default());
+    if let Some((kind, path)) = cfg.data.spec.split_once(':') {
+        let name = Path::new(path.trim_end_matches('/')).file_name().and_then(|n| n.to_str()).unwrap_or("data").to_string();
+        cfg.data.spec = format!("{kind}:{name}");
+    }
+    cfg
+}
+
 /// The README of the hub folder.
-fn model_card(run: &RunDir, cfg: &crate::config::GanConfig, step: u64, averaged: bool, license: &str, grid: bool) -> String {
+fn model_card(
+    run: &RunDir,
+    cfg: &crate::config::GanConfig,
+    state: &checkpoint::TrainState,
+    averaged: bool,
+    license: &str,
+    grid: bool,
+) -> String {
     let log = run.log().unwrap_or_default();
-    let m = &cfg.model;
+    let (m, step) = (&cfg.model, state.step);
     let arch = format!("{:?}", m.arch).to_lowercase();
-    let mut card = format!(
-        "---\nlicense: {license}\nlibrary_name: ganforge\ntags:\n- gan\n- image-generation\n- unconditional-image-generation\n- {arch}\n---\n\n"
-    );
+    let kind = if m.classes > 0 { "class-conditional-image-generation" } else { "unconditional-image-generation" };
+    let mut card =
+        format!("---\nlicense: {license}\nlibrary_name: ganforge\ntags:\n- gan\n- image-generation\n- {kind}\n- {arch}\n---\n\n");
     card += &format!("# {} ({arch}, {}x{}, trained with ganforge)\n\n", run_title(run), m.image_size, m.image_size);
     card += &format!(
         "A {arch} generator of {}x{} {} images from {}-d latents{}, trained by ganforge {} for {step} steps on `{}`{}.\n\n",
@@ -84,7 +108,7 @@ fn model_card(run: &RunDir, cfg: &crate::config::GanConfig, step: u64, averaged:
         if m.classes > 0 { format!(", conditioned on {} classes ({})", m.classes, cfg.data.classes.join(", ")) } else { String::new() },
         env!("CARGO_PKG_VERSION"),
         cfg.data.spec,
-        log.steps.last().map(|r| format!(" in {:.0} s of training", r.elapsed_s)).unwrap_or_default(),
+        format!(" in {:.0} s of training", state.elapsed_s),
     );
     if averaged {
         card += "The weights are the exponential moving average of G's (`train.g_ema`).\n\n";
@@ -93,7 +117,8 @@ fn model_card(run: &RunDir, cfg: &crate::config::GanConfig, step: u64, averaged:
         card += "![samples](sample.png)\n\n";
     }
     card += "## Evaluation\n\n";
-    match log.evals.last() {
+    // The latest evaluation of the exported generator's step or before.
+    match log.evals.iter().rev().find(|(s, _)| *s <= step) {
         Some((s, e)) => {
             card += &format!(
                 "At step {s}, {} generated against {} real images, features: {}.\n\n| metric | value |\n|---|---|\n",

@@ -38,6 +38,8 @@ pub enum RunError {
     NoCheckpoint(PathBuf),
     #[error("{0} is neither a checkpoint folder nor a .safetensors file")]
     BadCheckpoint(PathBuf),
+    #[error("{path} is refused: {why}")]
+    ModelTooLarge { path: PathBuf, why: String },
     #[error("{0} carries no ganforge config in its metadata (checkpoints of ganforge before 0.1.0's model files do not): sample it with --run RUN_DIR --checkpoint FILE instead")]
     NoModelConfig(PathBuf),
     #[error(transparent)]
@@ -91,6 +93,9 @@ pub fn load_model_file(path: &Path, device: &Device) -> Result<LoadedGenerator, 
     let text = meta.get(META_CONFIG).ok_or_else(|| RunError::NoModelConfig(path.to_path_buf()))?;
     let cfg = GanConfig::parse(text, &format!("{} (its {META_CONFIG} metadata)", path.display()))?;
     let step = meta.get(META_STEP).and_then(|s| s.parse().ok());
+    let len = std::fs::metadata(path).map_err(io(path))?.len();
+    crate::memory::check_model_file(&cfg, len, crate::memory::available())
+        .map_err(|why| RunError::ModelTooLarge { path: path.to_path_buf(), why })?;
     let (g, _) = nets::build(&cfg.families(), cfg.seed, device);
     let g = crate::params::load_module(g, path).map_err(CheckpointError::from)?;
     Ok(LoadedGenerator { cfg, g, file: path.to_path_buf(), step })
@@ -194,7 +199,7 @@ impl RunDir {
     /// the run folder and half-written checkpoint folders. Returns how many.
     pub fn remove_stale_temporaries(&self) -> Result<usize, RunError> {
         let mut n = 0;
-        for dir in [self.path.clone(), self.checkpoints_dir()] {
+        for dir in [self.path.clone(), self.checkpoints_dir(), self.samples_dir(), self.path.join("eval")] {
             n += crate::fsutil::remove_stale_temporaries(&dir).map_err(io(&dir))?;
         }
         Ok(n)

@@ -106,7 +106,8 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
-    if let Some(have) = crate::memory::available() {
+    // The estimate is of host memory, which a CPU run uses; a GPU's memory is the device's own.
+    if let Some(have) = crate::memory::available().filter(|_| crate::device::is_deterministic(&opts.device)) {
         crate::memory::check_training(&cfg, have)?;
     }
     let source = open_data(&mut cfg, obs)?;
@@ -126,8 +127,15 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         state.step * t.n_critic as u64,
     )?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
-    if state.step >= total && resumed_at.is_some() {
+    if state.step > total && resumed_at.is_some() {
         return Err(TrainError::NothingToTrain { run: run.path, step: state.step, total });
+    }
+    if state.step == total && resumed_at.is_some() {
+        // Killed after its last checkpoint: only what a finished run writes at its end is left.
+        obs.message(&format!("{} is already at its last step, {total}: nothing to train", run.path.display()));
+        let run = RunWriter::new(&cfg, run, resumed_at, &device)?.finish()?;
+        obs.finish();
+        return Ok(run);
     }
     let rules = StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll };
     let mut out = RunWriter::new(&cfg, run, resumed_at, &device)?;
@@ -155,7 +163,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
                 None => params::ema_update(gan.g.clone(), &gan.g, 0.0),
             });
         }
-        if !crate::doctor::runaway_losses(&stats.named()).is_empty() {
+        if !crate::doctor::runaway_losses(&stats.named(), t.loss.is_probabilistic()).is_empty() {
             // Nothing of this step is saved: the newest checkpoint stays the last good state.
             return Err(out.diverged(state.step + 1, stats, obs)?);
         }

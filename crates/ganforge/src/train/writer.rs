@@ -194,7 +194,8 @@ impl RunWriter {
         let limit = crate::doctor::WEIGHT_LIMIT;
         let bad = params::first_beyond(&gan.g, limit)
             .map(|n| format!("G's {n}"))
-            .or_else(|| params::first_beyond(&gan.d, limit).map(|n| format!("D's {n}")));
+            .or_else(|| params::first_beyond(&gan.d, limit).map(|n| format!("D's {n}")))
+            .or_else(|| g_ema.and_then(|e| params::first_beyond(e, limit)).map(|n| format!("G's moving average's {n}")));
         if let Some(tensor) = bad {
             let last_good = self.run.last_good_checkpoint(limit);
             let what = format!("{tensor} holds a NaN, an infinity or a value beyond {limit:e}");
@@ -213,7 +214,8 @@ impl RunWriter {
     /// logged and the error to stop with returned.
     pub fn diverged(&mut self, step: u64, stats: StepStats, obs: &mut dyn Observer) -> Result<TrainError, TrainError> {
         let last_good = self.run.last_good_checkpoint(crate::doctor::WEIGHT_LIMIT);
-        let f = crate::doctor::divergence(step, &stats.named(), last_good.as_ref().and_then(|p| p.to_str()));
+        let probabilistic = self.cfg.train.loss.is_probabilistic();
+        let f = crate::doctor::divergence(step, &stats.named(), probabilistic, last_good.as_ref().and_then(|p| p.to_str()));
         self.announce(f.into_iter().collect(), obs)?;
         Ok(TrainError::Diverged { step, stats, last_good, limit: crate::doctor::LOSS_LIMIT })
     }
