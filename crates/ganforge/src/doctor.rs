@@ -408,19 +408,7 @@ mod tests {
     }
 
     fn rec(step: u64, loss_g: f32, d_real: f32, d_fake: f32) -> MetricsRecord {
-        MetricsRecord {
-            step,
-            epoch: 0,
-            loss_d: 0.5,
-            loss_g,
-            d_real,
-            d_fake,
-            lr_d: 2e-4,
-            lr_g: 2e-4,
-            images_per_s: 1.0,
-            elapsed_s: 1.0,
-            decode_failures: 0,
-        }
+        MetricsRecord::planted(step, 0.5, loss_g, d_real, d_fake)
     }
 
     #[test]

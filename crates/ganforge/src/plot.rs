@@ -133,19 +133,7 @@ mod tests {
     use super::*;
 
     fn rec(step: u64, loss_d: f32, loss_g: f32) -> MetricsRecord {
-        MetricsRecord {
-            step,
-            epoch: 0,
-            loss_d,
-            loss_g,
-            d_real: 0.5,
-            d_fake: 0.5,
-            lr_d: 2e-4,
-            lr_g: 2e-4,
-            images_per_s: 1.0,
-            elapsed_s: 1.0,
-            decode_failures: 0,
-        }
+        MetricsRecord::planted(step, loss_d, loss_g, 0.5, 0.5)
     }
 
     /// D's curve is low and flat, G's rises: blue pixels near the bottom, red ones at the top right.

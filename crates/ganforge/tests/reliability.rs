@@ -2,42 +2,16 @@
 //! holes): runs killed after or before a checkpoint, resumed past their end, temporaries left
 //! by a full disk, NaN and runaway values in losses, weights and latents.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::path::Path;
 
 use ganforge::burn::tensor::Device;
-use ganforge::config::GanConfig;
 use ganforge::params::{read_safetensors, safetensors_bytes};
 use ganforge::run::{MetricsLog, MetricsRecord, RunDir};
 use ganforge::sample::Sampler;
-use ganforge::train::{train, Quiet, TrainOptions};
+use ganforge::train::{train, Quiet};
 
-/// A 16x16 DCGAN with widths 8 on batches of 8, a checkpoint every 2 steps.
-fn tiny(extra: &[&str]) -> GanConfig {
-    let mut sets: Vec<String> = [
-        "model.image_size=16",
-        "dcgan.ngf=8",
-        "dcgan.ndf=8",
-        "train.batch_size=8",
-        "train.steps=4",
-        "train.log_every=1",
-        "train.sample_every=2",
-        "train.checkpoint_every=2",
-        "train.keep_checkpoints=3",
-        "train.grid_images=4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    sets.push(format!("data.cache_dir={}", std::env::temp_dir().join("ganforge-test-cache").display()));
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    GanConfig::resolve(None, None, &sets).unwrap()
-}
-
-fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
-    TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume, stop: Arc::new(AtomicBool::new(false)) }
-}
+mod common;
+use common::{opts, tiny};
 
 /// The log without its timing fields, which differ between any two sessions.
 fn untimed(run: &Path) -> Vec<MetricsRecord> {

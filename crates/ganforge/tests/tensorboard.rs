@@ -4,29 +4,14 @@
 //! (tests/fixtures/tensorboard_read.py), so this needs Python with `pip install tensorboard`;
 //! `.ci/run` installs it and runs the ignored tests.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::path::Path;
 
-use ganforge::burn::tensor::Device;
-use ganforge::config::GanConfig;
 use ganforge::run::{MetricsLog, RunDir};
-use ganforge::train::{train, Quiet, TrainOptions};
+use ganforge::train::{train, Quiet};
+
+mod common;
+use common::{opts, tiny};
 use serde_json::Value;
-
-fn tiny(extra: &[&str]) -> GanConfig {
-    let mut sets: Vec<String> = ["model.image_size=16", "dcgan.ngf=8", "dcgan.ndf=8", "train.batch_size=8", "train.steps=4"]
-        .iter()
-        .chain(["train.log_every=1", "train.sample_every=2", "train.checkpoint_every=2", "train.grid_images=4"].iter())
-        .map(|s| s.to_string())
-        .collect();
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    GanConfig::resolve(None, None, &sets).unwrap()
-}
-
-fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
-    TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume, stop: Arc::new(AtomicBool::new(false)) }
-}
 
 /// What TensorBoard reads in `run`/tb.
 fn read_back(run: &Path) -> Value {

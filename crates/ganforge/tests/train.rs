@@ -1,7 +1,7 @@
 //! End-to-end tests of the training loop on tiny models: run folders, exact resume,
 //! determinism, every network and trick, sampling and checkpoint checks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -10,39 +10,10 @@ use ganforge::config::GanConfig;
 use ganforge::params::{load_module, read_safetensors};
 use ganforge::run::{MetricsLog, MetricsRecord};
 use ganforge::sample::Sampler;
-use ganforge::train::{train, Quiet, TrainOptions};
+use ganforge::train::{train, Quiet};
 
-/// A 16x16 DCGAN with widths 8 on batches of 8: a step takes milliseconds.
-fn tiny(extra: &[&str]) -> GanConfig {
-    let mut sets: Vec<String> = [
-        "model.image_size=16",
-        "dcgan.ngf=8",
-        "dcgan.ndf=8",
-        "fc.hidden=16",
-        "train.batch_size=8",
-        "train.steps=4",
-        "train.log_every=1",
-        "train.sample_every=2",
-        "train.checkpoint_every=2",
-        "train.keep_checkpoints=2",
-        "train.grid_images=4",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    sets.push(test_cache());
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    GanConfig::resolve(None, None, &sets).unwrap()
-}
-
-/// Image caches of the tests go to the temporary folder, not the user's ~/.cache.
-fn test_cache() -> String {
-    format!("data.cache_dir={}", std::env::temp_dir().join("ganforge-test-cache").display())
-}
-
-fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
-    TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume, stop: Arc::new(AtomicBool::new(false)) }
-}
+mod common;
+use common::{opts, test_cache, tiny};
 
 fn metrics(run: &Path) -> Vec<MetricsRecord> {
     MetricsLog::read(&run.join("metrics.jsonl")).unwrap().steps
