@@ -150,3 +150,29 @@ fn a_run_reports_and_saves_failing_inputs() {
     let why = std::fs::read_to_string(saved[0].with_extension("txt")).unwrap();
     assert!(why.starts_with("panic: planted: a leading 0xff at "), "{why}");
 }
+
+/// A MAT file of 300 bytes whose array claims 100 MB: the reader must not reserve the 100 MB on
+/// the word of its length field (it used to, up to 1 GiB), only what arrives.
+#[test]
+fn a_mat_length_field_alone_reserves_little() {
+    let mut f = Vec::new();
+    f.extend(format!("{:116}", "MATLAB 5.0 MAT-file, a length that lies").bytes());
+    f.extend([0u8; 8]); // subsystem offset
+    f.extend(0x0100u16.to_le_bytes());
+    f.extend(b"IM");
+    let u32s = |f: &mut Vec<u8>, v: &[u32]| v.iter().for_each(|x| f.extend(x.to_le_bytes()));
+    let claimed = 100_000_000u32;
+    u32s(&mut f, &[14, 48 + claimed]); // miMATRIX and its body length
+    u32s(&mut f, &[6, 8, 9, 0]); // array flags: mxUINT8_CLASS
+    u32s(&mut f, &[5, 8, 1, claimed]); // dimensions 1 x 100,000,000
+    u32s(&mut f, &[(1 << 16) | 1]); // the name "X" as a small element
+    f.extend(b"X\0\0\0");
+    u32s(&mut f, &[2, claimed]); // miUINT8 data of 100 MB...
+    f.extend([7u8; 10]); // ...of which 10 bytes are there
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("lying.mat");
+    std::fs::write(&p, &f).unwrap();
+    let (result, largest) = ganforge_fuzz::alloc::largest_during(|| ganforge::data::mat::read_mat(&p, &["X"]).map(|v| v.len()));
+    assert!(result.is_err(), "a 300-byte file cannot hold 100 MB: {result:?}");
+    assert!(largest <= 2 << 20, "reserved {largest} bytes for a {}-byte file", f.len());
+}

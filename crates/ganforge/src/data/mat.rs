@@ -188,15 +188,25 @@ fn read_sub(r: &mut impl Read, e: Endian) -> std::io::Result<(u32, Vec<u8>)> {
     Ok((ty, read_data(r, n, small, 1 << 24)?))
 }
 
-/// The `n` data bytes of an element whose tag was just read (padding consumed). At most
-/// `reserve` bytes are allocated up front; beyond that the buffer grows as bytes arrive, so a
-/// lying count cannot allocate more than the file holds.
+/// The `n` data bytes of an element whose tag was just read (padding consumed). At most 1 MiB
+/// is allocated before bytes arrive, and at most `reserve` in all up front; beyond that the
+/// buffer grows as bytes arrive, so a lying count cannot allocate more than the file holds.
 fn read_data(r: &mut impl Read, n: u32, small: Option<[u8; 4]>, reserve: usize) -> std::io::Result<Vec<u8>> {
     if let Some(d) = small {
         return Ok(d[..n.min(4) as usize].to_vec());
     }
-    let mut data = Vec::with_capacity((n as usize).min(reserve));
-    r.take(n as u64).read_to_end(&mut data)?;
+    // Room for the whole element only once its first bytes have arrived: a length field alone
+    // (a 300-byte file can claim a gigabyte) must not reserve memory. Then all of it at once,
+    // not by doubling, which would need twice the memory of SVHN's 225 MB array.
+    const PROBE: usize = 1 << 20;
+    let n_bytes = n as usize;
+    let mut data = Vec::with_capacity(n_bytes.min(reserve).min(PROBE));
+    let mut rest = r.take(n as u64);
+    (&mut rest).take(PROBE as u64).read_to_end(&mut data)?;
+    if data.len() == PROBE && n_bytes > PROBE {
+        data.reserve_exact(n_bytes.min(reserve).saturating_sub(data.len()));
+        rest.read_to_end(&mut data)?;
+    }
     if data.len() != n as usize {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} of {n} bytes present", data.len())));
     }
