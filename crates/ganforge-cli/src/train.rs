@@ -43,6 +43,10 @@ pub struct TrainArgs {
     /// Train for this many passes over the data.
     #[arg(long)]
     epochs: Option<u64>,
+    /// Train until this much wall-clock time has passed since training started (30m, 2h, 90s,
+    /// 1h30m), then write a checkpoint and stop, as Ctrl-C does; --resume continues the run.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    time: Option<std::time::Duration>,
     /// Seed for every random choice of the run.
     #[arg(long)]
     seed: Option<u64>,
@@ -64,6 +68,36 @@ struct Progress {
     cache_quarter: usize,
     dashboard: Option<std::net::SocketAddr>,
     server: Option<ganforge_serve::server::ServeHandle>,
+    /// `--time`: the budget and the flag that stops training when it is spent.
+    budget: Option<(std::time::Duration, Arc<AtomicBool>)>,
+    deadline: Option<std::time::Instant>,
+    budget_said: bool,
+}
+
+/// "30m", "2h", "90s", "1h30m" as a duration: numbers each followed by h, m or s.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("'{s}' is not a duration: write it as 30m, 2h, 90s or 1h30m");
+    let (mut total, mut number) = (0u64, String::new());
+    for c in s.trim().chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'h' | 'm' | 's' if !number.is_empty() => {
+                let n: u64 = number.parse().map_err(|_| bad())?;
+                let unit = match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+                number.clear();
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(if total == 0 && number.is_empty() && !s.trim().is_empty() { format!("--time {s} is no time at all") } else { bad() });
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 impl Observer for Progress {
@@ -78,6 +112,14 @@ impl Observer for Progress {
                 Err(e) => eprintln!("warning: no dashboard: {e}"),
             }
         }
+        if let Some((budget, stop)) = self.budget.clone() {
+            // Counted from here: opening the data and building the cache are not training time.
+            self.deadline = Some(std::time::Instant::now() + budget);
+            std::thread::spawn(move || {
+                std::thread::sleep(budget);
+                stop.store(true, Ordering::SeqCst);
+            });
+        }
         self.total = total;
         self.every = (total / 20).max(1);
         if std::io::stderr().is_terminal() {
@@ -91,7 +133,14 @@ impl Observer for Progress {
     }
 
     fn step(&mut self, step: u64, s: &StepStats, ips: f64) {
-        let msg = format!("loss D {:.3} G {:.3}  D(x) {:.2} D(G(z)) {:.2}  {:.0} img/s", s.loss_d, s.loss_g, s.d_real, s.d_fake, ips);
+        let mut msg = format!("loss D {:.3} G {:.3}  D(x) {:.2} D(G(z)) {:.2}  {:.0} img/s", s.loss_d, s.loss_g, s.d_real, s.d_fake, ips);
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now()).as_secs();
+            msg.push_str(&format!("  time left {}:{:02}:{:02}", left / 3600, left / 60 % 60, left % 60));
+            if left == 0 && !std::mem::replace(&mut self.budget_said, true) {
+                self.message("time budget spent: finishing this step and writing a checkpoint");
+            }
+        }
         match &self.bar {
             Some(bar) => {
                 bar.set_position(step);
@@ -155,7 +204,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = match &a.resume {
         Some(run) => {
             if a.preset.is_some() || a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.seed.is_some() || a.out.is_some() {
-                bail!("--resume continues a run in place with its own config; only --steps, --epochs and --device may be given with it");
+                bail!("--resume continues a run in place with its own config; only --steps, --epochs, --time and --device may be given with it");
             }
             let run = RunDir::open(run)?;
             let sets = duration_sets(&a);
@@ -177,8 +226,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    // Its own count: a spent --time budget also sets the stop flag, and is no first Ctrl-C.
+    let interrupted = AtomicBool::new(false);
     ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
+        flag.store(true, Ordering::SeqCst);
+        if interrupted.swap(true, Ordering::SeqCst) {
             eprintln!("\nsecond interrupt: exiting without a final checkpoint");
             std::process::exit(130);
         }
@@ -186,9 +238,29 @@ pub fn run(a: TrainArgs) -> Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
 
-    let mut progress = Progress { every: 1, dashboard: a.dashboard, ..Default::default() };
+    let budget = a.time.map(|t| (t, stop.clone()));
+    let mut progress = Progress { every: 1, dashboard: a.dashboard, budget, ..Default::default() };
     let out = a.out.unwrap_or_else(|| PathBuf::from("runs"));
     let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
     println!("{}", run.path.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 90s "), Ok(Duration::from_secs(90)));
+        for bad in ["", "30", "m", "1.5h", "10d", "-5m", "99999999999999999999h"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+        assert!(parse_duration("0s").unwrap_err().contains("no time at all"));
+    }
 }

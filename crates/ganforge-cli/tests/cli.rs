@@ -705,3 +705,27 @@ fn serve_report_and_the_training_dashboard() {
     assert!(bad.contains("400"), "{bad}");
     fails_with(&["serve", "--run", dir.path().to_str().unwrap()], "is not a ganforge run folder");
 }
+
+/// `--time`: training stops when the budget is spent, with a checkpoint, and resumes.
+#[test]
+fn a_time_budget_stops_with_a_checkpoint_and_resumes() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = vec!["train", "--out", out.path().to_str().unwrap(), "--steps", "1000000", "--time", "2s"];
+    args.extend_from_slice(TINY);
+    let started = std::time::Instant::now();
+    let o = ganforge(&args);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(started.elapsed().as_secs() < 60, "stopped by the budget, not by a million steps");
+    assert!(o.stderr.contains("stopped at step") && o.stderr.contains("--resume"), "{}", o.stderr);
+    let run = o.stdout.lines().last().unwrap().trim().to_string();
+    let steps = |run: &str| ganforge::run::RunDir::open(Path::new(run)).unwrap().log().unwrap().steps.last().unwrap().step;
+    let first = steps(&run);
+    assert!(first > 0 && first < 1_000_000, "{first}");
+    let ckpt = ganforge::run::RunDir::open(Path::new(&run)).unwrap().latest_checkpoint().unwrap();
+    assert!(ckpt.ends_with(format!("step_{first:06}")), "the checkpoint is at the last step: {}", ckpt.display());
+    let o = ganforge(&["train", "--resume", &run, "--steps", "1000000", "--time", "1s"]);
+    assert!(o.ok, "{}", o.stderr);
+    assert!(steps(&run) > first, "the resumed session trained on");
+    fails_with(&["train", "--time", "0s"], "no time at all");
+    fails_with(&["train", "--time", "5x"], "is not a duration");
+}
