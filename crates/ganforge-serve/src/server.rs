@@ -392,9 +392,7 @@ fn encode(images: &ImageBatch, cols: usize) -> Vec<u8> {
     if images.n == 1 {
         images.png(0)
     } else {
-        let mut buf = std::io::Cursor::new(Vec::new());
-        images.grid(cols).write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
-        buf.into_inner()
+        ganforge::image_io::png_bytes(&images.grid(cols))
     }
 }
 

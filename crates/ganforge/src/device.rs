@@ -71,10 +71,15 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
     }
 }
 
+/// Whether this is the CPU backend (its memory is the host's).
+pub fn is_cpu(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
 /// Whether runs on this device are bit-for-bit repeatable (the CPU backend is; GPU kernels with
 /// atomics are not).
 pub fn is_deterministic(device: &Device) -> bool {
-    *device == Device::flex()
+    is_cpu(device)
 }
 
 #[cfg(test)]

@@ -76,11 +76,16 @@ impl ImageBatch {
     }
 }
 
+/// `img` encoded as PNG bytes.
+pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
+    buf.into_inner()
+}
+
 /// Writes `img` as a PNG file, atomically.
 pub fn save_png(path: &Path, img: &RgbImage) -> std::io::Result<()> {
-    let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Png).map_err(std::io::Error::other)?;
-    write_atomic(path, &buf.into_inner())
+    write_atomic(path, &png_bytes(img))
 }
 
 /// Columns for a near-square grid of `n` images.

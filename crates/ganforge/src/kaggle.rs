@@ -5,7 +5,6 @@
 //! The zip is written by [`crate::zipfile::write_zip`] (stored entries: PNG is already compressed).
 
 use image::imageops::FilterType;
-use image::{DynamicImage, RgbImage};
 
 use crate::image_io::ImageBatch;
 #[cfg(test)]
@@ -20,10 +19,7 @@ pub const SIZE: u32 = 64;
 pub fn submission_png(batch: &ImageBatch, i: usize) -> Vec<u8> {
     let img = image::load_from_memory(&batch.png(i)).expect("our own PNG decodes");
     let img = if (img.width(), img.height()) == (SIZE, SIZE) { img } else { img.resize_exact(SIZE, SIZE, FilterType::Triangle) };
-    let rgb: RgbImage = img.to_rgb8();
-    let mut buf = std::io::Cursor::new(Vec::new());
-    DynamicImage::ImageRgb8(rgb).write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
-    buf.into_inner()
+    crate::image_io::png_bytes(&img.to_rgb8())
 }
 
 #[cfg(test)]

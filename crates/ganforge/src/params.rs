@@ -105,15 +105,15 @@ pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, HostTensor> {
     c.inner.0
 }
 
-/// The first tensor of `module` holding a NaN or an infinity, by path.
-pub fn first_non_finite<M: Module>(module: &M) -> Option<String> {
-    first_beyond(module, f32::INFINITY)
+/// The name of the first tensor of `module` holding a NaN, an infinity or a value larger than
+/// `limit` in magnitude, if any.
+pub fn first_beyond<M: Module>(module: &M, limit: f32) -> Option<String> {
+    first_beyond_in(&named_tensors(module), limit).map(str::to_string)
 }
 
-/// The name of the first tensor holding a NaN, an infinity or a value larger than `limit` in
-/// magnitude, if any.
-pub fn first_beyond<M: Module>(module: &M, limit: f32) -> Option<String> {
-    named_tensors(module).into_iter().find(|(_, t)| !within(&t.values, limit)).map(|(k, _)| k)
+/// The same for named tensors on the host (a file's, an optimizer's).
+pub fn first_beyond_in(tensors: &BTreeMap<String, HostTensor>, limit: f32) -> Option<&str> {
+    tensors.iter().find(|(_, t)| !within(&t.values, limit)).map(|(k, _)| k.as_str())
 }
 
 /// Every value finite and at most `limit` in magnitude.
@@ -284,10 +284,22 @@ pub fn safetensors_bytes_with(tensors: &BTreeMap<String, HostTensor>, meta: &BTr
 
 /// The header metadata of a safetensors file (empty when it has none).
 pub fn safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>, TensorFileError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| TensorFileError::Corrupt { path: path.to_path_buf(), message: e.to_string() })?;
+    parse_safetensors_metadata(&std::fs::read(path).map_err(io(path))?, path)
+}
+
+/// The header metadata of safetensors bytes; `origin` names them in errors.
+pub fn parse_safetensors_metadata(bytes: &[u8], origin: &Path) -> Result<BTreeMap<String, String>, TensorFileError> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| TensorFileError::Corrupt { path: origin.to_path_buf(), message: e.to_string() })?;
     Ok(meta.metadata().clone().map(|m| m.into_iter().collect()).unwrap_or_default())
+}
+
+/// Refuses tensors (read from `path`) that hold a NaN or an infinity, naming the first.
+pub fn check_finite(tensors: &BTreeMap<String, HostTensor>, path: &Path) -> Result<(), TensorFileError> {
+    match first_beyond_in(tensors, f32::INFINITY) {
+        Some(name) => Err(TensorFileError::NonFinite { path: path.to_path_buf(), name: name.to_string() }),
+        None => Ok(()),
+    }
 }
 
 /// Reads a safetensors file of float32 tensors.
@@ -333,8 +345,6 @@ pub fn load_tensors<M: Module>(module: M, file: BTreeMap<String, HostTensor>, pa
         problems.truncate(3);
         return Err(TensorFileError::Mismatch { path: path.to_path_buf(), detail: problems.join("; ") + &more });
     }
-    if let Some((name, _)) = file.iter().find(|(_, t)| !within(&t.values, f32::INFINITY)) {
-        return Err(TensorFileError::NonFinite { path: path.to_path_buf(), name: name.clone() });
-    }
+    check_finite(&file, path)?;
     Ok(map_named(module, |name, _| file.get(name).cloned()))
 }

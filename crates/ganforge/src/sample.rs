@@ -95,14 +95,16 @@ impl Sampler {
     /// G (`g_ema.safetensors`) is preferred when the run kept one; name `g.safetensors` itself
     /// to sample the raw G.
     pub fn load(run: &Path, checkpoint: Option<&Path>, device: &Device) -> Result<Self, SampleError> {
-        let loaded = RunDir::open(run)?.load_generator(checkpoint, device)?;
-        Ok(Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() })
+        Ok(Self::from_loaded(RunDir::open(run)?.load_generator(checkpoint, device)?, device))
     }
 
     /// Loads G from a generator file alone (its metadata holds the config that rebuilds it).
     pub fn from_model_file(path: &Path, device: &Device) -> Result<Self, SampleError> {
-        let loaded = crate::run::load_model_file(path, device)?;
-        Ok(Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() })
+        Ok(Self::from_loaded(crate::run::load_model_file(path, device)?, device))
+    }
+
+    fn from_loaded(loaded: crate::run::LoadedGenerator, device: &Device) -> Self {
+        Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() }
     }
 
     /// A sampler for a generator built elsewhere (imported from PyTorch): `source` names it.

@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{sync_dir, write_synced};
-use crate::params::{load_module, named_tensors, read_safetensors, safetensors_bytes, safetensors_bytes_with};
+use crate::fsutil::{sync_dir, write_synced, ATOMIC_TMP};
+use crate::params::{
+    check_finite, first_beyond_in, load_module, named_tensors, read_safetensors, safetensors_bytes, safetensors_bytes_with,
+};
 use crate::rng::GanRng;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,33 +73,33 @@ pub fn save<G: Module, D: Module>(
     config_toml: &str,
     keep: usize,
 ) -> Result<PathBuf, CheckpointError> {
+    // (file, tensors, whether it is a generator's)
     let mut tensors = vec![
-        ("g.safetensors", named_tensors(parts.g)),
-        ("d.safetensors", named_tensors(parts.d)),
-        ("optim_g.safetensors", parts.opt_g.state_tensors()),
-        ("optim_d.safetensors", parts.opt_d.state_tensors()),
+        ("g.safetensors", named_tensors(parts.g), true),
+        ("d.safetensors", named_tensors(parts.d), false),
+        ("optim_g.safetensors", parts.opt_g.state_tensors(), false),
+        ("optim_d.safetensors", parts.opt_d.state_tensors(), false),
     ];
     if let Some(ema) = parts.g_ema {
-        tensors.push(("g_ema.safetensors", named_tensors(ema)));
+        tensors.push(("g_ema.safetensors", named_tensors(ema), true));
     }
     // A checkpoint is the state a run goes back to: never one that holds a NaN or infinity.
-    for (file, t) in &tensors {
-        if let Some((name, _)) = t.iter().find(|(_, t)| !crate::params::within(&t.values, f32::INFINITY)) {
-            return Err(CheckpointError::NonFinite { step: state.step, file: file.to_string(), name: name.clone() });
+    for (file, t, _) in &tensors {
+        if let Some(name) = first_beyond_in(t, f32::INFINITY) {
+            return Err(CheckpointError::NonFinite { step: state.step, file: file.to_string(), name: name.to_string() });
         }
     }
     // A generator's file carries what rebuilds it, so it travels without its run folder.
     let g_meta = super::model_metadata(config_toml, state.step);
-    let mut files: Vec<(&str, Vec<u8>)> = tensors
-        .iter()
-        .map(|(f, t)| (*f, if f.starts_with("g") { safetensors_bytes_with(t, &g_meta) } else { safetensors_bytes(t) }))
-        .collect();
+    let mut files: Vec<(&str, Vec<u8>)> =
+        tensors.iter().map(|(f, t, g)| (*f, if *g { safetensors_bytes_with(t, &g_meta) } else { safetensors_bytes(t) })).collect();
     files.push(("state.json", serde_json::to_vec_pretty(state).expect("state serializes")));
     files.push(("config.toml", config_toml.as_bytes().to_vec()));
 
     let name = super::step_name(state.step);
     let final_dir = checkpoints_dir.join(&name);
-    let tmp = checkpoints_dir.join(format!("{TMP_PREFIX}{name}-{}", std::process::id()));
+    // A hidden name holding ATOMIC_TMP: what remove_stale_temporaries clears after a crash.
+    let tmp = checkpoints_dir.join(format!("{ATOMIC_TMP}{name}-{}", std::process::id()));
     let written = write_folder(&tmp, &files);
     if written.is_err() {
         // A full disk must not stay full of half a checkpoint: the previous one is still whole.
@@ -113,9 +115,6 @@ pub fn save<G: Module, D: Module>(
     prune(checkpoints_dir, keep)?;
     Ok(final_dir)
 }
-
-/// Checkpoint folders are written under this prefix, then renamed.
-pub const TMP_PREFIX: &str = ".tmp-";
 
 /// A fresh folder `dir` holding `files`, each fsynced.
 fn write_folder(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), CheckpointError> {
@@ -163,10 +162,8 @@ pub fn load<G: Module, D: Module>(
 /// Tensors of a checkpoint file, every value finite (an optimizer's moments too).
 fn read_finite(path: &Path) -> Result<std::collections::BTreeMap<String, crate::params::HostTensor>, CheckpointError> {
     let t = read_safetensors(path)?;
-    match t.iter().find(|(_, t)| !crate::params::within(&t.values, f32::INFINITY)) {
-        Some((name, _)) => Err(crate::params::TensorFileError::NonFinite { path: path.to_path_buf(), name: name.clone() }.into()),
-        None => Ok(t),
-    }
+    check_finite(&t, path)?;
+    Ok(t)
 }
 
 /// The moving average of G saved in a checkpoint (into a copy of G's architecture), if any.

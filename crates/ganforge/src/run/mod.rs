@@ -89,15 +89,17 @@ pub fn model_metadata(config_toml: &str, step: u64) -> std::collections::BTreeMa
 /// G from a generator file alone (a checkpoint's g.safetensors or g_ema.safetensors, or an
 /// exported model.safetensors), rebuilt from the config in its metadata.
 pub fn load_model_file(path: &Path, device: &Device) -> Result<LoadedGenerator, RunError> {
-    let meta = crate::params::safetensors_metadata(path).map_err(CheckpointError::from)?;
+    // Read once: the metadata, then the tensors, come from the same bytes.
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let meta = crate::params::parse_safetensors_metadata(&bytes, path).map_err(CheckpointError::from)?;
     let text = meta.get(META_CONFIG).ok_or_else(|| RunError::NoModelConfig(path.to_path_buf()))?;
     let cfg = GanConfig::parse(text, &format!("{} (its {META_CONFIG} metadata)", path.display()))?;
     let step = meta.get(META_STEP).and_then(|s| s.parse().ok());
-    let len = std::fs::metadata(path).map_err(io(path))?.len();
-    crate::memory::check_model_file(&cfg, len, crate::memory::available())
+    crate::memory::check_model_file(&cfg, bytes.len() as u64, crate::memory::available())
         .map_err(|why| RunError::ModelTooLarge { path: path.to_path_buf(), why })?;
+    let tensors = crate::params::parse_safetensors(&bytes, path).map_err(CheckpointError::from)?;
     let (g, _) = nets::build(&cfg.families(), cfg.seed, device);
-    let g = crate::params::load_module(g, path).map_err(CheckpointError::from)?;
+    let g = crate::params::load_tensors(g, tensors, path).map_err(CheckpointError::from)?;
     Ok(LoadedGenerator { cfg, g, file: path.to_path_buf(), step })
 }
 
@@ -188,9 +190,9 @@ impl RunDir {
     /// magnitude: the state a diverged run can go back to.
     pub fn last_good_checkpoint(&self, limit: f32) -> Option<PathBuf> {
         let good = |dir: &Path| {
-            ["g.safetensors", "d.safetensors"].iter().all(|f| {
-                crate::params::read_safetensors(&dir.join(f)).is_ok_and(|t| t.values().all(|t| crate::params::within(&t.values, limit)))
-            })
+            ["g.safetensors", "d.safetensors"]
+                .iter()
+                .all(|f| crate::params::read_safetensors(&dir.join(f)).is_ok_and(|t| crate::params::first_beyond_in(&t, limit).is_none()))
         };
         self.checkpoints().ok()?.into_iter().rev().find(|d| good(d))
     }
@@ -203,19 +205,6 @@ impl RunDir {
             n += crate::fsutil::remove_stale_temporaries(&dir).map_err(io(&dir))?;
         }
         Ok(n)
-    }
-
-    /// The newest sample grid (`samples/step_NNNNNN.png`), if any.
-    pub fn latest_sample_grid(&self) -> Option<PathBuf> {
-        let mut grids: Vec<PathBuf> = std::fs::read_dir(self.samples_dir())
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("step_") && n.ends_with(".png")))
-            .collect();
-        grids.sort_by_key(|p| {
-            p.file_stem().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("step_")).and_then(|s| s.parse::<u64>().ok())
-        });
-        grids.pop()
     }
 
     pub fn config(&self) -> Result<GanConfig, RunError> {

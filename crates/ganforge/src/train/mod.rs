@@ -107,7 +107,7 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
     // The estimate is of host memory, which a CPU run uses; a GPU's memory is the device's own.
-    if let Some(have) = crate::memory::available().filter(|_| crate::device::is_deterministic(&opts.device)) {
+    if let Some(have) = crate::memory::available().filter(|_| crate::device::is_cpu(&opts.device)) {
         crate::memory::check_training(&cfg, have)?;
     }
     let source = open_data(&mut cfg, obs)?;
@@ -183,7 +183,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         let stopping = opts.stop.load(Ordering::SeqCst);
         let last = state.step == total || stopping;
         if state.step % t.log_every == 0 || last {
-            out.log(MetricsRecord { decode_failures: decode_failures as u64, ..meter.record(&state, &gan, ips) }, obs)?;
+            out.log(meter.record(&state, &gan, ips, decode_failures as u64), obs)?;
         }
         let g_now = g_ema.as_ref().unwrap_or(&gan.g);
         if state.step % t.sample_every == 0 || last {
@@ -351,7 +351,7 @@ impl Meter {
     }
 
     /// The interval's means as a metrics line; starts the next interval.
-    fn record(&mut self, state: &TrainState, gan: &Gan, images_per_s: f64) -> MetricsRecord {
+    fn record(&mut self, state: &TrainState, gan: &Gan, images_per_s: f64, decode_failures: u64) -> MetricsRecord {
         let n = self.steps as f32;
         let rec = MetricsRecord {
             step: state.step,
@@ -364,7 +364,7 @@ impl Meter {
             lr_g: gan.opt_g.lr,
             images_per_s,
             elapsed_s: state.elapsed_s,
-            decode_failures: 0,
+            decode_failures,
         };
         (self.sum, self.steps, self.interval_start) = (StepStats::default(), 0, Instant::now());
         rec

@@ -11,7 +11,7 @@ use super::step::{Gan, StepStats};
 use super::watch::Watch;
 use super::TrainError;
 use crate::config::GanConfig;
-use crate::image_io::{grid_cols, save_png, ImageBatch};
+use crate::image_io::{grid_cols, png_bytes, save_png, ImageBatch};
 use crate::nets::Generator;
 use crate::params;
 use crate::run::checkpoint::{self, Parts, TrainState};
@@ -152,13 +152,11 @@ impl RunWriter {
     pub fn samples(&mut self, g: &Generator, step: u64, obs: &mut dyn Observer) -> Result<(), TrainError> {
         let imgs = generate(g, &self.fixed_z, self.fixed_y.as_deref(), self.cfg.model.nz, &self.device);
         let p = self.run.samples_dir().join(format!("{}.png", step_name(step)));
+        // Encoded once, for the file and for TensorBoard.
         let grid = imgs.grid(grid_cols(imgs.n));
-        save_png(&p, &grid).map_err(io(p))?;
-        if self.tb.is_some() {
-            let mut png = std::io::Cursor::new(Vec::new());
-            grid.write_to(&mut png, image::ImageFormat::Png).expect("PNG encodes to memory");
-            self.tensorboard(|tb| tb.image("samples", step, &png.into_inner(), grid.width(), grid.height(), 3))?;
-        }
+        let png = png_bytes(&grid);
+        crate::fsutil::write_atomic(&p, &png).map_err(io(p))?;
+        self.tensorboard(|tb| tb.image("samples", step, &png, grid.width(), grid.height(), 3))?;
         let found = self.watch.on_samples(step, &imgs);
         self.announce(found, obs)
     }
