@@ -161,7 +161,7 @@ fn bad_data_is_a_one_line_error() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let folder = format!("folder:{}", data.display());
-    fails_with(&["train", "--out", out, "--data", &folder], "no PNG or JPEG files");
+    fails_with(&["train", "--out", out, "--data", &folder], "no image files (bmp, jpg");
     fails_with(&["train", "--out", out, "--data", "folder:/no/such/dir"], "/no/such/dir");
     std::fs::write(data.join("a.png"), b"definitely not a png").unwrap();
     fails_with(&["train", "--out", out, "--data", &folder], "none of the 1 image files");
@@ -468,6 +468,76 @@ fn eval_writes_json_into_the_run_and_checks_its_input() {
     fails_with(&["eval", "--run", r, "--metrics", "fid", "--inception", &fixture("dcgan_netG.pth")], "no tensor 'fc.weight'");
     fails_with(&["eval", "--run", r, "--metrics", "pr", "--features", "lenet", "--n", "3"], "precision/recall needs at least 4");
     fails_with(&["eval", "--run", r, "--metrics", "fid,bogus"], "unknown metric 'bogus'");
+}
+
+fn json_of(o: &Out) -> serde_json::Value {
+    assert!(o.ok, "{}", o.stderr);
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", o.stdout))
+}
+
+/// `fid` on every kind of side: a run's generator equals the PNGs `sample` wrote of it, saved
+/// statistics equal the images they came from, and a model file equals its run. (Parity with
+/// pytorch-fid itself on Inception features is the library's test, tests/features.rs.)
+#[test]
+fn fid_compares_runs_folders_datasets_and_saved_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = train_tiny(&dir.path().join("runs"), "2");
+    let r = run.to_str().unwrap();
+    let gen = dir.path().join("gen");
+    let g = gen.to_str().unwrap();
+    assert!(ganforge(&["sample", "--run", r, "--n", "30", "--seed", "0", "--out", g]).ok);
+    let lenet = ["--features", "lenet", "--n", "30"];
+    let fid = |a: &str, b: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["fid", a, b, "--json"];
+        args.extend_from_slice(&lenet);
+        args.extend_from_slice(extra);
+        json_of(&ganforge(&args))
+    };
+    let of_run = fid(r, "mnist-test", &["--metrics", "fid,kid,pr,is"]);
+    for key in ["fid", "kid", "pr", "is"] {
+        assert!(of_run.get(key).is_some(), "{key} missing in {of_run}");
+    }
+    let value = |j: &serde_json::Value| j["fid"]["value"].as_f64().unwrap();
+    assert!(value(&of_run) > 1.0, "2 steps of training are far from MNIST: {of_run}");
+    assert_eq!(of_run["fid"]["protocol"], "fid30");
+    // The same 30 images read back from their PNG files: the same numbers.
+    let of_pngs = fid(g, "mnist-test", &["--metrics", "fid,kid,pr,is"]);
+    assert_eq!(of_pngs, of_run, "a generator and the PNGs sample wrote of it");
+    // Folders are searched recursively.
+    let nested = dir.path().join("nested/one/two");
+    std::fs::create_dir_all(&nested).unwrap();
+    for f in std::fs::read_dir(&gen).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, nested.join(f.file_name().unwrap())).unwrap();
+    }
+    assert_eq!(value(&fid(dir.path().join("nested").to_str().unwrap(), "mnist-test", &[])), value(&of_run), "images one folder down");
+    let model = run.join("checkpoints/step_000002/g.safetensors");
+    assert_eq!(value(&fid(model.to_str().unwrap(), "mnist-test", &[])), value(&of_run), "a model file and its run");
+
+    // Saved statistics stand for their images.
+    let stats = dir.path().join("mnist_test.npz");
+    let s = stats.to_str().unwrap();
+    let save = ganforge(&["fid", "--save-stats", s, "mnist-test", "--features", "lenet", "--n", "30"]);
+    assert!(save.ok && save.stderr.contains("statistics of 30 images (64-d features)"), "{}", save.stderr);
+    let from_stats = value(&fid(g, s, &[]));
+    assert!((from_stats - value(&of_run)).abs() <= 1e-9 * value(&of_run), "{from_stats} vs {}", value(&of_run));
+    // Two statistics files need no network: no --inception for the default features.
+    let same = json_of(&ganforge(&["fid", s, s, "--json"]));
+    // Zero up to the rounding of 64 square roots of a singular covariance (30 images, 64-d).
+    assert!(value(&same).abs() < 1e-4 && same["fid"]["protocol"] == "fid", "{same}");
+    let text = ganforge(&["fid", g, s, "--features", "lenet"]);
+    assert!(text.ok && text.stdout.starts_with("FID:  "), "{}", text.stdout);
+
+    fails_with(&["fid", g], "give two PATHs");
+    fails_with(&["fid", g, s, "--metrics", "kid", "--features", "lenet"], "kid needs the features of both sets");
+    fails_with(&["fid", g, "mnist-test"], "--inception FILE");
+    fails_with(&["fid", g, "mnist-test", "--features", "bogus"], "not inception, lenet, nor an existing classifier file");
+    fails_with(&["fid", "/nonexistent/folder", "mnist", "--features", "lenet"], "'/nonexistent/folder' is no file or folder");
+    fails_with(&["fid", &fixture("latents_3x4.npy"), g, "--features", "lenet"], "a file, but not one `fid` reads");
+    std::fs::write(gen.join("broken.png"), b"not a png").unwrap();
+    fails_with(&["fid", g, "mnist-test", "--features", "lenet"], "cannot be decoded (broken.png");
+    std::fs::write(&stats, b"not a zip").unwrap();
+    fails_with(&["fid", "mnist", s, "--features", "lenet"], "not an .npz (zip) archive");
 }
 
 #[test]

@@ -83,21 +83,33 @@ enum Extractor {
 impl Extractors {
     /// Loads what `opts.metrics` need (Inception only when its features are asked for).
     pub fn load(opts: &EvalOptions, device: &Device) -> Result<Self, EvalError> {
-        let wants_features = opts.metrics.iter().any(|m| m.spec().needs_features);
-        let needs_classifier = opts.metrics.contains(&Metric::Coverage) || (wants_features && opts.features == FeatureKind::Lenet);
+        Self::new(&opts.metrics, opts.features, opts.inception.as_deref(), opts.classifier.as_deref(), device)
+    }
+
+    /// Loads what `metrics` need: `features`' network (Inception from `inception`) and the
+    /// classifier (`classifier`, else the shipped MNIST one) when coverage or LeNet features ask.
+    pub fn new(
+        metrics: &[Metric],
+        features: FeatureKind,
+        inception: Option<&Path>,
+        classifier: Option<&Path>,
+        device: &Device,
+    ) -> Result<Self, EvalError> {
+        let wants_features = metrics.iter().any(|m| m.spec().needs_features);
+        let needs_classifier = metrics.contains(&Metric::Coverage) || (wants_features && features == FeatureKind::Lenet);
         let (classifier, classifier_id) = if needs_classifier {
-            match &opts.classifier {
+            match classifier {
                 Some(p) => (Some(LeNet::load(p, device)?), format!("lenet {}", data::cache::file_stamp(p).trim())),
                 None => (Some(LeNet::mnist(device)?), "lenet shipped mnist".to_string()),
             }
         } else {
             (None, String::new())
         };
-        let features = match (wants_features, opts.features) {
+        let features = match (wants_features, features) {
             (false, _) => None,
             (true, FeatureKind::Lenet) => Some((FeatureKind::Lenet, Extractor::Lenet)),
             (true, FeatureKind::Inception) => {
-                let path = opts.inception.clone().ok_or_else(|| FeatureError::NoInceptionFile(PathBuf::from("(none given)")))?;
+                let path = inception.map(Path::to_path_buf).ok_or_else(|| FeatureError::NoInceptionFile(PathBuf::from("(none given)")))?;
                 let net = Inception::load(&path, device)?;
                 Some((
                     FeatureKind::Inception,
@@ -108,17 +120,27 @@ impl Extractors {
         Ok(Self { features, classifier, classifier_id })
     }
 
-    /// Features (for the distribution metrics) and class predictions (for coverage) of a chunk.
-    fn run(&self, images: &ImageBatch) -> Result<(Option<Features>, Option<Vec<u32>>), EvalError> {
-        let lenet_on = |imgs: &ImageBatch| -> Result<Features, EvalError> {
-            let c = self.classifier.as_ref().expect("loaded with the metrics that need it");
-            Ok(c.features(&grey(imgs), 250)?)
-        };
-        let features = match &self.features {
+    /// Inception features from a network built elsewhere (from a formula, in tests); `id` names
+    /// its weights in caches and reports.
+    pub fn from_inception(net: Inception, id: &str) -> Self {
+        Self { features: Some((FeatureKind::Inception, Extractor::Inception(Box::new(net), id.to_string()))), classifier: None, classifier_id: String::new() }
+    }
+
+    /// The features of a chunk for the distribution metrics, when they were asked for.
+    pub(crate) fn features(&self, images: &ImageBatch) -> Result<Option<Features>, EvalError> {
+        Ok(match &self.features {
             None => None,
             Some((_, Extractor::Inception(net, _))) => Some(net.features(images, 50)),
-            Some((_, Extractor::Lenet)) => Some(lenet_on(images)?),
-        };
+            Some((_, Extractor::Lenet)) => {
+                let c = self.classifier.as_ref().expect("loaded with the metrics that need it");
+                Some(c.features(&grey(images), 250)?)
+            }
+        })
+    }
+
+    /// Features (for the distribution metrics) and class predictions (for coverage) of a chunk.
+    fn run(&self, images: &ImageBatch) -> Result<(Option<Features>, Option<Vec<u32>>), EvalError> {
+        let features = self.features(images)?;
         let preds = match &self.classifier {
             Some(c) if images.channels == 1 => Some(c.features(images, 250)?.predictions()),
             // RGB: one digit per channel (Stacked MNIST), class = 100 r + 10 g + b.
@@ -142,7 +164,8 @@ impl Extractors {
         }
     }
 
-    fn describe(&self) -> (String, String) {
+    /// What the features are and how images reach the extractor, for reports.
+    pub(crate) fn describe(&self) -> (String, String) {
         match &self.features {
             Some((_, Extractor::Inception(..))) => {
                 ("inception-v3 pool3, 2048-d (pytorch-fid, 2015-12-05 weights)".into(), inception::RESIZE.into())

@@ -13,7 +13,7 @@ pub fn to_byte(v: f32) -> u8 {
 }
 
 /// A batch of images on the host: values in [-1, 1], [n, c, h, w] row-major.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ImageBatch {
     pub values: Vec<f32>,
     pub n: usize,

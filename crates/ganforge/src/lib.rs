@@ -16,11 +16,13 @@
 //! - [`run`]: the run folder's format (checkpoints, metrics.jsonl, evaluation reports), which
 //!   everything that reads a finished run goes through;
 //! - [`sample`], [`kaggle`], [`plot`]: images and pictures out of a generator or a run;
-//! - [`eval`] and [`doctor`]: measuring and diagnosing a run;
+//! - [`eval`] and [`doctor`]: measuring and diagnosing a run; [`compare`]: any two image sets
+//!   (folders, datasets, generators, saved statistics) compared as pytorch-fid does;
 //! - [`train`]: the training step, the loop and what it writes on its schedules.
 
 pub mod alloc;
 pub mod augment;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;

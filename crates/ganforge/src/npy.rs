@@ -1,7 +1,10 @@
-//! NumPy `.npy` files: float32, for exchanging latents and raw outputs with other tools, and
-//! uint8, the format of Quick, Draw!'s bitmaps. Version 1.0 is written; versions 1.0 to 3.0
-//! are read, C order only.
+//! NumPy `.npy` files: float32, for exchanging latents and raw outputs with other tools;
+//! uint8, the format of Quick, Draw!'s bitmaps; float64, for feature statistics. Version 1.0 is
+//! written; versions 1.0 to 3.0 are read, C order only. Also `.npz` archives (`np.savez` and
+//! `np.savez_compressed`), the container of pytorch-fid's statistics files.
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +22,14 @@ pub struct NpyF32 {
     pub values: Vec<f32>,
 }
 
-pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
+/// The bytes of a version-1.0 header for an array of dtype `descr` (e.g. `<f4`, `|u1`) and
+/// `shape` in C order; the data follows it.
+pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape {
         [n] => format!("({n},)"),
         _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
@@ -32,9 +37,19 @@ pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out
+}
+
+pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let mut out = header("<f4", shape);
+    values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    out
+}
+
+/// A float64 array, as NumPy keeps statistics.
+pub fn encode_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
+    let mut out = header("<f8", shape);
+    values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     out
 }
 
@@ -57,9 +72,10 @@ pub struct NpyU8 {
     pub values: Vec<u8>,
 }
 
-/// Checks the magic, version, dtype (`want_descr`, e.g. `'<f4'`) and order, and returns the
-/// shape and the data bytes, whose length is checked against the shape.
-fn parse<'a>(path: &Path, bytes: &'a [u8], want_descr: &str, item_size: usize, hint: &str) -> Result<(Vec<usize>, &'a [u8]), NpyError> {
+/// Checks the magic, version, dtype (one of `accepted`: descr such as `'<f4'` and item size)
+/// and order, and returns the shape, the data bytes (whose length is checked against the
+/// shape) and which of `accepted` the dtype is.
+fn parse<'a>(path: &Path, bytes: &'a [u8], accepted: &[(&str, usize)], hint: &str) -> Result<(Vec<usize>, &'a [u8], usize), NpyError> {
     let bad = |m: String| NpyError::Format { path: path.to_path_buf(), message: m };
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("not a .npy file (missing the \\x93NUMPY magic)".into()));
@@ -74,9 +90,11 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], want_descr: &str, item_size: usize, h
         .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| bad("truncated or non-text .npy header".into()))?;
     let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'".into()))?;
-    if descr != want_descr {
-        return Err(bad(format!("dtype {descr} is not supported here: expected {want_descr} ({hint})")));
-    }
+    let Some(which) = accepted.iter().position(|(d, _)| *d == descr) else {
+        let want = accepted.iter().map(|(d, _)| *d).collect::<Vec<_>>().join(" or ");
+        return Err(bad(format!("dtype {descr} is not supported here: expected {want} ({hint})")));
+    };
+    let item_size = accepted[which].1;
     if dict_value(header, "fortran_order") != Some("False") {
         return Err(bad("Fortran-order arrays are not supported: save with np.ascontiguousarray".into()));
     }
@@ -94,18 +112,78 @@ fn parse<'a>(path: &Path, bytes: &'a [u8], want_descr: &str, item_size: usize, h
     if n.checked_mul(item_size) != Some(data.len()) {
         return Err(bad(format!("shape {shape:?} needs {} bytes of data, the file has {}", n.saturating_mul(item_size), data.len())));
     }
-    Ok((shape, data))
+    Ok((shape, data, which))
 }
 
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<NpyF32, NpyError> {
-    let (shape, data) = parse(path, bytes, "'<f4'", 4, "float32: arr.astype(np.float32)")?;
+    let (shape, data, _) = parse(path, bytes, &[("'<f4'", 4)], "float32: arr.astype(np.float32)")?;
     let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     Ok(NpyF32 { shape, values })
 }
 
 pub fn decode_u8(path: &Path, bytes: &[u8]) -> Result<NpyU8, NpyError> {
-    let (shape, data) = parse(path, bytes, "'|u1'", 1, "uint8")?;
+    let (shape, data, _) = parse(path, bytes, &[("'|u1'", 1)], "uint8")?;
     Ok(NpyU8 { shape, values: data.to_vec() })
+}
+
+/// A float array, float64 or float32, read as float64: shape and values in C order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyF64 {
+    pub shape: Vec<usize>,
+    pub values: Vec<f64>,
+}
+
+pub fn decode_f64(path: &Path, bytes: &[u8]) -> Result<NpyF64, NpyError> {
+    let (shape, data, which) = parse(path, bytes, &[("'<f8'", 8), ("'<f4'", 4)], "float64 or float32")?;
+    let values = match which {
+        0 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+        _ => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64).collect(),
+    };
+    Ok(NpyF64 { shape, values })
+}
+
+/// The largest array an `.npz` entry may unpack to: a 8,192-d float64 covariance (512 MiB),
+/// with room; a bigger claim is a damaged or hostile file, not statistics.
+const NPZ_ENTRY_LIMIT: u64 = 1 << 30;
+
+/// The `.npy` bytes of the arrays `names` (without `.npy`) in the `.npz` archive at `path`,
+/// stored or deflated as `np.savez` and `np.savez_compressed` write them.
+pub fn read_npz(path: &Path, names: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, NpyError> {
+    let bad = |m: String| NpyError::Format { path: path.to_path_buf(), message: m };
+    let file = std::fs::File::open(path).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(format!("not an .npz (zip) archive: {e}")))?;
+    let have: Vec<String> = zip.file_names().filter_map(Result::ok).map(|n| n.trim_end_matches(".npy").to_string()).collect();
+    let mut out = BTreeMap::new();
+    for &name in names {
+        let mut entry = match zip.by_name(&format!("{name}.npy")) {
+            Ok(e) => e,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(bad(format!("no array '{name}' in the archive (it holds: {})", have.join(", "))));
+            }
+            Err(e) => return Err(bad(format!("array '{name}': {e}"))),
+        };
+        if entry.size() > NPZ_ENTRY_LIMIT {
+            return Err(bad(format!("array '{name}' claims {} bytes, more than the {NPZ_ENTRY_LIMIT} allowed", entry.size())));
+        }
+        let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
+        (&mut entry).take(NPZ_ENTRY_LIMIT + 1).read_to_end(&mut bytes).map_err(|e| bad(format!("array '{name}': {e}")))?;
+        out.insert(name.to_string(), bytes);
+    }
+    Ok(out)
+}
+
+/// Writes named `.npy` arrays as an `.npz` archive (stored, as `np.savez`; NumPy and
+/// pytorch-fid read it like a compressed one), atomically.
+pub fn write_npz(path: &Path, arrays: &[(&str, Vec<u8>)]) -> Result<(), NpyError> {
+    let io = |source: std::io::Error| NpyError::Io { path: path.to_path_buf(), source };
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
+    for (name, bytes) in arrays {
+        zip.start_file(format!("{name}.npy"), stored).map_err(|e| io(e.into()))?;
+        zip.write_all(bytes).map_err(io)?;
+    }
+    let bytes = zip.finish().map_err(|e| io(e.into()))?.into_inner();
+    crate::fsutil::write_atomic(path, &bytes).map_err(io)
 }
 
 pub fn read(path: &Path) -> Result<NpyF32, NpyError> {
@@ -128,6 +206,20 @@ mod tests {
         assert_eq!(decode(Path::new("b"), &encode(&[4], &[0.0; 4])).unwrap().shape, vec![4]);
     }
 
+    #[test]
+    fn npz_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.npz");
+        write_npz(&path, &[("mu", encode_f64(&[2], &[1.5, -2.0])), ("x", encode(&[1], &[3.0]))]).unwrap();
+        let got = read_npz(&path, &["x", "mu"]).unwrap();
+        assert_eq!(decode_f64(&path, &got["mu"]).unwrap(), NpyF64 { shape: vec![2], values: vec![1.5, -2.0] });
+        assert_eq!(decode_f64(&path, &got["x"]).unwrap().values, vec![3.0]);
+        let e = read_npz(&path, &["sigma"]).unwrap_err().to_string();
+        assert!(e.contains("no array 'sigma'") && e.contains("mu, x"), "{e}");
+        std::fs::write(&path, b"not a zip").unwrap();
+        assert!(read_npz(&path, &["mu"]).unwrap_err().to_string().contains("not an .npz"));
+    }
+
     /// A file written by NumPy (`np.save`), from tests/fixtures/make_fixtures.py.
     #[test]
     fn reads_numpy_output() {
@@ -145,6 +237,7 @@ mod tests {
         f8[at + 2] = b'8';
         let e = decode(Path::new("x"), &f8).unwrap_err().to_string();
         assert!(e.contains("'<f8' is not supported"), "{e}");
+        assert_eq!(decode_f64(Path::new("x"), &f8).unwrap().values, vec![0.0]);
         assert!(decode_u8(Path::new("x"), &encode(&[1], &[0.0])).unwrap_err().to_string().contains("expected '|u1'"));
         let mut short = encode(&[3], &[0.0, 1.0, 2.0]);
         short.pop();

@@ -78,11 +78,34 @@ fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
     assert!(worst <= rel * scale, "{what}: largest difference {worst} vs largest value {scale} (allowed {rel} relative)");
 }
 
+fn inception_reference() -> InceptionReference {
+    serde_json::from_str(&std::fs::read_to_string(fixture("inception_reference.json")).unwrap()).unwrap()
+}
+
+fn parameter_shapes(r: &InceptionReference) -> BTreeMap<&str, &Vec<usize>> {
+    r.param_names.iter().filter(|(.., k)| k != "num_batches_tracked").map(|(n, s, _)| (n.as_str(), s)).collect()
+}
+
+/// pytorch-fid's Inception-v3 with every parameter from the formula, and the names it asked for.
+fn synthetic_inception(r: &InceptionReference, device: &Device) -> (Inception, BTreeSet<String>) {
+    let shapes = parameter_shapes(r);
+    let asked = RefCell::new(BTreeSet::new());
+    let net = Inception::from_weights(
+        &|name| {
+            asked.borrow_mut().insert(name.to_string());
+            shapes.get(name).map(|s| formula(name, s))
+        },
+        device,
+    )
+    .unwrap();
+    (net, asked.into_inner())
+}
+
 /// Every parameter of both implementations filled from the same formula; the 2048-d pool
 /// features (and the 1008 logits) must agree with pytorch-fid's to 1e-4 relative.
 #[test]
 fn inception_matches_pytorch_fid() {
-    let r: InceptionReference = serde_json::from_str(&std::fs::read_to_string(fixture("inception_reference.json")).unwrap()).unwrap();
+    let r = inception_reference();
     // The formula itself agrees with the script's.
     for (name, check) in &r.param_checks {
         let shape = &r.param_names.iter().find(|(n, ..)| n == name).unwrap().1;
@@ -94,19 +117,10 @@ fn inception_matches_pytorch_fid() {
     let images: Vec<f32> = unit("images", 2 * 3 * 64 * 64).into_iter().map(|u| u as f32).collect();
     assert!((images.iter().map(|&v| v as f64).sum::<f64>() - r.images_check.sum).abs() < 1e-6 * r.images_check.sum);
 
-    let shapes: BTreeMap<&str, &Vec<usize>> =
-        r.param_names.iter().filter(|(.., k)| k != "num_batches_tracked").map(|(n, s, _)| (n.as_str(), s)).collect();
-    let asked = RefCell::new(BTreeSet::new());
     let device = Device::flex();
-    let net = Inception::from_weights(
-        &|name| {
-            asked.borrow_mut().insert(name.to_string());
-            shapes.get(name).map(|s| formula(name, s))
-        },
-        &device,
-    )
-    .unwrap();
-    assert_eq!(asked.into_inner(), shapes.keys().map(|s| s.to_string()).collect(), "the port reads exactly pytorch-fid's parameters");
+    let (net, asked) = synthetic_inception(&r, &device);
+    let shapes = parameter_shapes(&r);
+    assert_eq!(asked, shapes.keys().map(|s| s.to_string()).collect(), "the port reads exactly pytorch-fid's parameters");
 
     let x = inception::prepare_unit(&images, 2, 64, 64);
     let sum: f64 = x.iter().map(|&v| v as f64).sum();
@@ -121,6 +135,84 @@ fn inception_matches_pytorch_fid() {
     let logits = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     assert_close(&pool, &r.pool.concat(), 1e-4, "pool features");
     assert_close(&logits, &r.logits.concat(), 1e-4, "logits");
+}
+
+#[derive(serde::Deserialize)]
+struct SetSummary {
+    n: usize,
+    mu_sum: f64,
+    mu_first: Vec<f64>,
+    sigma_trace: f64,
+    sigma_00_first: Vec<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct FidReference {
+    fid_ab: f64,
+    fid_stats_b: f64,
+    fid_small: f64,
+    a: SetSummary,
+    b: SetSummary,
+}
+
+fn fid_reference() -> FidReference {
+    serde_json::from_str(&std::fs::read_to_string(fixture("fid_reference.json")).unwrap()).unwrap()
+}
+
+fn close(got: f64, want: f64, rel: f64, what: &str) {
+    assert!((got - want).abs() <= rel * want.abs().max(1e-12), "{what}: {got} vs pytorch-fid's {want} (allowed {rel} relative)");
+}
+
+/// `ganforge fid` against pytorch-fid's own `calculate_fid_given_paths` on the same two
+/// folders (PNG, BMP, TIFF, WebP; RGB and grey; two sizes) with the same weights
+/// (fid_reference.py): each folder's statistics, and FID to 1e-3 relative from them, the way
+/// `compare` computes it for folders and for saved `.npz` statistics. (Each Inception pass
+/// costs seconds here, so each folder goes through it once; `fid` on folders, runs and saved
+/// statistics is compared with itself in the CLI's tests.)
+#[test]
+fn fid_of_two_folders_matches_pytorch_fid() {
+    use ganforge::compare::{compare, read_stats, statistics, write_stats, CompareOptions, Side};
+    use ganforge::eval::{Extractors, Metric};
+    let r = fid_reference();
+    let device = Device::flex();
+    let ex = Extractors::from_inception(synthetic_inception(&inception_reference(), &device).0, "synthetic");
+    let opts = CompareOptions { metrics: vec![Metric::Fid], n: None, seed: 0, batch_size: 50 };
+    let side = |p: &Path| Side::open(p.to_str().unwrap(), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut saved = Vec::new();
+    for (name, want) in [("a", &r.a), ("b", &r.b)] {
+        let s = statistics(&side(&fixture(&format!("fid_images/{name}"))), &opts, &ex, &mut |_| {}).unwrap();
+        assert_eq!(s.n, want.n);
+        close(s.mu.sum(), want.mu_sum, 1e-4, "sum of mu");
+        for (k, &m) in want.mu_first.iter().enumerate() {
+            close(s.mu[k], m, 1e-4, "mu");
+        }
+        close(s.sigma.trace(), want.sigma_trace, 1e-3, "trace of sigma");
+        for (k, &v) in want.sigma_00_first.iter().enumerate() {
+            assert!((s.sigma[(0, k)] - v).abs() <= 1e-3 * want.sigma_00_first[0].abs(), "sigma[0][{k}]: {} vs {v}", s.sigma[(0, k)]);
+        }
+        let npz = dir.path().join(format!("{name}.npz"));
+        write_stats(&npz, &s).unwrap();
+        let back = read_stats(&npz).unwrap();
+        assert_eq!((&back.mu, &back.sigma), (&s.mu, &s.sigma), "the .npz round trip is exact");
+        saved.push(npz);
+    }
+    let fid = compare(&side(&saved[0]), &side(&saved[1]), &opts, &ex, &mut |_| {}).unwrap().metrics.fid().unwrap().value;
+    close(fid, r.fid_ab, 1e-3, "FID of the two folders");
+    close(fid, r.fid_stats_b, 1e-3, "FID of a's saved statistics against b");
+}
+
+/// Statistics files as pytorch-fid writes them (`np.savez_compressed`, mu float32, sigma
+/// float64), read back, and their FID as pytorch-fid computes it (fid_reference.py).
+#[test]
+fn pytorch_fid_statistics_files_are_read() {
+    use ganforge::compare::read_stats;
+    let r = fid_reference();
+    let one = read_stats(&fixture("stats_small_1.npz")).unwrap();
+    let two = read_stats(&fixture("stats_small_2.npz")).unwrap();
+    assert_eq!((one.mu.len(), one.sigma.shape()), (4, (4, 4)));
+    // pytorch-fid subtracts the float32 means in float32 (mu1 - mu2) before squaring: 1e-7.
+    close(ganforge::metrics::frechet_distance(&one, &two), r.fid_small, 1e-6, "FID of the two statistics files");
 }
 
 #[test]

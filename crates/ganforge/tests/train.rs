@@ -208,7 +208,7 @@ fn bad_data_is_a_clear_error() {
     let empty = tempfile::tempdir().unwrap();
     let spec = format!("data.spec=folder:{}", empty.path().display());
     let e = train(tiny(&[&spec]), opts(out.path(), None), &mut Quiet).err().unwrap().to_string();
-    assert!(e.contains("no PNG or JPEG files"), "{e}");
+    assert!(e.contains("no image files (bmp, jpg"), "{e}");
     let bad = empty.path().join("train-images-idx3-ubyte");
     std::fs::write(&bad, [0u8, 0, 8, 3, 0x80, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28, 1, 2, 3]).unwrap();
     let spec = format!("data.spec=idx:{}", bad.display());

@@ -1,4 +1,4 @@
-//! A folder of PNG/JPEG images, searched recursively. When every image lies inside a
+//! A folder of images (the formats of [`IMAGE_EXTENSIONS`]), searched recursively. When every image lies inside a
 //! sub-folder, the top-level sub-folder names are the class labels (sorted by name, label =
 //! index), as in the torchvision `ImageFolder` layout; a flat folder is unlabelled.
 
@@ -36,15 +36,19 @@ fn classes_of(root: &Path, files: &[PathBuf]) -> Result<(Vec<String>, Vec<u32>),
     for e in entries.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         if e.path().is_dir() && !name.starts_with('.') && !classes.contains(&name) {
-            return Err(DataError::Empty(format!("class folder {} holds no decodable PNG or JPEG image", e.path().display())));
+            return Err(DataError::Empty(format!("class folder {} holds no decodable image", e.path().display())));
         }
     }
     let labels = tops.iter().map(|t| classes.binary_search(t).expect("collected above") as u32).collect();
     Ok((classes, labels))
 }
 
+/// The file extensions taken as images, in any case: pytorch-fid's list, so that a folder
+/// means the same images to `ganforge fid` as to `python -m pytorch_fid`.
+pub const IMAGE_EXTENSIONS: &[&str] = &["bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp"];
+
 fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), DataError> {
@@ -75,7 +79,7 @@ impl FolderSet {
         walk(root, &mut all)?;
         all.sort();
         if all.is_empty() {
-            return Err(DataError::Empty(format!("no PNG or JPEG files under {}", root.display())));
+            return Err(DataError::Empty(format!("no image files ({}) under {}", IMAGE_EXTENSIONS.join(", "), root.display())));
         }
         let total = all.len();
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
@@ -211,7 +215,7 @@ mod tests {
     fn empty_missing_and_all_broken_folders_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let e = FolderSet::open(dir.path()).err().unwrap().to_string();
-        assert!(e.contains("no PNG or JPEG files"), "{e}");
+        assert!(e.contains("no image files (bmp, jpg"), "{e}");
         let e = FolderSet::open(&dir.path().join("nope")).err().unwrap().to_string();
         assert!(e.contains("does not exist"), "{e}");
         std::fs::write(dir.path().join("x.jpg"), b"garbage").unwrap();

@@ -5,7 +5,8 @@
 //! - `NAME` (`svhn`, `cifar10`, `stanford-dogs`, `quickdraw/sheep`, ...): a dataset that
 //!   `ganforge data fetch NAME` downloaded into the cache folder (see `fetch`);
 //! - `idx:PATH`: an IDX image file, or a folder holding one, with its label file if beside it;
-//! - `folder:DIR`: every PNG/JPEG file under DIR, recursively; sub-folders are class labels;
+//! - `folder:DIR`: every image file (PNG, JPEG, BMP, TIFF, WebP, PGM/PPM) under DIR,
+//!   recursively; sub-folders are class labels;
 //! - `quickdraw:FILE`: a Quick, Draw! numpy_bitmap .npy or ndjson drawing file;
 //! - `svhn:FILE`: an SVHN cropped-digits .mat file;
 //! - `cifar10:DIR`: CIFAR-10's binary batches, or its class sub-folders of images;
@@ -211,8 +212,8 @@ pub fn decode_file(path: &Path) -> Result<DynamicImage, DataError> {
 pub struct DataConfig {
     /// Dataset as KIND[:PATH]: "mnist" (the copy shipped with ganforge; "mnist-test" is its test
     /// set, "stacked-mnist" three of its digits as RGB), "idx:DIR_OR_FILE"
-    /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG/JPEG files) or
-    /// "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "svhn:FILE" (an SVHN
+    /// (IDX image files such as MNIST and its look-alikes), "folder:DIR" (PNG, JPEG, BMP, TIFF,
+    /// WebP, PGM/PPM files) or "quickdraw:FILE" (a numpy_bitmap .npy or an ndjson drawing file), "svhn:FILE" (an SVHN
     /// .mat file), "cifar10:DIR"
     /// (CIFAR-10's binary batches) or "stanford-dogs:DIR" (Images/ and Annotation/); or the bare
     /// name of a dataset that `ganforge data fetch` downloaded ("svhn", "quickdraw/sheep", ...).
