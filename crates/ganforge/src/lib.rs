@@ -22,6 +22,7 @@
 pub mod alloc;
 pub mod augment;
 pub mod config;
+pub mod config_docs;
 pub mod data;
 pub mod device;
 pub mod doctor;
