@@ -2,6 +2,7 @@
 //! and a non-zero exit status; the path of a new run is the last line of standard output.
 
 mod classifier;
+mod config;
 mod data;
 mod doctor;
 mod eval;
@@ -99,6 +100,9 @@ Only a plain 64x64-style DCGAN has the example's layout: no classes, no spectral
     Classifier(ClassifierCommand),
     /// List the presets and what each is for.
     Presets,
+    /// Show the resolved config with each key's meaning and default, or list every key.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Look at datasets before training on them.
     #[command(subcommand)]
     Data(DataCommand),
@@ -113,6 +117,22 @@ enum ClassifierCommand {
 
 ganforge ships the MNIST classifier this command makes with its defaults; eval uses it unless told otherwise.")]
     Train(classifier::ClassifierTrainArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved config as TOML, each key after its doc comment and, where the value
+    /// differs from it, its default.
+    #[command(after_help = "Examples:
+  ganforge config show                                  # the default preset, mnist
+  ganforge config show --preset wgan-gp --set train.lr_d=2e-4
+  ganforge config show --config my.toml > resolved.toml # a file train --config reads back")]
+    Show(config::ShowArgs),
+    /// List every key: path, type, default and the first sentence of its doc.
+    #[command(after_help = "Examples:
+  ganforge config keys
+  ganforge config keys --json")]
+    Keys(config::KeysArgs),
 }
 
 #[derive(Subcommand)]
@@ -163,6 +183,8 @@ fn main() -> ExitCode {
         Command::Classifier(ClassifierCommand::Train(a)) => classifier::run(a),
         Command::Data(DataCommand::Inspect(a)) => data::inspect(a),
         Command::Data(DataCommand::Fetch(a)) => data::fetch(a),
+        Command::Config(ConfigCommand::Show(a)) => config::show(a),
+        Command::Config(ConfigCommand::Keys(a)) => config::keys(a),
         Command::Presets => {
             for p in PRESETS {
                 println!("{:10} {}", p.name, p.about);

@@ -11,9 +11,12 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use ganforge::config::GanConfig;
+use ganforge::burn::tensor::Device;
 use ganforge::device::parse_device;
+use ganforge::memory;
 use ganforge::run::RunDir;
 use ganforge::train::step::StepStats;
+use ganforge::train::plan::{plan, PROBE_STEPS, WARMUP_STEPS};
 use ganforge::train::{train, Observer, TrainOptions};
 
 #[derive(Args)]
@@ -56,6 +59,10 @@ pub struct TrainArgs {
     /// Continue this run folder from its latest checkpoint (with --steps/--epochs for a new end).
     #[arg(long, value_name = "RUN_DIR")]
     resume: Option<PathBuf>,
+    /// Check the config and the data, show the networks, the memory and a time estimate from a
+    /// few timed steps, and stop: no run folder, nothing written.
+    #[arg(long, conflicts_with_all = ["resume", "dashboard"])]
+    dry_run: bool,
 }
 
 /// Progress bar on a terminal; a line every 5% otherwise (logs, CI).
@@ -223,6 +230,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &sets)?
         }
     };
+    if a.dry_run {
+        return dry_run(cfg, &device, &a.device);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -244,6 +254,51 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
     println!("{}", run.path.display());
     Ok(())
+}
+
+/// `--dry-run`: the plan of the run, on standard output.
+fn dry_run(cfg: GanConfig, device: &Device, device_name: &str) -> Result<()> {
+    let (arch, size, channels, batch) = (cfg.model.arch, cfg.model.image_size, cfg.model.channels, cfg.train.batch_size);
+    let p = plan(cfg, device)?;
+    let arch = format!("{arch:?}").to_lowercase();
+    println!("config: valid ({arch}, {size}x{size}x{channels} images, batches of {batch})");
+    println!(
+        "data: {} ({} images, {} classes, {} batches an epoch)",
+        p.data,
+        p.images,
+        p.classes,
+        p.batches_per_epoch
+    );
+    for (name, net) in [("G", &p.g), ("D", &p.d)] {
+        println!("{name}: {} parameters ({})", net.params, memory::count(net.params));
+        for l in &net.layers {
+            println!("  {:28} {:>18} {:>10}", l.path, format!("{:?}", l.shape), l.params);
+        }
+    }
+    let have = p.memory_available.map_or(String::new(), |b| format!(" of {} available", memory::gib(b)));
+    println!("memory: about {} a training step (estimate{have})", memory::gib(p.memory_bytes));
+    println!("steps: {} ({:.2} epochs)", p.steps, p.epochs);
+    println!(
+        "time: about {} for {} steps (an estimate: {:.3} s a step over {PROBE_STEPS} timed steps after {WARMUP_STEPS} warm-up on {device_name}; sample grids, checkpoints and evaluations not included)",
+        human_duration(p.estimate_s()),
+        p.steps,
+        p.step_s
+    );
+    if let Some(dir) = p.cache {
+        println!("cache: the run first decodes the {} images into {} (not in the estimate)", p.images, dir.display());
+    }
+    println!("dry run: no run folder created, nothing written");
+    Ok(())
+}
+
+/// Seconds for people: "2h 05m", "4m 10s", "12s".
+fn human_duration(s: f64) -> String {
+    let s = s.round() as u64;
+    match s {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, s / 60 % 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
 }
 
 #[cfg(test)]

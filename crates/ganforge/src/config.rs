@@ -466,6 +466,16 @@ impl GanConfig {
         crate::nets::Families { shape: &self.model, dcgan: &self.dcgan, fc: &self.fc, biggan: &self.biggan }
     }
 
+    /// The default config (no preset) as a TOML table: what every key defaults to.
+    pub fn default_tree() -> toml::Table {
+        toml::Table::try_from(GanConfig::new()).expect("defaults serialize")
+    }
+
+    /// The config as a TOML table.
+    pub fn to_tree(&self) -> toml::Table {
+        toml::Table::try_from(self).expect("config serializes")
+    }
+
     /// The config as a TOML document.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes to TOML")
@@ -473,7 +483,7 @@ impl GanConfig {
 
     /// Resolves defaults + preset + config file + `--set` overrides, then validates.
     pub fn resolve(preset: Option<&str>, file: Option<&Path>, sets: &[String]) -> Result<Self, ConfigError> {
-        let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
+        let mut tree = Self::default_tree();
         let name = preset.unwrap_or("mnist");
         let p = PRESETS
             .iter()
@@ -496,7 +506,7 @@ impl GanConfig {
     /// This config with `key=value` overrides applied and validated (how `--resume --steps N`
     /// changes a saved run's config).
     pub fn with_overrides(&self, sets: &[String]) -> Result<Self, ConfigError> {
-        let mut tree = toml::Table::try_from(self).expect("config serializes");
+        let mut tree = self.to_tree();
         apply_sets(&mut tree, sets)?;
         Self::from_tree(tree, "config")
     }
@@ -511,7 +521,7 @@ impl GanConfig {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let parsed: toml::Table =
             toml::from_str(text).map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })?;
-        let mut tree = toml::Table::try_from(GanConfig::new()).expect("defaults serialize");
+        let mut tree = Self::default_tree();
         overlay(&mut tree, &parsed, "")?;
         Self::from_tree(tree, origin)
     }

@@ -24,6 +24,7 @@ pub mod alloc;
 pub mod augment;
 pub mod compare;
 pub mod config;
+pub mod config_docs;
 pub mod data;
 pub mod device;
 pub mod doctor;

@@ -107,7 +107,8 @@ pub enum MemoryError {
     Images { what: String, n: usize, floats: usize, need: u64, have: u64, max: usize },
 }
 
-fn gib(b: u64) -> String {
+/// Bytes for people: "1.5 GiB", "3 TiB".
+pub fn gib(b: u64) -> String {
     if b >= 1 << 40 {
         format!("{:.0} TiB", b as f64 / (1u64 << 40) as f64)
     } else {
@@ -115,7 +116,8 @@ fn gib(b: u64) -> String {
     }
 }
 
-fn count(n: u64) -> String {
+/// A count for people: "1.2M", "3.4k", "512".
+pub fn count(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1}G", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),

@@ -121,6 +121,25 @@ pub fn within(values: &[f32], limit: f32) -> bool {
     values.iter().all(|v| v.is_finite() && v.abs() <= limit)
 }
 
+/// The shapes of the tensors of `module` that training updates, by path, in the module's
+/// order: those that require a gradient, as the optimizer picks them (no batch-norm
+/// statistics, no spectral norm vectors). `module` lives on an autodiff device; elsewhere
+/// nothing requires a gradient.
+pub fn trainable_shapes<M: Module>(module: &M) -> Vec<(String, Vec<usize>)> {
+    struct Collect(Vec<(String, Vec<usize>)>);
+    impl NamedVisit for Collect {
+        fn visit<const D: usize>(&mut self, path: &str, param: &Param<Tensor<D>>) {
+            let t = param.val();
+            if t.is_require_grad() {
+                self.0.push((path.to_string(), t.dims().to_vec()));
+            }
+        }
+    }
+    let mut c = Paths::new(Collect(Vec::new()));
+    module.visit(&mut c);
+    c.inner.0
+}
+
 /// The shapes of all float tensors of `module`, by path.
 pub fn named_shapes<M: Module>(module: &M) -> BTreeMap<String, Vec<usize>> {
     named_tensors(module).into_iter().map(|(k, v)| (k, v.shape)).collect()

@@ -2,6 +2,7 @@
 //! grids, evaluation, the live doctor, checkpoints), and the loop below that ties them to the
 //! data loader. The run folder's format itself lives in [`crate::run`].
 
+pub mod plan;
 pub mod step;
 pub mod watch;
 pub mod writer;
@@ -106,26 +107,12 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
-    // The estimate is of host memory, which a CPU run uses; a GPU's memory is the device's own.
-    if let Some(have) = crate::memory::available().filter(|_| crate::device::is_cpu(&opts.device)) {
-        crate::memory::check_training(&cfg, have)?;
-    }
+    check_memory(&cfg, &opts.device)?;
     let source = open_data(&mut cfg, obs)?;
     let Start { run, mut state, mut gan, mut g_ema, resumed_at } = start(&cfg, &opts, &device, obs)?;
     let t = &cfg.train;
-    let loader = Loader::spawn(
-        source,
-        LoaderOptions {
-            batch_size: t.batch_size,
-            image_size: cfg.model.image_size,
-            channels: cfg.model.channels,
-            seed: cfg.seed,
-            prefetch: cfg.data.prefetch,
-            hflip: cfg.data.hflip,
-        },
-        // Each step consumed n_critic batches.
-        state.step * t.n_critic as u64,
-    )?;
+    // Each step consumed n_critic batches.
+    let loader = Loader::spawn(source, loader_options(&cfg), state.step * t.n_critic as u64)?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
     if state.step > total && resumed_at.is_some() {
         return Err(TrainError::NothingToTrain { run: run.path, step: state.step, total });
@@ -137,7 +124,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         obs.finish();
         return Ok(run);
     }
-    let rules = StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll };
+    let rules = step_rules(&cfg);
     let mut out = RunWriter::new(&cfg, run, resumed_at, &device)?;
     obs.start(out.run(), state.step, total);
 
@@ -145,7 +132,13 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     let mut decode_failures = 0;
     let elapsed_before = state.elapsed_s;
     while state.step < total {
-        let (reals, noises) = step_inputs(&cfg, &loader, &mut state, &mut out, &mut meter, &device)?;
+        let (reals, noises) = step_inputs(&cfg, &loader, &mut state.rng, state.step, &device, &mut |images| {
+            // Do not count the one-off start-up (first batch, image writing) as training speed.
+            if out.real_batch(images, t.batch_size)? {
+                meter.restart();
+            }
+            Ok(())
+        })?;
         // The schedule sets this step's rates from the configured ones.
         let scale = match t.lr_schedule {
             LrSchedule::Constant => 1.0,
@@ -210,14 +203,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
 fn open_data(cfg: &mut GanConfig, obs: &mut dyn Observer) -> Result<Arc<dyn Source>, TrainError> {
     let source = data::open(&cfg.data)?;
     obs.message(&format!("data: {}", source.describe()));
-    let classes = source.class_names();
-    if !cfg.data.classes.is_empty() && cfg.data.classes != classes {
-        return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
-    }
-    if cfg.model.classes > 0 && cfg.model.classes != classes.len() {
-        return Err(TrainError::Conditioning { model: cfg.model.classes, data: classes.len() });
-    }
-    cfg.data.classes = classes;
+    take_classes(cfg, &*source)?;
     if !cfg.data.cache {
         return Ok(source);
     }
@@ -229,6 +215,55 @@ fn open_data(cfg: &mut GanConfig, obs: &mut dyn Observer) -> Result<Arc<dyn Sour
         obs.message(&format!("data: {}", cached.describe()));
     }
     Ok(cached)
+}
+
+/// Checks the data's classes against the run's and the model's, and records them in the config.
+fn take_classes(cfg: &mut GanConfig, source: &dyn Source) -> Result<(), TrainError> {
+    let classes = source.class_names();
+    if !cfg.data.classes.is_empty() && cfg.data.classes != classes {
+        return Err(TrainError::Classes { data: classes, run: cfg.data.classes.clone() });
+    }
+    if cfg.model.classes > 0 && cfg.model.classes != classes.len() {
+        return Err(TrainError::Conditioning { model: cfg.model.classes, data: classes.len() });
+    }
+    cfg.data.classes = classes;
+    Ok(())
+}
+
+/// The loader's settings for `cfg`.
+fn loader_options(cfg: &GanConfig) -> LoaderOptions {
+    LoaderOptions {
+        batch_size: cfg.train.batch_size,
+        image_size: cfg.model.image_size,
+        channels: cfg.model.channels,
+        seed: cfg.seed,
+        prefetch: cfg.data.prefetch,
+        hflip: cfg.data.hflip,
+    }
+}
+
+fn step_rules(cfg: &GanConfig) -> StepRules {
+    let t = &cfg.train;
+    StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll }
+}
+
+/// G's and D's optimizers as the config sets them up.
+fn optimizers(cfg: &GanConfig) -> (Optimizer, Optimizer) {
+    let t = &cfg.train;
+    let optimizer = |lr: f64| match t.optimizer {
+        OptimizerKind::Adam => Optimizer::adam(lr, t.beta1, t.beta2, t.eps),
+        OptimizerKind::Rmsprop => Optimizer::rmsprop(lr, 0.99, t.eps),
+    };
+    (optimizer(t.lr_g), optimizer(t.lr_d))
+}
+
+/// The memory check before anything is allocated. The estimate is of host memory, which a CPU
+/// run uses; a GPU's memory is the device's own.
+fn check_memory(cfg: &GanConfig, device: &Device) -> Result<(), TrainError> {
+    if let Some(have) = crate::memory::available().filter(|_| crate::device::is_cpu(device)) {
+        crate::memory::check_training(cfg, have)?;
+    }
+    Ok(())
 }
 
 /// Where training starts: a new run folder at step 0, or a run's latest checkpoint.
@@ -245,11 +280,7 @@ struct Start {
 fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Observer) -> Result<Start, TrainError> {
     let (g, d) = nets::build(&cfg.families(), cfg.seed, device);
     let t = &cfg.train;
-    let optimizer = |lr: f64| match t.optimizer {
-        OptimizerKind::Adam => Optimizer::adam(lr, t.beta1, t.beta2, t.eps),
-        OptimizerKind::Rmsprop => Optimizer::rmsprop(lr, 0.99, t.eps),
-    };
-    let (mut opt_g, mut opt_d) = (optimizer(t.lr_g), optimizer(t.lr_d));
+    let (mut opt_g, mut opt_d) = optimizers(cfg);
     let fresh =
         || TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
     let Some(path) = &opts.resume else {
@@ -284,13 +315,14 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
 /// One step's real batches and randomness: n_critic batches, each with its own draw of
 /// latents, label noise, instance noise, augmentation, penalty points and look-ahead latents,
 /// in that order (the order fixes the stream, which makes runs repeatable and resumable).
+/// `on_batch` sees each batch's images first (the run writes its first as real.png).
 fn step_inputs(
     cfg: &GanConfig,
     loader: &Loader,
-    state: &mut TrainState,
-    out: &mut RunWriter,
-    meter: &mut Meter,
+    rng: &mut GanRng,
+    step: u64,
     device: &Device,
+    on_batch: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
 ) -> Result<(Vec<RealBatch>, Vec<StepNoise>), TrainError> {
     let (t, k) = (&cfg.train, &cfg.tricks);
     let (b, c, s, nz, classes) = (t.batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.nz, cfg.model.classes);
@@ -298,20 +330,12 @@ fn step_inputs(
     let mut noises = Vec::with_capacity(t.n_critic);
     for _ in 0..t.n_critic {
         let Batch { images, labels, .. } = loader.next_batch()?;
-        if out.real_batch(&images, b)? {
-            // Do not count the one-off start-up (first batch, image writing) as training speed.
-            meter.restart();
-        }
+        on_batch(&images)?;
         let images = Tensor::<4>::from_data(TensorData::new(images, [b, c, s, s]), device); // [b, c, s, s]
         reals.push(RealBatch { images, labels: if classes > 0 { labels } else { None } });
-        let sigma = (k.instance_noise * (1.0 - state.step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
-        let noise = StepNoise::draw(&mut state.rng, b, nz, c * s * s, k, sigma, classes);
-        noises.push(
-            noise
-                .with_augment(t.diffaugment, b, s, &mut state.rng)
-                .with_gp_alpha(t.gp, b, &mut state.rng)
-                .with_unroll(t.unroll, &mut state.rng),
-        );
+        let sigma = (k.instance_noise * (1.0 - step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
+        let noise = StepNoise::draw(rng, b, nz, c * s * s, k, sigma, classes);
+        noises.push(noise.with_augment(t.diffaugment, b, s, rng).with_gp_alpha(t.gp, b, rng).with_unroll(t.unroll, rng));
     }
     Ok((reals, noises))
 }
