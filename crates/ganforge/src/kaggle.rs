@@ -38,7 +38,7 @@ mod tests {
         assert_eq!(archive.len(), 3);
         for i in 0..3 {
             let mut f = archive.by_index(i).unwrap();
-            assert_eq!(f.name(), format!("{i:05}.png"));
+            assert_eq!(f.name().unwrap(), format!("{i:05}.png"));
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut f, &mut bytes).unwrap(); // checks the CRC
             let img = image::load_from_memory(&bytes).unwrap();
