@@ -16,17 +16,23 @@ pub struct ClassifierTrainArgs {
     /// Labelled test data for the accuracy; default: mnist-test when --data is mnist.
     #[arg(long)]
     test: Option<String>,
+    /// Passes over the training data; 2 reach about 98% test accuracy on MNIST (the shipped
+    /// classifier had 4).
     #[arg(long, default_value_t = 2)]
     epochs: usize,
+    /// Images per step (64, with --lr, is the setting behind that accuracy).
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
+    /// Adam's learning rate (1e-3, Adam's usual default).
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    /// Seed of the initial weights and the order of the batches: the same seed, the same weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Where to write the weights (a .json record with the accuracy is written beside them).
     #[arg(long, value_name = "FILE.safetensors")]
     out: PathBuf,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
 }

@@ -23,22 +23,41 @@ pub struct FetchArgs {
     /// List what can be fetched, with download sizes.
     #[arg(long)]
     list: bool,
+    /// With --list: one JSON document on standard output, for scripts.
+    #[arg(long, requires = "list")]
+    json: bool,
+}
+
+/// One entry of `data fetch --list --json`.
+#[derive(serde::Serialize)]
+struct Fetchable {
+    name: String,
+    /// Bytes to download, all files together.
+    bytes: u64,
+    files: Vec<String>,
 }
 
 pub fn fetch(a: FetchArgs) -> Result<()> {
     use ganforge::data::fetch::{self, FetchEvent, FetchOptions};
     let mb = |b: u64| format!("{:.1} MB", b as f64 / 1e6);
     if a.list {
-        for name in fetch::DATASETS {
-            let ds = fetch::find(name)?;
-            println!(
-                "{name:16} {:>10}  {}",
-                mb(ds.files.iter().map(|f| f.size).sum()),
-                ds.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(" ")
-            );
+        let names = fetch::DATASETS.iter().map(|n| n.to_string());
+        let names = names.chain(fetch::quickdraw_categories().into_iter().map(|(c, _)| format!("quickdraw/{c}")));
+        let mut list = Vec::new();
+        for name in names {
+            let ds = fetch::find(&name)?;
+            let files = ds.files.iter().map(|f| f.name.clone()).collect();
+            list.push(Fetchable { name, bytes: ds.files.iter().map(|f| f.size).sum(), files });
         }
-        for (c, size) in fetch::quickdraw_categories() {
-            println!("quickdraw/{c:26} {:>10}", mb(size));
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            return Ok(());
+        }
+        for f in &list {
+            match f.name.strip_prefix("quickdraw/") {
+                Some(c) => println!("quickdraw/{c:26} {:>10}", mb(f.bytes)),
+                None => println!("{:16} {:>10}  {}", f.name, mb(f.bytes), f.files.join(" ")),
+            }
         }
         return Ok(());
     }
@@ -100,6 +119,39 @@ pub struct InspectArgs {
     /// Write a preview grid of the first 64 images here.
     #[arg(long, value_name = "FILE.png")]
     preview: Option<PathBuf>,
+    /// Print one JSON document instead of the table, for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `data inspect --json`: what the table says, typed.
+#[derive(serde::Serialize)]
+struct InspectJson {
+    spec: String,
+    images: usize,
+    /// Images looked at for sizes and statistics.
+    sampled: usize,
+    /// Smallest and largest native [width, height] among them.
+    min_size: [u32; 2],
+    max_size: [u32; 2],
+    /// The model's input: side and channels, pixels scaled to [-1, 1].
+    size: usize,
+    channels: usize,
+    /// Per channel, pixels in [0, 1].
+    mean: Vec<f64>,
+    std: Vec<f64>,
+    undecodable: usize,
+    first_error: Option<String>,
+    /// Empty for unlabelled data.
+    classes: Vec<ClassCount>,
+    preview: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct ClassCount {
+    label: u32,
+    name: String,
+    count: usize,
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
@@ -109,6 +161,34 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let source = ganforge::data::open(&ganforge::data::DataConfig::new().with_spec(a.spec.clone()))?;
     eprintln!("{}", source.describe());
     let r = ganforge::data::inspect::inspect(&*source, a.size, a.channels, a.sample, 64, 0)?;
+    let names = source.class_names();
+    let classes: Vec<ClassCount> = r
+        .class_counts
+        .iter()
+        .map(|(&label, &count)| ClassCount { label, name: names.get(label as usize).cloned().unwrap_or_else(|| label.to_string()), count })
+        .collect();
+    if let Some(p) = &a.preview {
+        save_png(p, &r.preview.grid(grid_cols(r.preview.n))).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.json {
+        let report = InspectJson {
+            spec: a.spec.clone(),
+            images: r.images,
+            sampled: r.sampled,
+            min_size: [r.min_size.0, r.min_size.1],
+            max_size: [r.max_size.0, r.max_size.1],
+            size: a.size,
+            channels: a.channels,
+            mean: r.mean,
+            std: r.std,
+            undecodable: r.undecodable,
+            first_error: r.first_error,
+            classes,
+            preview: a.preview,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     println!("images      {}", r.images);
     println!("native size {}x{} to {}x{} (of {} looked at)", r.min_size.0, r.min_size.1, r.max_size.0, r.max_size.1, r.sampled);
     println!("model input {}x{}, {} channel(s), scaled to [-1, 1]", a.size, a.size, a.channels);
@@ -118,18 +198,15 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     if r.undecodable > 0 {
         println!("undecodable {} of {} looked at; first: {}", r.undecodable, r.sampled, r.first_error.as_deref().unwrap_or(""));
     }
-    if r.class_counts.is_empty() {
+    if classes.is_empty() {
         println!("classes     none (unlabelled)");
     } else {
-        let names = source.class_names();
-        println!("classes     {}", r.class_counts.len());
-        for (label, count) in &r.class_counts {
-            let name = names.get(*label as usize).cloned().unwrap_or_else(|| label.to_string());
-            println!("  {label:>4}  {name:20} {count}");
+        println!("classes     {}", classes.len());
+        for c in &classes {
+            println!("  {:>4}  {:20} {}", c.label, c.name, c.count);
         }
     }
     if let Some(p) = &a.preview {
-        save_png(p, &r.preview.grid(grid_cols(r.preview.n))).with_context(|| format!("writing {}", p.display()))?;
         println!("preview     {}", p.display());
     }
     Ok(())

@@ -14,6 +14,7 @@ pub struct DoctorArgs {
     /// Print the findings as JSON.
     #[arg(long)]
     json: bool,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
 }

@@ -44,6 +44,7 @@ pub struct EvalArgs {
     /// Do not read or write the cache of real-image features.
     #[arg(long)]
     no_cache: bool,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
 }

@@ -2,12 +2,14 @@
 //! and a non-zero exit status; the path of a new run is the last line of standard output.
 
 mod classifier;
+mod completions;
 mod config;
 mod data;
 mod doctor;
 mod eval;
 mod export;
 mod fid;
+mod presets;
 mod report;
 mod sample;
 mod serve;
@@ -15,9 +17,7 @@ mod train;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-
-use ganforge::config::PRESETS;
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
@@ -45,7 +45,10 @@ enum Command {
   ganforge sample --run runs/00003-mnist --n 1000 --out samples/ --seed 7
   ganforge sample --run runs/00003-mnist --latents z.npy --raw out.npy --out imgs/
   ganforge sample --run runs/00004-mnist --class 7 --n 16 --grid --out sevens.png    # conditional runs
-  ganforge sample --run runs/00004-mnist --per-class 8 --out classes.png             # a row per class")]
+  ganforge sample --run runs/00004-mnist --per-class 8 --out classes.png             # a row per class
+  ganforge sample --run runs/00003-mnist --seeds 0-9999 --out samples/   # samples/seed0000.png ...
+  ganforge sample --run runs/00003-mnist --seeds 0-999 --format npz --out samples.npz
+  ganforge sample --run runs/00003-mnist --interpolate 3,17 --frames 60 --out walk.gif")]
     Sample(sample::SampleArgs),
     /// Score a run's generator: FID, KID, MiFID, precision/recall, Inception Score, class coverage.
     #[command(after_help = "Examples:
@@ -80,7 +83,7 @@ equals pytorch-fid's (tested to 1e-3, see crates/ganforge/tests/fixtures/fid_ref
   ganforge serve --run runs/00003-mnist                    # then open http://127.0.0.1:8080/
   ganforge serve --run runs/00003-mnist --addr 0.0.0.0:8080   # reachable from other machines
 
-API: GET /api/generate?seed=S&n=N&class=K&truncation=T (PNG: one image, or a grid for n > 1),
+API: GET /api/generate?seed=S&n=N&class=K&truncation=T (PNG: seed S's image, or a grid of seeds S to S+N-1),
 GET /api/interpolate?from=A&to=B&steps=8 (PNG strip), GET /api/model, GET /api/metrics (JSON).")]
     Serve(serve::ServeArgs),
     /// Write one self-contained HTML report of a run: config, curves, samples, metrics, doctor.
@@ -99,13 +102,21 @@ Only a plain 64x64-style DCGAN has the example's layout: no classes, no spectral
     #[command(subcommand)]
     Classifier(ClassifierCommand),
     /// List the presets and what each is for.
-    Presets,
+    #[command(after_help = "Example:
+  ganforge presets --json | jq -r '.[].name'")]
+    Presets(presets::PresetsArgs),
     /// Show the resolved config with each key's meaning and default, or list every key.
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Look at datasets before training on them.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Examples:
+  ganforge completions bash > ~/.local/share/bash-completion/completions/ganforge
+  ganforge completions zsh > ~/.zfunc/_ganforge        # with fpath+=~/.zfunc before compinit
+  ganforge completions fish > ~/.config/fish/completions/ganforge.fish")]
+    Completions(completions::CompletionsArgs),
 }
 
 #[derive(Subcommand)]
@@ -140,6 +151,7 @@ enum DataCommand {
     /// Count, size, classes, pixel statistics and a preview grid of a dataset spec.
     #[command(after_help = "Examples:
   ganforge data inspect mnist
+  ganforge data inspect mnist --json | jq .classes
   ganforge data inspect folder:~/photos/dogs --size 64 --channels 3 --preview dogs.png")]
     Inspect(data::InspectArgs),
     /// Download a dataset from its publisher (checked against its published SHA-256) into the
@@ -185,10 +197,9 @@ fn main() -> ExitCode {
         Command::Data(DataCommand::Fetch(a)) => data::fetch(a),
         Command::Config(ConfigCommand::Show(a)) => config::show(a),
         Command::Config(ConfigCommand::Keys(a)) => config::keys(a),
-        Command::Presets => {
-            for p in PRESETS {
-                println!("{:10} {}", p.name, p.about);
-            }
+        Command::Presets(a) => presets::run(a),
+        Command::Completions(a) => {
+            completions::run(a, &mut Cli::command());
             Ok(())
         }
     };
@@ -198,5 +209,40 @@ fn main() -> ExitCode {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand and every argument of every subcommand says what it is for: a flag
+    /// added without a doc comment fails here, by name.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    let name = arg.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| format!("<{id}>"));
+                    missing.push(format!("{path} {name}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{sub_path} (the command itself)"));
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "ganforge", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn the_parser_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,15 +1,22 @@
 //! `ganforge sample`: images, grids, raw arrays and the Kaggle zip from a run or a PyTorch
 //! generator.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
+
+use image::codecs::gif::{GifEncoder, Repeat};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use ganforge::device::parse_device;
+use ganforge::fsutil::AtomicFile;
+use ganforge::image_io::ImageBatch;
+use ganforge::npy::{Dtype, NpzWriter};
 use ganforge::image_io::{grid_cols, save_png};
 use ganforge::interop::dcgan::{self, TorchDcgan};
-use ganforge::sample::{class_labels, ClassLayout, Sampler};
+use ganforge::sample::{class_labels, ClassLayout, Sampler, SeedList};
 
 #[derive(Args)]
 pub struct SampleArgs {
@@ -27,12 +34,16 @@ pub struct SampleArgs {
     /// The architecture of --from-pytorch: dcgan (PyTorch's example).
     #[arg(long, default_value = "dcgan", value_parser = ["dcgan"], requires = "from_pytorch")]
     arch: String,
+    /// Latent size of --from-pytorch's G (the example's --nz); checked against the file.
     #[arg(long, requires = "from_pytorch")]
     nz: Option<usize>,
+    /// Width of --from-pytorch's G (the example's --ngf); checked against the file.
     #[arg(long, requires = "from_pytorch")]
     ngf: Option<usize>,
+    /// Image channels of --from-pytorch's G (the example's --nc); checked against the file.
     #[arg(long, requires = "from_pytorch")]
     nc: Option<usize>,
+    /// Image side of --from-pytorch's G (the example's --imageSize); checked against the file.
     #[arg(long, requires = "from_pytorch")]
     size: Option<usize>,
     /// Checkpoint folder or g.safetensors file; default: the run's latest checkpoint.
@@ -41,7 +52,8 @@ pub struct SampleArgs {
     /// Number of images (ignored with --latents).
     #[arg(long, default_value_t = 64)]
     n: usize,
-    /// Output: a folder for PNG files, or a .png file with --grid.
+    /// Output: a folder for image files, a .png file with --grid, a .npz file with --format
+    /// npz, a .gif or .png file with --interpolate.
     #[arg(long, value_name = "PATH", required_unless_present = "kaggle")]
     out: Option<PathBuf>,
     /// Write a Kaggle "Generative Dog Images" submission instead: 10,000 PNGs of 64x64 RGB in
@@ -70,9 +82,52 @@ pub struct SampleArgs {
     /// Truncation trick (BigGAN): redraw latent values beyond this magnitude, e.g. 0.5.
     #[arg(long, value_name = "T")]
     truncation: Option<f32>,
+    /// One image per seed, named seed0007.png as StyleGAN2-ADA's generate.py names them: a list
+    /// such as 0-9999 or 0-3,7,10-12. A seed's image depends on the seed alone (not on
+    /// --batch-size nor the other seeds) and is the server's /api/generate?seed=S; a conditional
+    /// G draws seed S in class S mod classes unless --class is given.
+    #[arg(long, value_name = "LIST", conflicts_with_all = SEED_MODE_CONFLICTS, conflicts_with = "interpolate")]
+    seeds: Option<SeedList>,
+    /// File format with --seeds: png, jpg (quality 95), or npz (one --out FILE.npz holding a
+    /// uint8 array `images` [N, H, W, C] and an int64 array `seeds` [N], for numpy.load).
+    #[arg(long, value_enum, default_value_t = Format::Png, requires = "seeds")]
+    format: Format,
+    /// Images per generator call with --seeds and --interpolate: memory holds one batch, never
+    /// all the images. 64 amortizes a call's fixed cost on a CPU (as the server's batches)
+    /// while a batch of 256x256 RGB images stays near 50 MB.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    batch_size: usize,
+    /// A walk from seed A's latent to seed B's, the server's /api/interpolate: an animated GIF
+    /// with --out FILE.gif, a strip of the frames with --out FILE.png. Repeat for more walks: one
+    /// row per walk in the PNG, side by side in the GIF. Classes: --class, else seed A's class.
+    #[arg(long, value_name = "A,B", value_parser = parse_pair, conflicts_with_all = SEED_MODE_CONFLICTS)]
+    interpolate: Vec<(u64, u64)>,
+    /// Frames of each walk with --interpolate, both ends included. Default: 60 for a GIF (3 s at
+    /// 20 frames per second), 8 for a PNG strip (as /api/interpolate).
+    #[arg(long, value_name = "N", requires = "interpolate")]
+    frames: Option<usize>,
     /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+/// What --seeds and --interpolate cannot be combined with (each other included): they name
+/// their images themselves.
+const SEED_MODE_CONFLICTS: [&str; 7] = ["n", "seed", "latents", "grid", "raw", "per_class", "kaggle"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Png,
+    #[value(alias = "jpeg")]
+    Jpg,
+    Npz,
+}
+
+/// `A,B`: two seeds.
+fn parse_pair(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("'{s}' is not two seeds: write A,B, e.g. 3,17");
+    let (a, b) = s.split_once(',').ok_or_else(bad)?;
+    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
 }
 
 pub fn run(a: SampleArgs) -> Result<()> {
@@ -91,6 +146,12 @@ pub fn run(a: SampleArgs) -> Result<()> {
         return kaggle_submission(&sampler, &a, zip);
     }
     let out = a.out.clone().context("--out is needed")?;
+    if let Some(seeds) = &a.seeds {
+        return seed_images(&sampler, &a, seeds, &out);
+    }
+    if !a.interpolate.is_empty() {
+        return walks(&sampler, &a, &out);
+    }
     let z = match &a.latents {
         Some(p) => {
             let arr = ganforge::npy::read(p)?;
@@ -151,11 +212,18 @@ pub fn run(a: SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// --truncation, checked.
+fn truncation(a: &SampleArgs) -> Result<Option<f32>> {
+    match a.truncation {
+        Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
+        t => Ok(t),
+    }
+}
+
 /// `n` latents from --seed (default: the run's), truncated with --truncation.
 fn latents(sampler: &Sampler, a: &SampleArgs, n: usize) -> Result<Vec<f32>> {
     let seed = a.seed.unwrap_or(sampler.cfg.seed);
-    Ok(match a.truncation {
-        Some(t) if !(t.is_finite() && t >= 0.05) => bail!("--truncation {t} must be a number of at least 0.05 (0.5 is typical)"),
+    Ok(match truncation(a)? {
         Some(t) => sampler.latents_truncated(n, seed, t),
         None => sampler.latents(n, seed),
     })
@@ -185,5 +253,198 @@ fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -
     write_zip(zip, files).with_context(|| format!("writing {}", zip.display()))?;
     println!("{}", zip.display());
     eprintln!("{IMAGES} images (64x64 RGB PNG) from {}", sampler.checkpoint.display());
+    Ok(())
+}
+
+/// A progress bar of `len` images on a terminal (none when output goes to a file or a pipe).
+fn progress(len: u64) -> Option<ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        ProgressBar::new(len).with_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} images  [{elapsed_precise} < {eta_precise}]").expect("valid template"),
+        )
+    })
+}
+
+/// --batch-size, checked against the range and the memory one batch of images takes.
+fn batch_size(sampler: &Sampler, a: &SampleArgs) -> Result<usize> {
+    if !(1..=4096).contains(&a.batch_size) {
+        bail!("--batch-size {} is out of range: ask for 1 to 4096 images per generator call", a.batch_size);
+    }
+    if let Some(have) = ganforge::memory::available() {
+        let (c, s) = (sampler.cfg.model.channels, sampler.cfg.model.image_size);
+        ganforge::memory::check_images("sample", a.batch_size, c * s * s, have)?;
+    }
+    Ok(a.batch_size)
+}
+
+/// Where the images of --seeds go: a file per image, or one .npz.
+enum SeedSink {
+    Files { dir: PathBuf, format: Format },
+    Npz(NpzWriter),
+}
+
+impl SeedSink {
+    fn write(&mut self, seeds: &[u64], images: &ImageBatch) -> Result<()> {
+        match self {
+            SeedSink::Files { dir, format } => {
+                for (i, seed) in seeds.iter().enumerate() {
+                    // generate.py's names: at least 4 digits.
+                    let (bytes, ext) = match format {
+                        Format::Jpg => (images.jpeg(i, JPEG_QUALITY), "jpg"),
+                        _ => (images.png(i), "png"),
+                    };
+                    let p = dir.join(format!("seed{seed:04}.{ext}"));
+                    // No fsync per file: the folder is synced once at the end.
+                    std::fs::write(&p, bytes).with_context(|| format!("writing {}", p.display()))?;
+                }
+            }
+            SeedSink::Npz(w) => {
+                for i in 0..images.n {
+                    w.write(&images.hwc_bytes(i))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// JPEG quality of --format jpg: high enough that compression artifacts do not mask G's own.
+const JPEG_QUALITY: u8 = 95;
+
+/// `--seeds`: one image per seed, made --batch-size at a time and written as it comes, so
+/// memory holds one batch whatever the count.
+fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::path::Path) -> Result<()> {
+    let truncation = truncation(a)?;
+    let batch = batch_size(sampler, a)?;
+    if let Some(k) = a.class {
+        sampler.check_labels(&[k])?;
+    }
+    let (m, n) = (&sampler.cfg.model, seeds.len());
+    let mut sink = match a.format {
+        Format::Npz => {
+            if out.extension().and_then(|e| e.to_str()) != Some("npz") {
+                bail!("--format npz writes one file: name it with --out FILE.npz, not {}", out.display());
+            }
+            let count = usize::try_from(n).context("too many seeds for one array")?;
+            let mut w = NpzWriter::create(out)?;
+            w.start_array("images", Dtype::U8, &[count, m.image_size, m.image_size, m.channels])?;
+            SeedSink::Npz(w)
+        }
+        format => {
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            SeedSink::Files { dir: out.to_path_buf(), format }
+        }
+    };
+    let bar = progress(n);
+    let mut all = seeds.iter();
+    loop {
+        let chunk: Vec<u64> = all.by_ref().take(batch).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let labels = match a.class {
+            Some(k) => Some(vec![k; chunk.len()]),
+            None => sampler.seed_classes(&chunk),
+        };
+        let images = sampler.generate(&sampler.seed_latents(&chunk, truncation), labels.as_deref());
+        sink.write(&chunk, &images)?;
+        if let Some(b) = &bar {
+            b.inc(chunk.len() as u64);
+        }
+    }
+    match sink {
+        SeedSink::Npz(mut w) => {
+            w.start_array("seeds", Dtype::I64, &[n as usize])?;
+            for s in seeds.iter() {
+                w.write(&(s as i64).to_le_bytes())?;
+            }
+            w.finish()?;
+        }
+        SeedSink::Files { .. } => ganforge::fsutil::sync_dir(out).with_context(|| format!("syncing {}", out.display()))?,
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!("{}", out.display());
+    eprintln!("{n} images from {}", sampler.checkpoint.display());
+    Ok(())
+}
+
+/// Milliseconds per GIF frame: 20 frames per second, smooth enough for a latent walk.
+const GIF_FRAME_MS: u32 = 50;
+
+/// `--interpolate A,B ...`: walks between seeds, as an animated GIF (streamed a batch of
+/// frames at a time) or a PNG with one row per walk.
+fn walks(sampler: &Sampler, a: &SampleArgs, out: &std::path::Path) -> Result<()> {
+    let gif = match out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("gif") => true,
+        Some("png") => false,
+        _ => bail!("--interpolate writes an animated GIF or a PNG strip: name --out walk.gif or walk.png, not {}", out.display()),
+    };
+    let frames = a.frames.unwrap_or(if gif { 60 } else { 8 });
+    let pairs = &a.interpolate;
+    if frames < 2 || frames.saturating_mul(pairs.len()) > 100_000 {
+        bail!("--frames {frames} is out of range: a walk has 2 frames (its two ends) or more, up to 100000 images in all");
+    }
+    let truncation = truncation(a)?;
+    let batch = batch_size(sampler, a)?.div_ceil(pairs.len()).max(1);
+    let classes: Vec<Option<u32>> = match a.class {
+        Some(k) => {
+            sampler.check_labels(&[k])?;
+            vec![Some(k); pairs.len()]
+        }
+        None => pairs.iter().map(|&(from, _)| ganforge::sample::seed_class(from, sampler.cfg.model.classes)).collect(),
+    };
+    let nz = sampler.cfg.model.nz;
+    let paths: Vec<Vec<f32>> = pairs.iter().map(|&(from, to)| sampler.interpolation(from, to, frames, truncation)).collect();
+    // Frames k0..k1 of every walk, walk by walk.
+    let make = |k0: usize, k1: usize| -> ImageBatch {
+        let z: Vec<f32> = paths.iter().flat_map(|p| p[k0 * nz..k1 * nz].iter().copied()).collect();
+        let labels: Option<Vec<u32>> = classes.iter().map(|c| c.map(|k| vec![k; k1 - k0])).collect::<Option<Vec<_>>>().map(|v| v.concat());
+        sampler.generate(&z, labels.as_deref())
+    };
+    if gif {
+        let context = || format!("writing {}", out.display());
+        let mut file = AtomicFile::create(out).with_context(context)?;
+        {
+            // Speed 10 of 1 to 30: NeuQuant builds each frame's palette from every 10th pixel,
+            // far faster than from all of them, and small GAN images have few colours to lose.
+            let mut enc = GifEncoder::new_with_speed(&mut file, 10);
+            enc.set_repeat(Repeat::Infinite).with_context(context)?;
+            for k0 in (0..frames).step_by(batch) {
+                let k1 = (k0 + batch).min(frames);
+                gif_frames(&mut enc, &make(k0, k1), pairs.len(), k1 - k0).with_context(context)?;
+            }
+            // Dropping the encoder writes the GIF's trailer.
+        }
+        file.commit().with_context(context)?;
+    } else {
+        // The strip holds every frame of every walk.
+        if let Some(have) = ganforge::memory::available() {
+            let (c, s) = (sampler.cfg.model.channels, sampler.cfg.model.image_size);
+            ganforge::memory::check_images("sample", frames * pairs.len(), c * s * s, have)?;
+        }
+        let images = make(0, frames);
+        save_png(out, &images.grid(frames)).with_context(|| format!("writing {}", out.display()))?;
+    }
+    println!("{}", out.display());
+    eprintln!("{} walk(s) of {frames} frames from {}", pairs.len(), sampler.checkpoint.display());
+    Ok(())
+}
+
+/// Appends `per` frames to a GIF from `images`: walk by walk, `per` images each. With several
+/// walks each frame is a grid of their images at that step.
+fn gif_frames(enc: &mut GifEncoder<&mut AtomicFile>, images: &ImageBatch, walks: usize, per: usize) -> image::ImageResult<()> {
+    let size = images.channels * images.height * images.width;
+    for k in 0..per {
+        let frame = if walks == 1 {
+            images.image(k).to_rgba8()
+        } else {
+            let values = (0..walks).flat_map(|w| images.values[(w * per + k) * size..][..size].iter().copied()).collect();
+            let step = ImageBatch { values, n: walks, channels: images.channels, height: images.height, width: images.width };
+            image::DynamicImage::ImageRgb8(step.grid(grid_cols(walks))).to_rgba8()
+        };
+        enc.encode_frame(image::Frame::from_parts(frame, 0, 0, image::Delay::from_numer_denom_ms(GIF_FRAME_MS, 1)))?;
+    }
     Ok(())
 }

@@ -19,6 +19,7 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default: the page is not exposed unless asked).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: std::net::SocketAddr,
+    /// Compute device: cpu, cuda[:N], wgpu, vulkan, tch or tch:cuda[:N].
     #[arg(long, default_value = "cpu")]
     device: String,
 }

@@ -3,28 +3,18 @@
 //! ready for the Hugging Face hub.
 
 use std::path::Path;
-use std::process::Command;
+
+mod common;
 
 fn ganforge(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).output().unwrap();
-    let (out, err) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned());
-    assert!(!err.contains("panicked"), "{args:?}: {err}");
-    (o.status.success(), out, err)
+    let o = common::ganforge(args);
+    (o.ok, o.stdout, o.stderr)
 }
 
-fn ok(args: &[&str]) -> String {
-    let (ok, out, err) = ganforge(args);
-    assert!(ok, "{args:?}: {err}");
-    out
-}
+use common::ok;
 
 fn tiny_run(out: &Path) -> String {
-    let mut args = vec!["train", "--out", out.to_str().unwrap(), "--steps", "4"];
-    for s in ["model.image_size=16", "dcgan.ngf=8", "dcgan.ndf=8", "train.batch_size=8", "train.grid_images=4"] {
-        args.extend(["--set", s]);
-    }
-    args.extend(["--set", "train.checkpoint_every=2", "--set", "train.sample_every=2", "--set", "eval.every=2", "--set", "eval.n=20"]);
-    ok(&args).lines().last().unwrap().trim().to_string()
+    common::tiny_run(out, &[])
 }
 
 #[test]

@@ -23,7 +23,7 @@ use axum::Router;
 use ganforge::burn::tensor::Device;
 use ganforge::image_io::{grid_cols, ImageBatch};
 use ganforge::run::{MetricsLog, RunDir};
-use ganforge::sample::{class_labels, ClassLayout, Sampler};
+use ganforge::sample::Sampler;
 use serde_json::json;
 
 /// Most images one request may ask for.
@@ -61,10 +61,12 @@ pub enum ServeError {
     Runtime(std::io::Error),
 }
 
-/// Which latents a job wants.
+/// Which latents a job wants: seeds, by the library's one rule for the image of a seed
+/// (`ganforge::sample::seed_latent` and `seed_class`), so that `/api/generate?seed=S` is the
+/// image `ganforge sample --seeds S` writes.
 #[derive(Clone, Debug)]
 enum Latents {
-    /// `n` latents from `seed`, truncated when asked.
+    /// Seeds `seed` to `seed + n - 1`, one image each, truncated when asked.
     Seed { seed: u64, n: usize, truncation: Option<f32> },
     /// A straight line from seed `from`'s latent to seed `to`'s, `steps` frames.
     Between { from: u64, to: u64, steps: usize, truncation: Option<f32> },
@@ -78,31 +80,24 @@ impl Latents {
         }
     }
 
-    /// The classes of the images when the request names none: cycling from the seed, so that
-    /// one image per seed shows every class in turn, and a walk stays in its first class.
-    fn default_classes(&self, classes: usize) -> Vec<u32> {
-        match *self {
-            Latents::Seed { seed, n, .. } => class_labels(n, classes, ClassLayout::Cycle { start: seed }),
-            Latents::Between { from, steps, .. } => vec![class_labels(1, classes, ClassLayout::Cycle { start: from })[0]; steps],
-        }
+    fn seeds(seed: u64, n: usize) -> Vec<u64> {
+        (0..n as u64).map(|i| seed.wrapping_add(i)).collect()
     }
 
-    fn draw(&self, sampler: &Sampler) -> Vec<f32> {
-        let one = |seed: u64, n: usize, t: Option<f32>| match t {
-            Some(t) => sampler.latents_truncated(n, seed, t),
-            None => sampler.latents(n, seed),
+    /// The classes of the images when the request names none: each seed's own class (so one
+    /// image per seed shows every class in turn), and a walk stays in the class of its start.
+    fn default_classes(&self, s: &Sampler) -> Vec<u32> {
+        let classes = match *self {
+            Latents::Seed { seed, n, .. } => s.seed_classes(&Self::seeds(seed, n)),
+            Latents::Between { from, steps, .. } => s.seed_classes(&vec![from; steps]),
         };
+        classes.unwrap_or_default()
+    }
+
+    fn draw(&self, s: &Sampler) -> Vec<f32> {
         match *self {
-            Latents::Seed { seed, n, truncation } => one(seed, n, truncation),
-            Latents::Between { from, to, steps, truncation } => {
-                let (a, b) = (one(from, 1, truncation), one(to, 1, truncation));
-                (0..steps)
-                    .flat_map(|k| {
-                        let t = k as f32 / (steps - 1).max(1) as f32;
-                        a.iter().zip(&b).map(move |(x, y)| (1.0 - t) * x + t * y).collect::<Vec<_>>()
-                    })
-                    .collect()
-            }
+            Latents::Seed { seed, n, truncation } => s.seed_latents(&Self::seeds(seed, n), truncation),
+            Latents::Between { from, to, steps, truncation } => s.interpolation(from, to, steps, truncation),
         }
     }
 }
@@ -245,7 +240,7 @@ fn serve_batch(s: &Sampler, batch: Vec<Job>, calls: &AtomicU64) {
         ok.iter()
             .flat_map(|j| match j.class {
                 Some(k) => vec![k; j.latents.count()],
-                None => j.latents.default_classes(classes),
+                None => j.latents.default_classes(s),
             })
             .collect()
     });

@@ -350,7 +350,15 @@ pub fn read_stats(path: &Path) -> Result<FeatureStats, CompareError> {
 /// Writes statistics as pytorch-fid's `--save-stats` does: `mu` and `sigma` in an `.npz`.
 pub fn write_stats(path: &Path, stats: &FeatureStats) -> Result<(), CompareError> {
     let d = stats.mu.len();
-    let rows: Vec<f64> = (0..d).flat_map(|r| (0..d).map(move |c| (r, c))).map(|(r, c)| stats.sigma[(r, c)]).collect();
-    npy::write_npz(path, &[("mu", npy::encode_f64(&[d], stats.mu.as_slice())), ("sigma", npy::encode_f64(&[d, d], &rows))])?;
+    let le = |v: f64| v.to_le_bytes();
+    let mut npz = npy::NpzWriter::create(path)?;
+    npz.start_array("mu", npy::Dtype::F64, &[d])?;
+    npz.write(&stats.mu.iter().flat_map(|&v| le(v)).collect::<Vec<u8>>())?;
+    npz.start_array("sigma", npy::Dtype::F64, &[d, d])?;
+    // Row by row in C order (the matrix is symmetric, but write it right anyway).
+    for r in 0..d {
+        npz.write(&(0..d).flat_map(|c| le(stats.sigma[(r, c)])).collect::<Vec<u8>>())?;
+    }
+    npz.finish()?;
     Ok(())
 }

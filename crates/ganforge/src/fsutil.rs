@@ -10,11 +10,22 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The folder `path` is in ("." for a bare name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// The temporary that stands for `path` while it is written: hidden, beside it (so the rename
+/// stays on one file system), named for the writing process.
+fn temporary(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    parent_dir(path).join(format!(".{name}{ATOMIC_TMP}{}", std::process::id()))
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}{ATOMIC_TMP}{}", std::process::id()));
+    let dir = parent_dir(path);
+    let tmp = temporary(path);
     let written = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
         f.write_all(bytes)?;
@@ -27,6 +38,62 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     written?;
     sync_dir(dir)
+}
+
+/// A file too large to hold in memory, written atomically in pieces: under a temporary name
+/// until `commit` syncs it and renames it over `path`. Dropped uncommitted (an error on the
+/// way), the temporary is removed, so no half-written file is left behind.
+pub struct AtomicFile {
+    file: Option<std::io::BufWriter<File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let tmp = temporary(path);
+        let file = File::create(&tmp)?;
+        Ok(Self { file: Some(std::io::BufWriter::new(file)), tmp, path: path.to_path_buf() })
+    }
+
+    fn file(&mut self) -> &mut std::io::BufWriter<File> {
+        self.file.as_mut().expect("open until commit")
+    }
+
+    /// Flushes and syncs the file, renames it into place and syncs its folder.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let file = self.file.take().expect("open until commit").into_inner().map_err(|e| e.into_error())?;
+        let done = file.sync_all().and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        done?;
+        sync_dir(parent_dir(&self.path))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl std::io::Seek for AtomicFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.file().seek(pos)
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// What `write_atomic` puts between a file's name and the writing process's id in the name of

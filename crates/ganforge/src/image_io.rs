@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use image::{GrayImage, RgbImage};
+use image::{DynamicImage, GrayImage, RgbImage};
 
 use crate::fsutil::write_atomic;
 
@@ -58,21 +58,44 @@ impl ImageBatch {
         out
     }
 
+    /// Image `i` as an image of the `image` crate: grey or RGB, as G made it.
+    pub fn image(&self, i: usize) -> DynamicImage {
+        let (w, h) = (self.width as u32, self.height as u32);
+        if self.channels == 1 {
+            DynamicImage::ImageLuma8(GrayImage::from_fn(w, h, |x, y| image::Luma([self.byte(i, 0, y as usize, x as usize)])))
+        } else {
+            DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+                let (x, y) = (x as usize, y as usize);
+                image::Rgb([self.byte(i, 0, y, x), self.byte(i, 1, y, x), self.byte(i, 2, y, x)])
+            }))
+        }
+    }
+
     /// Image `i` encoded as PNG bytes (grey or RGB).
     pub fn png(&self, i: usize) -> Vec<u8> {
         let mut buf = std::io::Cursor::new(Vec::new());
-        if self.channels == 1 {
-            let img =
-                GrayImage::from_fn(self.width as u32, self.height as u32, |x, y| image::Luma([self.byte(i, 0, y as usize, x as usize)]));
-            img.write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
-        } else {
-            let img = RgbImage::from_fn(self.width as u32, self.height as u32, |x, y| {
-                let (x, y) = (x as usize, y as usize);
-                image::Rgb([self.byte(i, 0, y, x), self.byte(i, 1, y, x), self.byte(i, 2, y, x)])
-            });
-            img.write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
-        }
+        self.image(i).write_to(&mut buf, image::ImageFormat::Png).expect("PNG encodes to memory");
         buf.into_inner()
+    }
+
+    /// Image `i` encoded as JPEG of `quality` (1 to 100).
+    pub fn jpeg(&self, i: usize, quality: u8) -> Vec<u8> {
+        let mut buf = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality)
+            .encode_image(&self.image(i))
+            .expect("JPEG encodes grey and RGB images to memory");
+        buf
+    }
+
+    /// Image `i` as bytes in [h, w, c] order, the layout of NumPy image arrays (and PIL's).
+    pub fn hwc_bytes(&self, i: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.height * self.width * self.channels);
+        for y in 0..self.height {
+            for x in 0..self.width {
+                out.extend((0..self.channels).map(|c| self.byte(i, c, y, x)));
+            }
+        }
+        out
     }
 }
 
@@ -109,6 +132,11 @@ mod tests {
         let png = b.png(1);
         let back = image::load_from_memory(&png).unwrap().to_luma8();
         assert_eq!(back.get_pixel(1, 1).0, [255]);
+        let jpeg = image::load_from_memory(&b.jpeg(1, 95)).unwrap().to_luma8();
+        assert_eq!((jpeg.width(), jpeg.get_pixel(1, 1).0[0] > 250), (2, true));
+        // An RGB image: red, green and blue planes, then [h, w, c] bytes interleave them.
+        let rgb = ImageBatch { values: vec![1.0, -1.0, -1.0, 1.0, -1.0, 1.0], n: 1, channels: 3, height: 1, width: 2 };
+        assert_eq!(rgb.hwc_bytes(0), [255, 0, 0, 0, 255, 255]);
         assert_eq!(grid_cols(64), 8);
         assert_eq!(grid_cols(10), 4);
     }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::fsutil::AtomicFile;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
     #[error("{path}: {source}")]
@@ -22,14 +24,14 @@ pub struct NpyF32 {
     pub values: Vec<f32>,
 }
 
-/// The bytes of a version-1.0 header for an array of dtype `descr` (e.g. `<f4`, `|u1`) and
-/// `shape` in C order; the data follows it.
+/// The header of a version 1.0 `.npy` file holding `descr` values (`'<f4'`, `'|u1'`, `'<i8'`) of
+/// `shape`, in C order: the data bytes follow it.
 pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
     let shape_txt = match shape {
         [n] => format!("({n},)"),
         _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_txt}, }}");
+    let mut header = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape_txt}, }}");
     // Magic (6) + version (2) + length (2) + header + '\n' is padded to a multiple of 64.
     let unpadded = 10 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
@@ -41,15 +43,10 @@ pub fn header(descr: &str, shape: &[usize]) -> Vec<u8> {
 }
 
 pub fn encode(shape: &[usize], values: &[f32]) -> Vec<u8> {
-    let mut out = header("<f4", shape);
-    values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    out
-}
-
-/// A float64 array, as NumPy keeps statistics.
-pub fn encode_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
-    let mut out = header("<f8", shape);
-    values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    let mut out = header("'<f4'", shape);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
     out
 }
 
@@ -172,23 +169,115 @@ pub fn read_npz(path: &Path, names: &[&str]) -> Result<BTreeMap<String, Vec<u8>>
     Ok(out)
 }
 
-/// Writes named `.npy` arrays as an `.npz` archive (stored, as `np.savez`; NumPy and
-/// pytorch-fid read it like a compressed one), atomically.
-pub fn write_npz(path: &Path, arrays: &[(&str, Vec<u8>)]) -> Result<(), NpyError> {
-    let io = |source: std::io::Error| NpyError::Io { path: path.to_path_buf(), source };
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).large_file(true);
-    for (name, bytes) in arrays {
-        zip.start_file(format!("{name}.npy"), stored).map_err(|e| io(e.into()))?;
-        zip.write_all(bytes).map_err(io)?;
-    }
-    let bytes = zip.finish().map_err(|e| io(e.into()))?.into_inner();
-    crate::fsutil::write_atomic(path, &bytes).map_err(io)
+/// An array of int64 values (`<i8`, e.g. the seeds of a `sample --format npz` file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyI64 {
+    pub shape: Vec<usize>,
+    pub values: Vec<i64>,
+}
+
+pub fn decode_i64(path: &Path, bytes: &[u8]) -> Result<NpyI64, NpyError> {
+    let (shape, data, _) = parse(path, bytes, &[("'<i8'", 8)], "int64")?;
+    let values = data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+    Ok(NpyI64 { shape, values })
 }
 
 pub fn read(path: &Path) -> Result<NpyF32, NpyError> {
     let bytes = std::fs::read(path).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })?;
     decode(path, &bytes)
+}
+
+/// The data type of an array in an `.npz` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    U8,
+    I64,
+    F64,
+}
+
+impl Dtype {
+    fn descr(self) -> &'static str {
+        match self {
+            Dtype::U8 => "'|u1'",
+            Dtype::I64 => "'<i8'",
+            Dtype::F64 => "'<f8'",
+        }
+    }
+
+    fn size(self) -> u64 {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::I64 | Dtype::F64 => 8,
+        }
+    }
+}
+
+/// An `.npz` file (NumPy's zip of `.npy` arrays, stored uncompressed as `np.savez` writes it)
+/// written one array after another, each array in pieces: no array is ever held whole, so
+/// its size is bounded by the disk alone (ZIP64 past 4 GiB, which `numpy.load` reads). It
+/// appears at its path, complete, on `finish`; dropped unfinished, nothing is left behind.
+pub struct NpzWriter {
+    zip: zip::ZipWriter<AtomicFile>,
+    path: PathBuf,
+    /// The array being written: its name and the data bytes it still expects.
+    open: Option<(String, u64)>,
+}
+
+impl NpzWriter {
+    pub fn create(path: &Path) -> Result<Self, NpyError> {
+        let file = AtomicFile::create(path).map_err(|source| NpyError::Io { path: path.to_path_buf(), source })?;
+        Ok(Self { zip: zip::ZipWriter::new(file), path: path.to_path_buf(), open: None })
+    }
+
+    fn io(&self, source: impl Into<std::io::Error>) -> NpyError {
+        NpyError::Io { path: self.path.clone(), source: source.into() }
+    }
+
+    fn check_complete(&self) -> Result<(), NpyError> {
+        match &self.open {
+            Some((name, left)) if *left > 0 => {
+                Err(NpyError::Format { path: self.path.clone(), message: format!("array {name} is {left} bytes short of its shape") })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts array `name` (saved as `name.npy`, read back as `npz[name]`); its data, C order,
+    /// follows by `write`, exactly as many bytes as the shape says.
+    pub fn start_array(&mut self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<(), NpyError> {
+        self.check_complete()?;
+        let bytes = shape.iter().try_fold(dtype.size(), |a, &d| a.checked_mul(d as u64));
+        let bytes = bytes.ok_or_else(|| NpyError::Format { path: self.path.clone(), message: format!("shape {shape:?} overflows") })?;
+        let head = header(dtype.descr(), shape);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .large_file(bytes + head.len() as u64 >= u32::MAX as u64);
+        self.zip.start_file(format!("{name}.npy"), options).map_err(|e| self.io(e))?;
+        self.zip.write_all(&head).map_err(|e| self.io(e))?;
+        self.open = Some((name.to_string(), bytes));
+        Ok(())
+    }
+
+    /// The next `bytes` of the open array's data (little-endian values).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), NpyError> {
+        match &mut self.open {
+            Some((_, left)) if bytes.len() as u64 <= *left => *left -= bytes.len() as u64,
+            _ => {
+                let message = format!("{} bytes more than the open array's shape holds", bytes.len());
+                return Err(NpyError::Format { path: self.path.clone(), message });
+            }
+        }
+        self.zip.write_all(bytes).map_err(|e| self.io(e))
+    }
+
+    /// Closes the zip and puts the file in place, synced.
+    pub fn finish(self) -> Result<(), NpyError> {
+        self.check_complete()?;
+        let path = self.path;
+        let io = |e: std::io::Error| NpyError::Io { path: path.clone(), source: e };
+        let file = self.zip.finish().map_err(|e| io(e.into()))?;
+        file.commit().map_err(io)
+    }
 }
 
 #[cfg(test)]
@@ -210,10 +299,16 @@ mod tests {
     fn npz_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.npz");
-        write_npz(&path, &[("mu", encode_f64(&[2], &[1.5, -2.0])), ("x", encode(&[1], &[3.0]))]).unwrap();
+        let f64_bytes = |v: &[f64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut w = NpzWriter::create(&path).unwrap();
+        w.start_array("mu", Dtype::F64, &[2]).unwrap();
+        w.write(&f64_bytes(&[1.5, -2.0])).unwrap();
+        w.start_array("x", Dtype::I64, &[1]).unwrap();
+        w.write(&7i64.to_le_bytes()).unwrap();
+        w.finish().unwrap();
         let got = read_npz(&path, &["x", "mu"]).unwrap();
         assert_eq!(decode_f64(&path, &got["mu"]).unwrap(), NpyF64 { shape: vec![2], values: vec![1.5, -2.0] });
-        assert_eq!(decode_f64(&path, &got["x"]).unwrap().values, vec![3.0]);
+        assert_eq!(decode_i64(&path, &got["x"]).unwrap().values, vec![7]);
         let e = read_npz(&path, &["sigma"]).unwrap_err().to_string();
         assert!(e.contains("no array 'sigma'") && e.contains("mu, x"), "{e}");
         std::fs::write(&path, b"not a zip").unwrap();
@@ -243,5 +338,41 @@ mod tests {
         short.pop();
         assert!(decode(Path::new("x"), &short).unwrap_err().to_string().contains("needs 12 bytes"));
         assert!(decode(Path::new("x"), b"hello world").unwrap_err().to_string().contains("not a .npy"));
+    }
+
+    #[test]
+    fn npz_arrays_are_written_in_pieces_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npz");
+        let mut w = NpzWriter::create(&path).unwrap();
+        w.start_array("images", Dtype::U8, &[2, 1, 2, 1]).unwrap();
+        w.write(&[1, 2]).unwrap();
+        w.write(&[3, 4]).unwrap();
+        assert!(w.write(&[5]).unwrap_err().to_string().contains("1 bytes more than"));
+        w.start_array("seeds", Dtype::I64, &[2]).unwrap();
+        w.write(&7i64.to_le_bytes()).unwrap();
+        assert!(!path.exists(), "only the temporary exists before finish");
+        assert!(w.start_array("x", Dtype::U8, &[1]).unwrap_err().to_string().contains("array seeds is 8 bytes short"));
+        w.write(&9i64.to_le_bytes()).unwrap();
+        w.finish().unwrap();
+
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        let mut entry = |name: &str| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut bytes).unwrap();
+            bytes
+        };
+        let images = decode_u8(&path, &entry("images.npy")).unwrap();
+        assert_eq!((images.shape, images.values), (vec![2, 1, 2, 1], vec![1, 2, 3, 4]));
+        let seeds = decode_i64(&path, &entry("seeds.npy")).unwrap();
+        assert_eq!((seeds.shape, seeds.values), (vec![2], vec![7, 9]));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
+
+        // Given up half way: nothing left behind.
+        let mut w = NpzWriter::create(&dir.path().join("b.npz")).unwrap();
+        w.start_array("images", Dtype::U8, &[4]).unwrap();
+        w.write(&[1]).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -59,6 +59,101 @@ pub fn generate(g: &Generator, z: &[f32], labels: Option<&[u32]>, nz: usize, dev
     ImageBatch::from_tensor(g.forward(z, y)) // [n, c, s, s]
 }
 
+/// The latent of seed `seed`: the first `nz` values of the seed's own fixed-noise stream, under
+/// the truncation trick when a threshold is given (values beyond it redrawn, BigGAN's way). The
+/// one rule for every image named by a seed (`sample --seeds`, `sample --interpolate`, the
+/// server's /api/generate and /api/interpolate): an image depends on its seed alone, never on
+/// which other seeds are asked for, nor on the batch it is made in. It is the first latent of
+/// `Sampler::latents(n, seed)`.
+pub fn seed_latent(nz: usize, seed: u64, truncation: Option<f32>) -> Vec<f32> {
+    let mut rng = GanRng::new(seed, Stream::FixedNoise);
+    match truncation {
+        Some(t) => crate::nets::biggan::truncated_latents(&mut rng, nz, t),
+        None => rng.normal_vec(nz, 0.0, 1.0),
+    }
+}
+
+/// The class a conditional G gets for seed `seed` when none is named: the `Cycle` rule from the
+/// seed itself, so seed s is class s mod classes and any run of consecutive seeds shows every
+/// class in turn. None for an unconditional G.
+pub fn seed_class(seed: u64, classes: usize) -> Option<u32> {
+    class_labels(1, classes, ClassLayout::Cycle { start: seed }).first().copied()
+}
+
+/// `frames` latents on the straight line from seed `from`'s latent to seed `to`'s, both ends
+/// included (frame k at t = k / (frames - 1)).
+pub fn interpolation_latents(nz: usize, from: u64, to: u64, frames: usize, truncation: Option<f32>) -> Vec<f32> {
+    let (a, b) = (seed_latent(nz, from, truncation), seed_latent(nz, to, truncation));
+    (0..frames)
+        .flat_map(|k| {
+            let t = k as f32 / (frames - 1).max(1) as f32;
+            a.iter().zip(&b).map(move |(x, y)| (1.0 - t) * x + t * y).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Seeds as a command line names them: `0-9999`, `0-3,7,10-12`. Ranges are inclusive, kept in
+/// the order given and never expanded, so any count of seeds costs a few bytes; each seed may
+/// appear once (two images of one seed would be one file written twice).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedList {
+    ranges: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SeedListError {
+    #[error("no seeds given: name seeds as 0-99 or 1,5,9 or 0-3,7,10-12")]
+    Empty,
+    #[error("'{0}' is not a seed: seeds are whole numbers from 0, named as 0-99 or 1,5,9 or 0-3,7,10-12")]
+    NotASeed(String),
+    #[error("seed range {lo}-{hi} runs backwards: write it as {hi}-{lo}")]
+    Backwards { lo: u64, hi: u64 },
+    #[error("seed {0} is named twice")]
+    Twice(u64),
+}
+
+impl std::str::FromStr for SeedList {
+    type Err = SeedListError;
+
+    fn from_str(s: &str) -> Result<Self, SeedListError> {
+        let seed = |t: &str| t.trim().parse::<u64>().map_err(|_| SeedListError::NotASeed(t.trim().to_string()));
+        let mut ranges = Vec::new();
+        for part in s.split(',').map(str::trim) {
+            let (lo, hi) = match part.split_once('-') {
+                Some((a, b)) => (seed(a)?, seed(b)?),
+                None if part.is_empty() && s.trim().is_empty() => return Err(SeedListError::Empty),
+                None => (seed(part)?, seed(part)?),
+            };
+            if lo > hi {
+                return Err(SeedListError::Backwards { lo, hi });
+            }
+            ranges.push((lo, hi));
+        }
+        let mut sorted = ranges.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[1].0 <= w[0].1) {
+            return Err(SeedListError::Twice(w[1].0));
+        }
+        Ok(Self { ranges })
+    }
+}
+
+impl SeedList {
+    /// How many seeds.
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|(lo, hi)| hi - lo + 1).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The seeds in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ranges.iter().flat_map(|&(lo, hi)| lo..=hi)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     #[error(transparent)]
@@ -124,6 +219,22 @@ impl Sampler {
         crate::nets::biggan::truncated_latents(&mut GanRng::new(seed, Stream::FixedNoise), n * self.cfg.model.nz, threshold)
     }
 
+    /// The latents of `seeds`, one per seed by [`seed_latent`]'s rule.
+    pub fn seed_latents(&self, seeds: &[u64], truncation: Option<f32>) -> Vec<f32> {
+        seeds.iter().flat_map(|&s| seed_latent(self.cfg.model.nz, s, truncation)).collect()
+    }
+
+    /// The default classes of `seeds` ([`seed_class`]); None for an unconditional G.
+    pub fn seed_classes(&self, seeds: &[u64]) -> Option<Vec<u32>> {
+        let classes = self.cfg.model.classes;
+        (classes > 0).then(|| seeds.iter().filter_map(|&s| seed_class(s, classes)).collect())
+    }
+
+    /// [`interpolation_latents`] at this G's latent size.
+    pub fn interpolation(&self, from: u64, to: u64, frames: usize, truncation: Option<f32>) -> Vec<f32> {
+        interpolation_latents(self.cfg.model.nz, from, to, frames, truncation)
+    }
+
     /// Checks a user-supplied latent array and returns its rows: [N, nz], or PyTorch's
     /// [N, nz, 1, 1] as its DCGAN example draws them, every value finite.
     pub fn check_latents(&self, shape: &[usize], values: &[f32]) -> Result<usize, SampleError> {
@@ -177,5 +288,58 @@ impl Sampler {
             });
         }
         out.expect("at least one latent")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_latent_is_the_first_of_its_stream() {
+        let stream = GanRng::new(7, Stream::FixedNoise).normal_vec(3 * 4, 0.0, 1.0);
+        assert_eq!(seed_latent(4, 7, None), stream[..4]);
+        assert_ne!(seed_latent(4, 8, None), stream[..4]);
+        let t = seed_latent(64, 7, Some(0.5));
+        assert!(t.iter().all(|v| v.abs() <= 0.5), "{t:?}");
+        let mut rng = GanRng::new(7, Stream::FixedNoise);
+        assert_eq!(t, crate::nets::biggan::truncated_latents(&mut rng, 64, 0.5));
+    }
+
+    #[test]
+    fn the_class_of_a_seed_cycles_from_the_seed() {
+        assert_eq!((seed_class(7, 10), seed_class(13, 10), seed_class(3, 0)), (Some(7), Some(3), None));
+        // Consecutive seeds from s are the Cycle layout starting at s.
+        let run: Vec<u32> = (25..40).filter_map(|s| seed_class(s, 10)).collect();
+        assert_eq!(run, class_labels(15, 10, ClassLayout::Cycle { start: 25 }));
+    }
+
+    #[test]
+    fn interpolation_runs_from_one_seed_to_the_other() {
+        let (a, b) = (seed_latent(3, 1, None), seed_latent(3, 2, None));
+        let z = interpolation_latents(3, 1, 2, 5, None);
+        assert_eq!(z.len(), 15);
+        assert_eq!((&z[..3], &z[12..]), (&a[..], &b[..]));
+        for i in 0..3 {
+            assert!((z[6 + i] - (a[i] + b[i]) / 2.0).abs() < 1e-6);
+        }
+        assert_eq!(interpolation_latents(3, 1, 2, 1, None), a);
+    }
+
+    #[test]
+    fn seed_lists_parse_ranges_and_refuse_bad_input() {
+        let s: SeedList = "0-3, 7,10-12".parse().unwrap();
+        assert_eq!(s.iter().collect::<Vec<_>>(), [0, 1, 2, 3, 7, 10, 11, 12]);
+        assert_eq!(s.len(), 8);
+        let big: SeedList = "0-9999999999".parse().unwrap();
+        assert_eq!((big.len(), big.iter().nth(5)), (10_000_000_000, Some(5)));
+        let err = |t: &str| t.parse::<SeedList>().unwrap_err().to_string();
+        assert_eq!(err("5-2"), "seed range 5-2 runs backwards: write it as 2-5");
+        assert!(err("abc").starts_with("'abc' is not a seed"), "{}", err("abc"));
+        assert!(err("1,,2").starts_with("'' is not a seed"), "{}", err("1,,2"));
+        assert!(err("-3").starts_with("'' is not a seed"));
+        assert!(err("").starts_with("no seeds given"));
+        assert_eq!(err("0-5,3"), "seed 3 is named twice");
+        assert_eq!(err("4,4"), "seed 4 is named twice");
     }
 }
