@@ -12,12 +12,17 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Writes `path` atomically with `write`, which gets the temporary file.
+pub fn write_atomic_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}{ATOMIC_TMP}{}", std::process::id()));
     let written = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -27,6 +32,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     written?;
     sync_dir(dir)
+}
+
+/// Writes a zip of `files` (name, bytes) to `path` atomically. Every entry is stored, not
+/// deflated (PNG and float tensors gain next to nothing), dated 1980-01-01, the zip epoch (the
+/// same files make the same bytes), with its data starting at a multiple of `align` bytes in
+/// the file (1: packed).
+pub fn write_zip(path: &Path, files: impl Iterator<Item = (String, Vec<u8>)>, align: u16) -> std::io::Result<()> {
+    write_atomic_with(path, |file| {
+        let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default())
+            .with_alignment(align);
+        for (name, data) in files {
+            zip.start_file(name, options).map_err(std::io::Error::other)?;
+            zip.write_all(&data)?;
+        }
+        zip.finish().map_err(std::io::Error::other)?.flush()
+    })
 }
 
 /// What `write_atomic` puts between a file's name and the writing process's id in the name of

@@ -5,10 +5,10 @@
 //! state can be written into a checkpoint so that a resumed run draws exactly what an
 //! uninterrupted one would have.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use chacha20::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Independent streams derived from the run seed, so that e.g. changing the batch size does
 /// not change the initial weights.
@@ -25,8 +25,53 @@ pub enum Stream {
 }
 
 /// A serializable random generator.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct GanRng(ChaCha8Rng);
+
+// The chacha20 crate's generator is not Clone (it zeroizes its key on drop): a copy is rebuilt
+// from the state, as a checkpoint rebuilds it.
+impl Clone for GanRng {
+    fn clone(&self) -> Self {
+        Self(ChaChaState::of(&self.0).rng())
+    }
+}
+
+/// The state of a ChaCha stream as checkpoints store it: the format of rand_chacha 0.9, which
+/// ganforge used before rand 0.10 (whose ChaCha, the chacha20 crate's, has no serde), so that
+/// the checkpoints of either version load and continue the same stream.
+#[derive(Serialize, Deserialize)]
+struct ChaChaState {
+    seed: [u8; 32],
+    stream: u64,
+    /// Position in the stream, in 32-bit words.
+    word_pos: u128,
+}
+
+impl ChaChaState {
+    fn of(rng: &ChaCha8Rng) -> Self {
+        Self { seed: rng.get_seed(), stream: rng.get_stream(), word_pos: rng.get_word_pos() }
+    }
+
+    fn rng(&self) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::from_seed(self.seed);
+        // set_stream resets the position: it goes first.
+        rng.set_stream(self.stream);
+        rng.set_word_pos(self.word_pos);
+        rng
+    }
+}
+
+impl Serialize for GanRng {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChaChaState::of(&self.0).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for GanRng {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self(ChaChaState::deserialize(d)?.rng()))
+    }
+}
 
 impl GanRng {
     pub fn new(seed: u64, stream: Stream) -> Self {
