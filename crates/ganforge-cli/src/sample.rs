@@ -232,8 +232,7 @@ fn latents(sampler: &Sampler, a: &SampleArgs, n: usize) -> Result<Vec<f32>> {
 /// 10,000 images as Kaggle's dog competition took them, generated 500 at a time; a
 /// conditional G is asked for each class in turn.
 fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -> Result<()> {
-    use ganforge::kaggle::{submission_png, IMAGES};
-    use ganforge::zipfile::write_zip;
+    use ganforge::kaggle::{submission_png, write_submission, IMAGES};
     let z = latents(sampler, a, IMAGES)?;
     let (nz, classes) = (sampler.cfg.model.nz, sampler.cfg.model.classes);
     let labels: Option<Vec<u32>> = match (a.class, classes) {
@@ -250,7 +249,7 @@ fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -
         let images = sampler.generate(&z[start * nz..end * nz], labels.as_ref().map(|l| &l[start..end]));
         (0..images.n).map(move |i| (format!("{:05}.png", start + i), submission_png(&images, i))).collect::<Vec<_>>()
     });
-    write_zip(zip, files).with_context(|| format!("writing {}", zip.display()))?;
+    write_submission(zip, files).with_context(|| format!("writing {}", zip.display()))?;
     println!("{}", zip.display());
     eprintln!("{IMAGES} images (64x64 RGB PNG) from {}", sampler.checkpoint.display());
     Ok(())

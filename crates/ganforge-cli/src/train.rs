@@ -63,6 +63,12 @@ pub struct TrainArgs {
     /// few timed steps, and stop: no run folder, nothing written.
     #[arg(long, conflicts_with_all = ["resume", "dashboard"])]
     dry_run: bool,
+    /// Fine-tune: start a new run (step 0, fresh optimizers) from the weights of a run folder
+    /// (its last good checkpoint), a checkpoint folder (G, D and G's average) or a generator
+    /// file (G only; D starts random). The config must build the same networks. Recorded as
+    /// train.init_from in the new run.
+    #[arg(long, value_name = "RUN_OR_FILE", conflicts_with = "resume")]
+    init_from: Option<PathBuf>,
 }
 
 /// Progress bar on a terminal; a line every 5% otherwise (logs, CI).
@@ -227,7 +233,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 sets.push(format!("seed={s}"));
             }
             sets.extend(a.sets.iter().cloned());
-            GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &sets)?
+            let mut cfg = GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &sets)?;
+            if let Some(from) = &a.init_from {
+                // Set directly rather than through --set: a path needs no TOML quoting.
+                cfg.train.init_from = ganforge::fsutil::OptionalPath::new(from.to_string_lossy());
+            }
+            cfg
         }
     };
     if a.dry_run {

@@ -799,3 +799,40 @@ fn a_time_budget_stops_with_a_checkpoint_and_resumes() {
     fails_with(&["train", "--time", "0s"], "no time at all");
     fails_with(&["train", "--time", "5x"], "is not a duration");
 }
+
+/// `train --init-from`: a new run from a run's last checkpoint (G and D) or from an exported
+/// model file (G only, said on stderr); other shapes are one line naming the tensor and both
+/// shapes; --resume continues a run in place, so the two do not go together.
+#[test]
+fn train_init_from_fine_tunes_into_a_new_run() {
+    let out = tempfile::tempdir().unwrap();
+    let source = train_tiny(out.path(), "2");
+    let fine_tune = |from: &Path, extra: &[&str]| {
+        let mut args = vec!["train", "--out", out.path().to_str().unwrap(), "--steps", "2", "--init-from", from.to_str().unwrap()];
+        args.extend_from_slice(TINY);
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let run_with = |args: Vec<String>| ganforge(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let o = run_with(fine_tune(&source, &[]));
+    assert!(o.ok, "{}", o.stderr);
+    let ckpt = std::fs::canonicalize(source.join("checkpoints/step_000002")).unwrap();
+    assert!(o.stderr.contains(&format!("fine-tuning from {}: G and D;", ckpt.display())), "{}", o.stderr);
+    let run = PathBuf::from(o.stdout.lines().last().unwrap());
+    assert!(run.ends_with("00001-mnist") && run.join("checkpoints/step_000002").is_dir(), "{run:?}");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains(&format!("init_from = \"{}\"", ckpt.display())), "{config}");
+
+    let hf = out.path().join("hf");
+    let o = ganforge(&["export", "--run", source.to_str().unwrap(), "--format", "hf", "--out", hf.to_str().unwrap()]);
+    assert!(o.ok, "{}", o.stderr);
+    let o = run_with(fine_tune(&hf.join("model.safetensors"), &[]));
+    assert!(o.ok, "{}", o.stderr);
+    assert!(o.stderr.contains("G only (a generator file holds no D), so D starts from random weights"), "{}", o.stderr);
+
+    let wider = fine_tune(&source, &["--set", "dcgan.ngf=16"]);
+    fails_with(&wider.iter().map(String::as_str).collect::<Vec<_>>(), "'blocks.0.bn.beta' has shape [8] in the file, [16] in the model");
+    let s = source.to_str().unwrap();
+    fails_with(&["train", "--init-from", s, "--resume", s], "'--init-from <RUN_OR_FILE>' cannot be used with '--resume <RUN_DIR>'");
+}

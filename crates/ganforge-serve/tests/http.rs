@@ -285,3 +285,28 @@ fn concurrent_requests_are_batched_into_fewer_generator_calls() {
     let calls = server.generator_calls() - before;
     assert!(calls < 16, "16 concurrent requests took {calls} generator calls: no batching");
 }
+
+/// `/api/generate?seed=123&n=4` on the old run fixture makes the images commit 2340d05 made
+/// (rand 0.9, rand_chacha 0.9, rand_distr 0.5, before the upgrade to burn's rand 0.10): the
+/// fixture PNG is that commit's grid for seed 123 (see ganforge's tests/seeds_pinned.rs). G's
+/// float kernels may round a pixel one level differently on another CPU, never more.
+#[test]
+fn a_seed_makes_the_image_it_made_before_the_rand_upgrade() {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ganforge/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("00000-mnist");
+    std::fs::create_dir_all(run.join("checkpoints/step_000004")).unwrap();
+    std::fs::copy(fixtures.join("old_run_c47ce6c/config.toml"), run.join("config.toml")).unwrap();
+    for f in std::fs::read_dir(fixtures.join("old_run_c47ce6c/checkpoints/step_000004")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, run.join("checkpoints/step_000004").join(f.file_name().unwrap())).unwrap();
+    }
+    let server = common::serve(&run);
+    let got = get(&format!("http://{}", server.addr), "/api/generate?seed=123&n=4");
+    assert_eq!(got.status, 200);
+    let got = image::load_from_memory(&got.body).unwrap().to_rgb8();
+    let want = image::open(fixtures.join("seed_123_old_run_c47ce6c.png")).unwrap().to_rgb8();
+    assert_eq!(got.dimensions(), want.dimensions());
+    let worst = got.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    assert!(worst <= 1, "seed 123's grid differs from commit 2340d05's by up to {worst} levels");
+}

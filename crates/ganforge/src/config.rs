@@ -115,6 +115,12 @@ pub struct TrainConfig {
     /// Images in each sample grid (the fixed latent batch).
     #[config(default = 64)]
     pub grid_images: usize,
+    /// Weights this run started from (`ganforge train --init-from`, fine-tuning): the absolute
+    /// path of the checkpoint folder or generator file they were read from; empty (the
+    /// default): its seed's random weights. Read once, when the run starts: `--resume`
+    /// continues from the run's own checkpoints.
+    #[config(default = "OptionalPath::default()")]
+    pub init_from: OptionalPath,
 }
 
 /// Evaluation during training and the live doctor.

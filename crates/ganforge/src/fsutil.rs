@@ -96,6 +96,23 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Writes a zip of `files` (name, bytes) to `path` atomically. Every entry is stored, not
+/// deflated (PNG and float tensors gain next to nothing), dated 1980-01-01, the zip epoch (the
+/// same files make the same bytes), with its data starting at a multiple of `align` bytes in
+/// the file (1: packed).
+pub fn write_zip(path: &Path, files: impl Iterator<Item = (String, Vec<u8>)>, align: u16) -> std::io::Result<()> {
+    let mut zip = zip::ZipWriter::new(AtomicFile::create(path)?);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        .with_alignment(align);
+    for (name, data) in files {
+        zip.start_file(name, options).map_err(std::io::Error::other)?;
+        zip.write_all(&data)?;
+    }
+    zip.finish().map_err(std::io::Error::other)?.commit()
+}
+
 /// What `write_atomic` puts between a file's name and the writing process's id in the name of
 /// its temporary (`.config.toml.tmp-1234`).
 pub const ATOMIC_TMP: &str = ".tmp-";

@@ -2,18 +2,21 @@
 //! accepted: one zip file `images.zip` holding 10,000 PNG images of 64x64 RGB at its top level.
 //! Images of another size or of one channel are brought to 64x64 RGB (bilinear).
 //!
-//! The zip is written by [`crate::zipfile::write_zip`] (stored entries: PNG is already compressed).
+//! The zip is written by [`write_submission`] (stored entries: PNG is already compressed).
 
 use image::imageops::FilterType;
 
 use crate::image_io::ImageBatch;
-#[cfg(test)]
-use crate::zipfile::write_zip;
 
 /// Images in a submission.
 pub const IMAGES: usize = 10_000;
 /// Their side.
 pub const SIZE: u32 = 64;
+
+/// Writes the submission zip of `pngs` (file name, PNG bytes) to `path`, atomically.
+pub fn write_submission(path: &std::path::Path, pngs: impl Iterator<Item = (String, Vec<u8>)>) -> std::io::Result<()> {
+    crate::fsutil::write_zip(path, pngs, 1)
+}
 
 /// Image `i` of `batch` as a 64x64 RGB PNG.
 pub fn submission_png(batch: &ImageBatch, i: usize) -> Vec<u8> {
@@ -33,7 +36,7 @@ mod tests {
         let batch =
             ImageBatch { values: (0..3 * 256).map(|i| (i % 256) as f32 / 127.5 - 1.0).collect(), n: 3, channels: 1, height: 16, width: 16 };
         let zip_path = dir.path().join("images.zip");
-        write_zip(&zip_path, (0..3).map(|i| (format!("{i:05}.png"), submission_png(&batch, i)))).unwrap();
+        write_submission(&zip_path, (0..3).map(|i| (format!("{i:05}.png"), submission_png(&batch, i)))).unwrap();
         let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
         assert_eq!(archive.len(), 3);
         for i in 0..3 {

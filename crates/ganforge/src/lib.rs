@@ -2,7 +2,7 @@
 //!
 //! The modules form layers; each imports only those above it in this list (checked by
 //! tests/layering.rs):
-//! - plumbing: [`fsutil`], [`rng`], [`alloc`], [`device`], [`zipfile`], file formats [`npy`],
+//! - plumbing: [`fsutil`], [`rng`], [`alloc`], [`device`], file formats [`npy`],
 //!   [`pth`], [`image_io`], [`tensorboard`] (event files), and [`params`] (named tensors and
 //!   their safetensors files);
 //! - [`metrics`]: the metrics as pure functions on features, and their registry;
@@ -50,6 +50,5 @@ pub mod sample;
 pub mod tensorboard;
 pub mod toy2d;
 pub mod train;
-pub mod zipfile;
 
 pub use burn;

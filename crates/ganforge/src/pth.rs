@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use burn::tensor::{bf16, f16};
 use pytorch_reader::{DType, PytorchReader};
 
 use crate::params::HostTensor;
@@ -44,8 +45,8 @@ pub fn read(path: &Path) -> Result<StateDict, PthError> {
         let values: Vec<f32> = match t.dtype() {
             DType::F32 => bytes()?.chunks_exact(4).map(|b| f32::from_ne_bytes([b[0], b[1], b[2], b[3]])).collect(),
             DType::F64 => bytes()?.chunks_exact(8).map(|b| f64::from_ne_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
-            DType::F16 => bytes()?.chunks_exact(2).map(|b| half_to_f32(u16::from_ne_bytes([b[0], b[1]]))).collect(),
-            DType::BF16 => bytes()?.chunks_exact(2).map(|b| f32::from_bits((u16::from_ne_bytes([b[0], b[1]]) as u32) << 16)).collect(),
+            DType::F16 => bytes()?.chunks_exact(2).map(|b| f16::from_ne_bytes([b[0], b[1]]).to_f32()).collect(),
+            DType::BF16 => bytes()?.chunks_exact(2).map(|b| bf16::from_ne_bytes([b[0], b[1]]).to_f32()).collect(),
             _ => {
                 out.integers.insert(name.clone());
                 continue;
@@ -57,24 +58,6 @@ pub fn read(path: &Path) -> Result<StateDict, PthError> {
         out.floats.insert(name.clone(), HostTensor { shape: t.shape().to_vec(), values });
     }
     Ok(out)
-}
-
-/// IEEE half to single precision.
-fn half_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let frac = (h & 0x3ff) as u32;
-    let bits = match exp {
-        0 if frac == 0 => sign,
-        // Subnormal: value = frac * 2^-24.
-        0 => {
-            let v = frac as f32 * 2f32.powi(-24);
-            return if sign != 0 { -v } else { v };
-        }
-        0x1f => sign | 0x7f80_0000 | (frac << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
-    };
-    f32::from_bits(bits)
 }
 
 /// A tensor to write: f32 values, or an int64 one (a batch norm's `num_batches_tracked`).
@@ -97,7 +80,9 @@ pub fn write(path: &Path, tensors: &[(String, PthTensor)]) -> Result<(), PthErro
         files.push((format!("{root}/data/{key}"), bytes));
     }
     files.push((format!("{root}/version"), b"3\n".to_vec()));
-    crate::zipfile::write_zip(path, files.into_iter()).map_err(|source| PthError::Write { path: path.to_path_buf(), source })
+    // torch.save starts every record's data at a multiple of 64 bytes, so that
+    // torch.load(mmap=True) can map each storage in place; the same here.
+    crate::fsutil::write_zip(path, files.into_iter(), 64).map_err(|source| PthError::Write { path: path.to_path_buf(), source })
 }
 
 /// The pickle of an `OrderedDict` of tensors, storage `i` holding tensor `i`.
@@ -197,15 +182,26 @@ mod tests {
         assert_eq!(back.floats["scalar"], b);
         assert!(back.integers.contains("main.1.num_batches_tracked"));
         assert_eq!(back.floats.len(), 2);
+        // As torch.save lays them out: stored, each record's data 64-byte aligned (what
+        // torch.load(mmap=True) maps in place; checked with PyTorch 2.15, weights_only and mmap).
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(&path).unwrap()).unwrap();
+        for i in 0..zip.len() {
+            let f = zip.by_index(i).unwrap();
+            assert_eq!(f.compression(), zip::CompressionMethod::Stored);
+            let start = f.data_start().unwrap();
+            assert_eq!(start % 64, 0, "{:?} starts at {start}", f.name());
+        }
     }
 
+    /// tests/fixtures/half.pth holds float16 and bfloat16 tensors written by torch.save
+    /// (tests/fixtures/half_pth_reference.py): normal, negative, inexact and subnormal values.
     #[test]
-    fn half_precision_values() {
-        assert_eq!(half_to_f32(0x3c00), 1.0);
-        assert_eq!(half_to_f32(0xc000), -2.0);
-        assert_eq!(half_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(half_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(half_to_f32(0x7c00), f32::INFINITY);
+    fn half_precision_tensors_read_as_their_values() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/half.pth");
+        let sd = read(&path).unwrap();
+        assert_eq!(sd.floats["f16"].values, vec![1.0, -2.0, 0.333_251_95, 2f32.powi(-24), 65504.0]);
+        assert_eq!(sd.floats["bf16"].values, vec![1.0, -2.0, 0.333_984_38, 2f32.powi(-126), 3.389_531_4e38]);
+        assert_eq!(sd.floats["f16"].shape, vec![5]);
     }
 
     #[test]

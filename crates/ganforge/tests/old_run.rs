@@ -21,6 +21,8 @@ use ganforge::run::{EvalReport, RunDir};
 use ganforge::sample::Sampler;
 use ganforge::train::{train, Quiet, TrainOptions};
 
+mod common;
+
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/old_run_c47ce6c")
 }
@@ -87,8 +89,40 @@ fn an_old_run_samples_resumes_and_is_examined() {
     train(cfg, opts, &mut Quiet).unwrap();
     let log = RunDir::open(&path).unwrap().log().unwrap();
     assert_eq!(log.steps.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
+    resumed_as_at_commit_2340d05(&path, &device);
     assert_eq!(log.evals.iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![2, 4, 6], "old and new evaluations in one log");
 
     let exam = ganforge::doctor::examine_run(&path, &device).unwrap();
     assert!(exam.notes.iter().any(|n| n.contains("samples are judged from step 500")), "{:?}", exam.notes);
 }
+
+/// The resumed run continues the old checkpoint's streams exactly as commit 2340d05 (rand 0.9,
+/// rand_chacha 0.9, rand_distr 0.5, before the upgrade to burn's rand 0.10) continued them: the
+/// values and the image fixture below were made by that commit's code. The stream position is
+/// exact; weights and images go through float kernels, so they are compared with a tolerance
+/// far below what one other draw of latents or batch order changes.
+fn resumed_as_at_commit_2340d05(run: &Path, device: &Device) {
+    let ckpt = run.join("checkpoints/step_000006");
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(ckpt.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["rng"].to_string(), PIN_RESUMED_RNG);
+    let files = [("g.safetensors", PIN_RESUMED_G), ("d.safetensors", PIN_RESUMED_D), ("g_ema.safetensors", PIN_RESUMED_G_EMA)];
+    let got: Vec<[f64; 3]> =
+        files.iter().map(|(f, _)| common::fingerprint(&ganforge::params::read_safetensors(&ckpt.join(f)).unwrap())).collect();
+    for ((file, pin), got) in files.iter().zip(&got) {
+        for (g, p) in got.iter().zip(pin) {
+            assert!((g - p).abs() <= 1e-5 * p.abs().max(1.0), "{file}: {got:?}, commit 2340d05 made {pin:?}");
+        }
+    }
+    let s = Sampler::load(run, None, device).unwrap();
+    let grid = s.generate(&s.latents(4, 123), None).grid(2);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed_123_old_run_c47ce6c_resumed_6.png");
+    let want = image::open(&fixture).unwrap().to_rgb8();
+    let worst = grid.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+    assert!(grid.dimensions() == want.dimensions() && worst <= 1, "the resumed run's images differ by up to {worst} levels");
+}
+
+// Printed by commit 2340d05's code.
+const PIN_RESUMED_RNG: &str = r#"{"seed":[164,143,161,123,88,50,61,10,234,184,161,204,105,1,20,184,43,140,200,117,24,180,247,84,141,68,110,161,228,223,32,242],"stream":2,"word_pos":1368}"#;
+const PIN_RESUMED_G: [f64; 3] = [36.523391979737426, 32.697724561888016, 0.39410983390735055];
+const PIN_RESUMED_D: [f64; 3] = [19.043118001711264, 17.31036679912236, 0.8297104906014283];
+const PIN_RESUMED_G_EMA: [f64; 3] = [36.61675542821058, 32.69502387354317, 0.3178764808694723];

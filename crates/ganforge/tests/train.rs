@@ -628,3 +628,97 @@ fn a_partial_metrics_line_survives_a_resume() {
     let log = MetricsLog::read(&run.join("metrics.jsonl")).unwrap();
     assert_eq!(log.steps.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
 }
+
+/// Fine-tuning's source run: 4 tiny steps keeping G's moving average, checkpoints at 2 and 4.
+fn fine_tuning_source(out: &Path) -> std::path::PathBuf {
+    train(tiny(&["train.g_ema=0.9", "seed=7"]), opts(out, None), &mut Quiet).unwrap().path
+}
+
+/// `cfg`'s freshly built networks, loaded from `source` as a fine-tuned run's step 0.
+fn init_from(source: &Path, cfg: &GanConfig) -> Result<ganforge::train::init::Init, String> {
+    let src = ganforge::train::init::InitSource::resolve(source).map_err(|e| e.to_string())?;
+    let (g, d) = ganforge::nets::build(&cfg.families(), cfg.seed, &Device::flex());
+    ganforge::train::init::load(&src, cfg, g, d).map_err(|e| e.to_string())
+}
+
+/// `--init-from RUN`: at step 0 the new run's G, D and G's average are the tensors of the
+/// source's last checkpoint, every one of them (batch-norm statistics too).
+#[test]
+fn init_from_a_run_starts_from_its_last_checkpoint() {
+    let out = tempfile::tempdir().unwrap();
+    let source = fine_tuning_source(out.path());
+    let ckpt = source.join("checkpoints/step_000004");
+    let init = init_from(&source, &tiny(&["train.g_ema=0.99"])).unwrap();
+    use ganforge::params::named_tensors;
+    assert_eq!(named_tensors(&init.g), read_safetensors(&ckpt.join("g.safetensors")).unwrap());
+    assert_eq!(named_tensors(&init.d), read_safetensors(&ckpt.join("d.safetensors")).unwrap());
+    let ema = init.g_ema.expect("both runs keep an average");
+    assert_eq!(named_tensors(&ema), read_safetensors(&ckpt.join("g_ema.safetensors")).unwrap());
+    assert!(init.message.contains("G, D and G's moving average"), "{}", init.message);
+    // A new run without an average takes none; a checkpoint folder names itself.
+    let init = init_from(&source.join("checkpoints/step_000002"), &tiny(&[])).unwrap();
+    assert!(init.g_ema.is_none() && init.message.contains("step_000002: G and D;"), "{}", init.message);
+}
+
+/// A generator file holds G alone: G is the file's, D the new run's random one, and the
+/// message says so.
+#[test]
+fn init_from_a_generator_file_takes_g_and_leaves_d_fresh() {
+    let out = tempfile::tempdir().unwrap();
+    let source = fine_tuning_source(out.path());
+    let file = source.join("checkpoints/step_000004/g_ema.safetensors");
+    let cfg = tiny(&["seed=3"]);
+    let init = init_from(&file, &cfg).unwrap();
+    use ganforge::params::named_tensors;
+    assert_eq!(named_tensors(&init.g), read_safetensors(&file).unwrap());
+    let (_, fresh_d) = ganforge::nets::build(&cfg.families(), cfg.seed, &Device::flex());
+    assert_eq!(named_tensors(&init.d), named_tensors(&fresh_d));
+    assert!(init.message.contains("G only") && init.message.contains("D starts from random weights"), "{}", init.message);
+}
+
+/// Other shapes or another architecture: one line naming the tensor and both shapes, or both
+/// architectures.
+#[test]
+fn init_from_refuses_networks_of_another_shape_or_architecture() {
+    let out = tempfile::tempdir().unwrap();
+    let source = fine_tuning_source(out.path());
+    let e = init_from(&source, &tiny(&["dcgan.ngf=16"])).err().unwrap();
+    assert!(e.contains("'blocks.0.bn.beta' has shape [8] in the file, [16] in the model") && e.contains("Fine-tuning keeps"), "{e}");
+    let e = init_from(&source.join("checkpoints/step_000004/g.safetensors"), &tiny(&["model.image_size=32"])).err().unwrap();
+    assert!(e.contains("has shape") && e.contains("in the file") && !e.contains('\n'), "{e}");
+    let e = init_from(&source, &tiny(&["model.arch=fc"])).err().unwrap();
+    assert!(e.contains(r#"its networks are model.arch = "dcgan", the new run's config builds "fc""#), "{e}");
+    let e = init_from(&out.path().join("nowhere"), &tiny(&[])).err().unwrap();
+    assert!(e.contains("no such file or folder"), "{e}");
+}
+
+/// End to end: a new numbered folder whose config records the checkpoint it started from,
+/// trained on from the source's weights; resumed, it continues from its own checkpoints (the
+/// source may be gone) exactly as one session would have.
+#[test]
+fn a_fine_tuned_run_is_a_new_run_that_resumes_from_its_own_checkpoints() {
+    let out = tempfile::tempdir().unwrap();
+    let source = fine_tuning_source(out.path());
+    let copy = out.path().join("source-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in ["config.toml", "checkpoints"] {
+        assert!(std::process::Command::new("cp").arg("-a").arg(source.join(f)).arg(&copy).status().unwrap().success());
+    }
+    let cfg = |from: &Path, steps: u64| tiny(&[&format!("train.init_from={}", from.display()), &format!("train.steps={steps}")]);
+    let whole = train(cfg(&source, 4), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert!(whole.ends_with("00001-mnist"), "{whole:?}");
+    let recorded = GanConfig::load(&whole.join("config.toml")).unwrap().train.init_from.get().unwrap();
+    assert_eq!(recorded, std::fs::canonicalize(source.join("checkpoints/step_000004")).unwrap());
+    assert_eq!(metrics(&whole).iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4], "a new run counts from step 0");
+    // Trained on: moved from the source's weights, by a few Adam steps of 2e-4 each, where
+    // random weights would be ~0.02 away.
+    let (src, now) = (final_weights(&source, "g.safetensors"), final_weights(&whole, "g.safetensors"));
+    let moved = src.iter().zip(&now).filter(|(s, _)| s.0.contains("weight")).flat_map(|(s, n)| s.1.iter().zip(&n.1).map(|(a, b)| (a - b).abs()));
+    let most = moved.fold(0f32, f32::max);
+    assert!(most > 0.0 && most < 5e-3, "largest change of a weight: {most}");
+
+    let part = train(cfg(&copy, 2), opts(out.path(), None), &mut Quiet).unwrap().path;
+    std::fs::remove_dir_all(&copy).unwrap();
+    train(cfg(&copy, 4), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
+    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors"]);
+}

@@ -2,6 +2,7 @@
 //! grids, evaluation, the live doctor, checkpoints), and the loop below that ties them to the
 //! data loader. The run folder's format itself lives in [`crate::run`].
 
+pub mod init;
 pub mod plan;
 pub mod step;
 pub mod watch;
@@ -38,6 +39,8 @@ pub enum TrainError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
+    #[error(transparent)]
+    Init(#[from] init::InitError),
     #[error("evaluation during training: {0}")]
     Eval(#[from] crate::eval::EvalError),
     #[error("{path}: {source}")]
@@ -108,6 +111,10 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
     check_memory(&cfg, &opts.device)?;
+    if opts.resume.is_none() {
+        // Before the data is opened: a wrong source is an error at once, not after caching.
+        record_init_source(&mut cfg)?;
+    }
     let source = open_data(&mut cfg, obs)?;
     let Start { run, mut state, mut gan, mut g_ema, resumed_at } = start(&cfg, &opts, &device, obs)?;
     let t = &cfg.train;
@@ -198,6 +205,17 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     Ok(run)
 }
 
+/// Resolves `train.init_from` (a run folder, checkpoint folder or generator file) to the
+/// absolute path of the weights it names, so that the new run's config says exactly where it
+/// started.
+fn record_init_source(cfg: &mut GanConfig) -> Result<(), TrainError> {
+    if let Some(path) = cfg.train.init_from.get() {
+        let source = init::InitSource::resolve(&path)?;
+        cfg.train.init_from = crate::fsutil::OptionalPath::new(source.path().to_string_lossy());
+    }
+    Ok(())
+}
+
 /// Opens the dataset, checks its classes against the run's, records them in the config, and
 /// puts the image cache in front when the config asks for it.
 fn open_data(cfg: &mut GanConfig, obs: &mut dyn Observer) -> Result<Arc<dyn Source>, TrainError> {
@@ -284,11 +302,12 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
     let fresh =
         || TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
     let Some(path) = &opts.resume else {
+        let (g, d, g_ema) = initial_weights(cfg, g, d, obs)?;
         let run = RunDir::create(&opts.out, &run_name(cfg))?;
         // At once, so that a run killed from here on is a run folder that --resume takes.
         crate::fsutil::write_atomic(&run.config_path(), cfg.to_toml().as_bytes())
             .map_err(|source| TrainError::Io { path: run.config_path(), source })?;
-        return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema: None, resumed_at: None });
+        return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema, resumed_at: None });
     };
     let run = RunDir::open(path)?;
     let stale = run.remove_stale_temporaries()?;
@@ -301,7 +320,9 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
             // Killed before its first checkpoint: nothing to continue, so the run starts over in
             // its own folder with its own config, exactly as it first started.
             obs.message(&format!("{} has no checkpoint yet: training it from step 0", run.path.display()));
-            return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema: None, resumed_at: Some(0) });
+            // Only here does a resumed run read its train.init_from again: it starts over.
+            let (g, d, g_ema) = initial_weights(cfg, g, d, obs)?;
+            return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema, resumed_at: Some(0) });
         }
         Err(e) => return Err(e.into()),
     };
@@ -310,6 +331,21 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
     obs.message(&format!("resuming from {} (step {})", ckpt.display(), state.step));
     let resumed_at = Some(state.step);
     Ok(Start { run, state, gan: Gan { g, d, opt_g, opt_d }, g_ema, resumed_at })
+}
+
+/// The networks at step 0: `cfg`'s random ones (`g`, `d`), or those of `train.init_from`.
+fn initial_weights(
+    cfg: &GanConfig,
+    g: Generator,
+    d: nets::Discriminator,
+    obs: &mut dyn Observer,
+) -> Result<(Generator, nets::Discriminator, Option<Generator>), TrainError> {
+    let Some(path) = cfg.train.init_from.get() else {
+        return Ok((g, d, None));
+    };
+    let init = init::load(&init::InitSource::resolve(&path)?, cfg, g, d)?;
+    obs.message(&init.message);
+    Ok((init.g, init.d, init.g_ema))
 }
 
 /// One step's real batches and randomness: n_critic batches, each with its own draw of

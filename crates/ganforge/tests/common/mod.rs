@@ -43,3 +43,16 @@ pub fn test_cache() -> String {
 pub fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
     TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume, stop: Arc::new(AtomicBool::new(false)) }
 }
+
+/// FNV-1a over 64-bit words: one number that pins a whole sequence of exact values.
+pub fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {
+    words.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, w| (h ^ w).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Float tensors' sum, sum of squares and alternating-sign sum: a fingerprint that tolerates
+/// the last-bit differences of another CPU's kernels (compare with a relative tolerance) but
+/// not another draw of the random streams, which moves each weight by a learning rate.
+pub fn fingerprint(tensors: &std::collections::BTreeMap<String, ganforge::params::HostTensor>) -> [f64; 3] {
+    let values = tensors.values().flat_map(|t| t.values.iter().map(|&v| v as f64));
+    values.enumerate().fold([0.0; 3], |[s, q, a], (i, v)| [s + v, q + v * v, a + if i % 2 == 0 { v } else { -v }])
+}
