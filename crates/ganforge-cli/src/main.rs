@@ -37,7 +37,8 @@ enum Command {
   ganforge train --preset mnist64 --steps 20000    # the classic DCGAN setup, 64x64
   ganforge train --data folder:~/pictures --set model.channels=3 --set model.image_size=64
   ganforge train --set train.lr_d=1e-4 --set tricks.soft_labels=true
-  ganforge train --resume runs/00003-mnist --steps 4000   # continue a run in place")]
+  ganforge train --resume runs/00003-mnist --steps 4000   # continue a run in place
+  ganforge train --init-from runs/00003-mnist --data folder:~/digits --steps 500   # fine-tune into a new run")]
     Train(train::TrainArgs),
     /// Generate images from a trained run.
     #[command(after_help = "Examples:
