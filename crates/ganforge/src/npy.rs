@@ -332,7 +332,8 @@ mod tests {
         f8[at + 2] = b'8';
         let e = decode(Path::new("x"), &f8).unwrap_err().to_string();
         assert!(e.contains("'<f8' is not supported"), "{e}");
-        assert_eq!(decode_f64(Path::new("x"), &f8).unwrap().values, vec![0.0]);
+        let f8 = [header("'<f8'", &[1]), 0.5f64.to_le_bytes().to_vec()].concat();
+        assert_eq!(decode_f64(Path::new("x"), &f8).unwrap().values, vec![0.5]);
         assert!(decode_u8(Path::new("x"), &encode(&[1], &[0.0])).unwrap_err().to_string().contains("expected '|u1'"));
         let mut short = encode(&[3], &[0.0, 1.0, 2.0]);
         short.pop();
