@@ -10,17 +10,24 @@ use clap::Args;
 use ganforge::config::GanConfig;
 use ganforge::config_docs::{self, KeyInfo};
 
+/// Where a config comes from, as `train` and `config show` take it.
 #[derive(Args)]
-pub struct ShowArgs {
+pub struct ConfigSource {
     /// Preset to start from (see `ganforge presets`); default: mnist.
     #[arg(long)]
-    preset: Option<String>,
+    pub preset: Option<String>,
     /// TOML config file applied on top of the preset.
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Override one config key, e.g. --set train.lr_d=1e-4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
+    pub sets: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    source: ConfigSource,
 }
 
 #[derive(Args)]
@@ -31,9 +38,10 @@ pub struct KeysArgs {
 }
 
 pub fn show(a: ShowArgs) -> Result<()> {
-    let cfg = GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &a.sets)?;
+    let src = &a.source;
+    let cfg = GanConfig::resolve(src.preset.as_deref(), src.config.as_deref(), &src.sets)?;
     // The preset alone, to say which values it set.
-    let name = a.preset.as_deref().unwrap_or("mnist");
+    let name = src.preset.as_deref().unwrap_or("mnist");
     let preset = GanConfig::resolve(Some(name), None, &[])?;
     print!("{}", annotated(&cfg, &preset, name));
     Ok(())

@@ -25,15 +25,8 @@ pub struct TrainArgs {
     /// (default 127.0.0.1:8080): open http://ADDR/dashboard.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     dashboard: Option<std::net::SocketAddr>,
-    /// Preset to start from (see `ganforge presets`); default: mnist.
-    #[arg(long)]
-    preset: Option<String>,
-    /// TOML config file applied on top of the preset.
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Override one config key, e.g. --set train.lr_d=1e-4 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    source: crate::config::ConfigSource,
     /// Dataset: mnist, idx:PATH, folder:DIR, quickdraw:FILE (.npy bitmaps or .ndjson drawings), cifar10:DIR (binary batches) or stanford-dogs:DIR.
     #[arg(long, value_name = "SPEC")]
     data: Option<String>,
@@ -216,7 +209,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let cfg = match &a.resume {
         Some(run) => {
-            if a.preset.is_some() || a.config.is_some() || !a.sets.is_empty() || a.data.is_some() || a.seed.is_some() || a.out.is_some() {
+            if a.source.preset.is_some() || a.source.config.is_some() || !a.source.sets.is_empty() || a.data.is_some() || a.seed.is_some() || a.out.is_some() {
                 bail!("--resume continues a run in place with its own config; only --steps, --epochs, --time and --device may be given with it");
             }
             let run = RunDir::open(run)?;
@@ -232,8 +225,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             if let Some(s) = a.seed {
                 sets.push(format!("seed={s}"));
             }
-            sets.extend(a.sets.iter().cloned());
-            let mut cfg = GanConfig::resolve(a.preset.as_deref(), a.config.as_deref(), &sets)?;
+            sets.extend(a.source.sets.iter().cloned());
+            let mut cfg = GanConfig::resolve(a.source.preset.as_deref(), a.source.config.as_deref(), &sets)?;
             if let Some(from) = &a.init_from {
                 // Set directly rather than through --set: a path needs no TOML quoting.
                 cfg.train.init_from = ganforge::fsutil::OptionalPath::new(from.to_string_lossy());
