@@ -16,12 +16,12 @@ pub struct FidArgs {
     /// The two sets: each a folder of images (searched recursively), a run folder or a generator
     /// .safetensors (its images), a dataset spec (mnist, cifar10:DIR, ...) or a .npz of
     /// statistics (pytorch-fid's mu and sigma). The first plays the generated images' role.
-    #[arg(value_name = "PATH", num_args = 1..=2, required = true)]
+    #[arg(value_name = "PATH", num_args = 2, required = true)]
     paths: Vec<String>,
-    /// Write the statistics (mu, sigma) of the one PATH to OUT.npz, as pytorch-fid's
-    /// --save-stats does, instead of comparing.
-    #[arg(long, value_name = "OUT.npz")]
-    save_stats: Option<PathBuf>,
+    /// Instead of comparing, write the statistics (mu, sigma) of the first PATH to the second,
+    /// an .npz, as pytorch-fid's --save-stats does: `fid --save-stats real/ real.npz`.
+    #[arg(long)]
+    save_stats: bool,
     /// Comma-separated: fid, kid, pr, is, mifid (statistics files allow fid only).
     #[arg(long, default_value = "fid")]
     metrics: String,
@@ -60,12 +60,11 @@ pub fn run(a: FidArgs) -> Result<()> {
         Err(e) => return Err(e).context("--features: not inception, lenet, nor an existing classifier file"),
     };
     let open = |p: &str| Side::open(p, &device).with_context(|| format!("reading {p}"));
-    match (a.paths.len(), &a.save_stats) {
-        (1, Some(_)) | (2, None) => {}
-        (n, Some(_)) => bail!("--save-stats takes one PATH (the set whose statistics to write), got {n}"),
-        (_, None) => bail!("give two PATHs to compare (or one with --save-stats OUT.npz)"),
-    }
-    let sides = a.paths.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
+    let [first, second] = &a.paths[..] else {
+        bail!("give two PATHs: the sets to compare, or with --save-stats the set and the .npz to write")
+    };
+    let inputs = if a.save_stats { std::slice::from_ref(first) } else { &a.paths[..] };
+    let sides = inputs.iter().map(|p| open(p)).collect::<Result<Vec<_>>>()?;
     // Two statistics files need no network (and no weight file).
     let needs_images = sides.iter().any(|s| !matches!(s.set, ImageSet::Stats(_)));
     let ex = Extractors::new(if needs_images { &metrics } else { &[] }, features, a.inception.as_deref(), classifier.as_deref(), &device)?;
@@ -80,7 +79,11 @@ pub fn run(a: FidArgs) -> Result<()> {
         }
     };
 
-    if let Some(out) = &a.save_stats {
+    if a.save_stats {
+        let out = Path::new(second);
+        if out.extension().and_then(|e| e.to_str()) != Some("npz") {
+            bail!("--save-stats writes an .npz: the second PATH must end in .npz, got {second}");
+        }
         let stats = statistics(&sides[0], &opts, &ex, &mut progress)?;
         write_stats(out, &stats).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("statistics of {} images ({}-d features) written to {}", stats.n, stats.mu.len(), out.display());

@@ -517,7 +517,7 @@ fn fid_compares_runs_folders_datasets_and_saved_statistics() {
     // Saved statistics stand for their images.
     let stats = dir.path().join("mnist_test.npz");
     let s = stats.to_str().unwrap();
-    let save = ganforge(&["fid", "--save-stats", s, "mnist-test", "--features", "lenet", "--n", "30"]);
+    let save = ganforge(&["fid", "--save-stats", "mnist-test", s, "--features", "lenet", "--n", "30"]);
     assert!(save.ok && save.stderr.contains("statistics of 30 images (64-d features)"), "{}", save.stderr);
     let from_stats = value(&fid(g, s, &[]));
     assert!((from_stats - value(&of_run)).abs() <= 1e-9 * value(&of_run), "{from_stats} vs {}", value(&of_run));
@@ -528,7 +528,7 @@ fn fid_compares_runs_folders_datasets_and_saved_statistics() {
     let text = ganforge(&["fid", g, s, "--features", "lenet"]);
     assert!(text.ok && text.stdout.starts_with("FID:  "), "{}", text.stdout);
 
-    fails_with(&["fid", g], "give two PATHs");
+    fails_with(&["fid", "--save-stats", g, "out.png", "--features", "lenet"], "must end in .npz");
     fails_with(&["fid", g, s, "--metrics", "kid", "--features", "lenet"], "kid needs the features of both sets");
     fails_with(&["fid", g, "mnist-test"], "--inception FILE");
     fails_with(&["fid", g, "mnist-test", "--features", "bogus"], "not inception, lenet, nor an existing classifier file");
