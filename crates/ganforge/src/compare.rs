@@ -26,7 +26,7 @@ use crate::metrics::registry::{protocol, Fid, Inputs, Metric, MetricResults, Met
 use crate::metrics::{frechet_distance, FeatureStats, MetricError};
 use crate::npy::{self, NpyError};
 use crate::rng::{GanRng, Stream};
-use crate::sample::{class_labels, ClassLayout, SampleError, Sampler};
+use crate::sample::{SampleError, Sampler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
@@ -243,11 +243,7 @@ fn check_memory(sides: &[&Side], opts: &CompareOptions) -> Result<(), CompareErr
 
 fn extract(side: &Side, opts: &CompareOptions, ex: &Extractors, progress: &mut dyn FnMut(&str)) -> Result<Extracted, CompareError> {
     let mut out: Option<Features> = None;
-    let mut add = |f: Option<Features>| match (&mut out, f) {
-        (Some(acc), Some(f)) => acc.push(&f.values, Some(&f.logits)),
-        (acc @ None, f) => *acc = f,
-        _ => {}
-    };
+    let mut add = |f: Option<Features>| Features::append(&mut out, f);
     match &side.set {
         ImageSet::Stats(s) => return Ok(Extracted::Stats(s.clone())),
         ImageSet::Images(source) => {
@@ -272,15 +268,11 @@ fn extract(side: &Side, opts: &CompareOptions, ex: &Extractors, progress: &mut d
         }
         ImageSet::Generator(sampler) => {
             let n = count(side, opts);
-            let z = sampler.latents(n, opts.seed);
-            let nz = sampler.cfg.model.nz;
-            let labels = class_labels(n, sampler.cfg.model.classes, ClassLayout::Cycle { start: 0 });
-            for start in (0..n).step_by(opts.batch_size.max(1)) {
-                let end = (start + opts.batch_size.max(1)).min(n);
-                let images = sampler.generate(&z[start * nz..end * nz], (!labels.is_empty()).then(|| &labels[start..end]));
+            sampler.for_each_generated((n, opts.seed), 0..n, opts.batch_size, |images, done| {
                 add(ex.features(&images)?);
-                progress(&format!("{}: {end} of {n} images generated", side.name));
-            }
+                progress(&format!("{}: {done} of {n} images generated", side.name));
+                Ok::<_, CompareError>(())
+            })?;
         }
     }
     let features = out.ok_or_else(|| CompareError::TooFew { metric: "fid", need: 2, side: side.name.clone(), n: 0 })?;

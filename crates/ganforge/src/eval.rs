@@ -24,7 +24,7 @@ use crate::metrics::MetricError;
 use crate::params::{read_safetensors, safetensors_bytes, HostTensor};
 use crate::rng::{GanRng, Stream};
 pub use crate::run::EvalReport;
-use crate::sample::{class_labels, ClassLayout, Sampler};
+use crate::sample::Sampler;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -208,11 +208,7 @@ struct SetFeatures {
 
 impl SetFeatures {
     fn add(&mut self, f: Option<Features>, p: Option<Vec<u32>>) {
-        match (&mut self.features, f) {
-            (Some(acc), Some(f)) => acc.push(&f.values, Some(&f.logits)),
-            (acc @ None, Some(f)) => *acc = Some(f),
-            _ => {}
-        }
+        Features::append(&mut self.features, f);
         self.preds.extend(p.unwrap_or_default());
     }
 }
@@ -333,18 +329,13 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
     }
     let real = real_features(source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
 
-    // Generated images: a conditional G is asked for each class in turn.
-    let z = sampler.latents(n, opts.seed);
-    let nz = cfg.model.nz;
-    let labels = class_labels(n, cfg.model.classes, ClassLayout::Cycle { start: 0 });
     let mut fake = SetFeatures::default();
-    for start in (0..n).step_by(CHUNK) {
-        let end = (start + CHUNK).min(n);
-        let images = sampler.generate(&z[start * nz..end * nz], (!labels.is_empty()).then(|| &labels[start..end]));
+    sampler.for_each_generated((n, opts.seed), 0..n, CHUNK, |images, done| {
         let (f, p) = ex.run(&images)?;
         fake.add(f, p);
-        progress(&format!("generated images: {end} of {n}"));
-    }
+        progress(&format!("generated images: {done} of {n}"));
+        Ok::<_, EvalError>(())
+    })?;
 
     // Coverage's classes: Stacked MNIST's 1,000 triples on RGB, the classifier's own on grey.
     let classes = if channels == 3 { 1000 } else { classifier_classes };

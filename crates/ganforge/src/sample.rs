@@ -259,6 +259,28 @@ impl Sampler {
         }
     }
 
+    /// The `n` images an evaluation makes from `seed`: the latents of [`Sampler::latents`], a
+    /// conditional G asked for each class in turn ([`ClassLayout::Cycle`] from 0). Images
+    /// `part` of them are generated `chunk` at a time and handed to `each` with the index one
+    /// past the batch's last image. One rule for `eval`, `fid` and their split over processes:
+    /// an image depends on (n, seed, its index) alone.
+    pub fn for_each_generated<E>(
+        &self,
+        (n, seed): (usize, u64),
+        part: std::ops::Range<usize>,
+        chunk: usize,
+        mut each: impl FnMut(ImageBatch, usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let z = self.latents(n, seed);
+        let nz = self.cfg.model.nz;
+        let labels = class_labels(n, self.cfg.model.classes, ClassLayout::Cycle { start: 0 });
+        for start in part.clone().step_by(chunk.max(1)) {
+            let end = (start + chunk.max(1)).min(part.end);
+            each(self.generate(&z[start * nz..end * nz], (!labels.is_empty()).then(|| &labels[start..end])), end)?;
+        }
+        Ok(())
+    }
+
     /// G(z) for host latents `z` ([n * nz]), in chunks. A conditional G takes one class label
     /// per latent; None gives the layout of the run's grids, one class per row. Labels must
     /// have passed `check_labels`.

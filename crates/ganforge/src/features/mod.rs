@@ -113,6 +113,16 @@ impl Features {
         }
     }
 
+    /// Appends `more` (one batch's features, if the extractor gave any) to the set gathered so
+    /// far in `acc`: the one way a set's features are put together, batch by batch.
+    pub fn append(acc: &mut Option<Self>, more: Option<Self>) {
+        match (acc, more) {
+            (Some(acc), Some(f)) => acc.push(&f.values, Some(&f.logits)),
+            (acc @ None, f) => *acc = f,
+            _ => {}
+        }
+    }
+
     /// Class probabilities (softmax of the logits), [n * classes].
     pub fn probs(&self) -> Vec<f32> {
         let Some(c) = self.classes else { return Vec::new() };
