@@ -49,8 +49,8 @@ pub struct EvalArgs {
     device: String,
 }
 
-pub fn run(a: EvalArgs) -> Result<()> {
-    use ganforge::eval::{evaluate, EvalOptions, Extractors, FeatureKind, Metric};
+pub fn run(a: EvalArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
+    use ganforge::eval::{evaluate_in, EvalOptions, Extractors, FeatureKind, Metric};
     let device = parse_device(&a.device)?;
     let opts = EvalOptions {
         metrics: Metric::parse_list(&a.metrics)?,
@@ -67,7 +67,12 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let ex = Extractors::load(&opts, &device)?;
     let quiet = !std::io::stderr().is_terminal();
     let mut last = std::time::Instant::now();
-    let report = evaluate(&sampler, &opts, &ex, &mut |msg| {
+    // Under mpirun every rank extracts a block of the images; rank 0 reports and writes.
+    let root = ranks.is_root();
+    let report = evaluate_in(&*ranks.group, &sampler, &opts, &ex, &mut |msg| {
+        if !root {
+            return;
+        }
         // Counters ("real images: 500 of 10000") are thinned out in logs; other lines always show.
         let counter = msg.contains(" of ");
         if !counter || !quiet || last.elapsed().as_secs() >= 10 {
@@ -75,6 +80,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
             last = std::time::Instant::now();
         }
     })?;
+    let Some(report) = report else { return Ok(()) };
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }

@@ -10,6 +10,7 @@ mod eval;
 mod export;
 mod fid;
 mod presets;
+mod ranks;
 mod report;
 mod sample;
 mod serve;
@@ -184,11 +185,23 @@ fn one_line(e: &anyhow::Error) -> String {
 fn main() -> ExitCode {
     ganforge::alloc::keep_freed_memory();
     let cli = Cli::parse();
+    // Training, sampling and evaluation split their work over `mpirun`'s ranks.
+    let ranks = match &cli.command {
+        Command::Train(_) | Command::Sample(_) | Command::Eval(_) => ranks::Ranks::start(),
+        _ => Ok(ranks::Ranks::solo()),
+    };
+    let ranks = match ranks {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
-        Command::Train(a) => train::run(a),
-        Command::Sample(a) => sample::run(a),
+        Command::Train(a) => train::run(a, &ranks),
+        Command::Sample(a) => sample::run(a, &ranks),
         Command::Export(a) => export::run(a),
-        Command::Eval(a) => eval::run(a),
+        Command::Eval(a) => eval::run(a, &ranks),
         Command::Fid(a) => fid::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Report(a) => report::run(a),
@@ -207,7 +220,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            let rank = if ranks.group.size() > 1 { format!(" on rank {}", ranks.group.rank()) } else { String::new() };
+            eprintln!("error{rank}: {}", one_line(&e));
+            ranks.fail();
             ExitCode::FAILURE
         }
     }

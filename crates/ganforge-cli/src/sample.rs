@@ -11,11 +11,12 @@ use image::codecs::gif::{GifEncoder, Repeat};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use ganforge::device::parse_device;
+use ganforge::dist::Group;
 use ganforge::fsutil::AtomicFile;
 use ganforge::image_io::ImageBatch;
-use ganforge::npy::{Dtype, NpzWriter};
 use ganforge::image_io::{grid_cols, save_png};
 use ganforge::interop::dcgan::{self, TorchDcgan};
+use ganforge::npy::{Dtype, NpzWriter};
 use ganforge::sample::{class_labels, ClassLayout, Sampler, SeedList};
 
 #[derive(Args)]
@@ -130,7 +131,7 @@ fn parse_pair(s: &str) -> Result<(u64, u64), String> {
     Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
 }
 
-pub fn run(a: SampleArgs) -> Result<()> {
+pub fn run(a: SampleArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
     let device = parse_device(&a.device)?;
     let sampler = match (&a.from_pytorch, &a.run) {
         _ if a.model.is_some() => Sampler::from_model_file(a.model.as_deref().expect("matched"), &device)?,
@@ -143,11 +144,15 @@ pub fn run(a: SampleArgs) -> Result<()> {
         (None, None) => bail!("--run or --from-pytorch is needed"),
     };
     if let Some(zip) = &a.kaggle {
-        return kaggle_submission(&sampler, &a, zip);
+        return if ranks.is_root() { kaggle_submission(&sampler, &a, zip) } else { Ok(()) };
     }
     let out = a.out.clone().context("--out is needed")?;
     if let Some(seeds) = &a.seeds {
-        return seed_images(&sampler, &a, seeds, &out);
+        return seed_images(&sampler, &a, seeds, &out, &*ranks.group);
+    }
+    if !ranks.is_root() {
+        // Only --seeds splits over MPI ranks; the other forms are made by rank 0 alone.
+        return Ok(());
     }
     if !a.interpolate.is_empty() {
         return walks(&sampler, &a, &out);
@@ -312,7 +317,12 @@ const JPEG_QUALITY: u8 = 95;
 
 /// `--seeds`: one image per seed, made --batch-size at a time and written as it comes, so
 /// memory holds one batch whatever the count.
-fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::path::Path) -> Result<()> {
+///
+/// Under `mpirun` the seed list is cut into --batch-size chunks dealt out in turn: in each round
+/// rank k makes the round's chunk k. Image files are written by the rank that made them; an
+/// `.npz` by rank 0, which gathers each round in rank order, that is in seed order. An image
+/// depends on its seed alone, so the files are those of a single process.
+fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::path::Path, group: &dyn Group) -> Result<()> {
     let truncation = truncation(a)?;
     let batch = batch_size(sampler, a)?;
     if let Some(k) = a.class {
@@ -320,6 +330,7 @@ fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::p
     }
     let (m, n) = (&sampler.cfg.model, seeds.len());
     let mut sink = match a.format {
+        Format::Npz if !group.is_root() => None,
         Format::Npz => {
             if out.extension().and_then(|e| e.to_str()) != Some("npz") {
                 bail!("--format npz writes one file: name it with --out FILE.npz, not {}", out.display());
@@ -327,39 +338,56 @@ fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::p
             let count = usize::try_from(n).context("too many seeds for one array")?;
             let mut w = NpzWriter::create(out)?;
             w.start_array("images", Dtype::U8, &[count, m.image_size, m.image_size, m.channels])?;
-            SeedSink::Npz(w)
+            Some(SeedSink::Npz(w))
         }
         format => {
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-            SeedSink::Files { dir: out.to_path_buf(), format }
+            Some(SeedSink::Files { dir: out.to_path_buf(), format })
         }
     };
-    let bar = progress(n);
+    let bar = progress(n).filter(|_| group.is_root());
     let mut all = seeds.iter();
     loop {
-        let chunk: Vec<u64> = all.by_ref().take(batch).collect();
-        if chunk.is_empty() {
+        let round: Vec<Vec<u64>> = (0..group.size()).map(|_| all.by_ref().take(batch).collect()).collect();
+        if round[0].is_empty() {
             break;
         }
-        let labels = match a.class {
-            Some(k) => Some(vec![k; chunk.len()]),
-            None => sampler.seed_classes(&chunk),
-        };
-        let images = sampler.generate(&sampler.seed_latents(&chunk, truncation), labels.as_deref());
-        sink.write(&chunk, &images)?;
+        let mine = &round[group.rank()];
+        let images = (!mine.is_empty()).then(|| {
+            let labels = match a.class {
+                Some(k) => Some(vec![k; mine.len()]),
+                None => sampler.seed_classes(mine),
+            };
+            sampler.generate(&sampler.seed_latents(mine, truncation), labels.as_deref())
+        });
+        if a.format == Format::Npz {
+            // The round's images of every rank, in rank order, for rank 0 to write.
+            let values = group.all_gather(&images.map(|i| i.values).unwrap_or_default());
+            if let Some(sink) = &mut sink {
+                let all_seeds = round.concat();
+                let (c, s) = (m.channels, m.image_size);
+                sink.write(&all_seeds, &ImageBatch { values, n: all_seeds.len(), channels: c, height: s, width: s })?;
+            }
+        } else if let (Some(sink), Some(images)) = (&mut sink, images) {
+            sink.write(mine, &images)?;
+        }
         if let Some(b) = &bar {
-            b.inc(chunk.len() as u64);
+            b.inc(round.iter().map(|c| c.len() as u64).sum());
         }
     }
+    // Every rank's files are written before rank 0 syncs the folder and reports.
+    group.barrier();
     match sink {
-        SeedSink::Npz(mut w) => {
+        None => return Ok(()),
+        Some(_) if !group.is_root() => return Ok(()),
+        Some(SeedSink::Npz(mut w)) => {
             w.start_array("seeds", Dtype::I64, &[n as usize])?;
             for s in seeds.iter() {
                 w.write(&(s as i64).to_le_bytes())?;
             }
             w.finish()?;
         }
-        SeedSink::Files { .. } => ganforge::fsutil::sync_dir(out).with_context(|| format!("syncing {}", out.display()))?,
+        Some(SeedSink::Files { .. }) => ganforge::fsutil::sync_dir(out).with_context(|| format!("syncing {}", out.display()))?,
     }
     if let Some(b) = &bar {
         b.finish_and_clear();

@@ -10,13 +10,13 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use ganforge::config::GanConfig;
 use ganforge::burn::tensor::Device;
+use ganforge::config::GanConfig;
 use ganforge::device::parse_device;
 use ganforge::memory;
 use ganforge::run::RunDir;
-use ganforge::train::step::StepStats;
 use ganforge::train::plan::{plan, PROBE_STEPS, WARMUP_STEPS};
+use ganforge::train::step::StepStats;
 use ganforge::train::{train, Observer, TrainOptions};
 
 #[derive(Args)]
@@ -205,11 +205,17 @@ fn duration_sets(a: &TrainArgs) -> Vec<String> {
     sets
 }
 
-pub fn run(a: TrainArgs) -> Result<()> {
+pub fn run(a: TrainArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
     let device = parse_device(&a.device)?;
     let cfg = match &a.resume {
         Some(run) => {
-            if a.source.preset.is_some() || a.source.config.is_some() || !a.source.sets.is_empty() || a.data.is_some() || a.seed.is_some() || a.out.is_some() {
+            if a.source.preset.is_some()
+                || a.source.config.is_some()
+                || !a.source.sets.is_empty()
+                || a.data.is_some()
+                || a.seed.is_some()
+                || a.out.is_some()
+            {
                 bail!("--resume continues a run in place with its own config; only --steps, --epochs, --time and --device may be given with it");
             }
             let run = RunDir::open(run)?;
@@ -255,7 +261,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let budget = a.time.map(|t| (t, stop.clone()));
     let mut progress = Progress { every: 1, dashboard: a.dashboard, budget, ..Default::default() };
     let out = a.out.unwrap_or_else(|| PathBuf::from("runs"));
-    let run = train(cfg, TrainOptions { out, device, resume: a.resume, stop }, &mut progress)?;
+    let opts = TrainOptions { out, device, resume: a.resume, stop, group: ranks.group.clone() };
+    // Rank 0 reports for the whole job.
+    if !ranks.is_root() {
+        train(cfg, opts, &mut ganforge::train::Quiet)?;
+        return Ok(());
+    }
+    let run = train(cfg, opts, &mut progress)?;
     println!("{}", run.path.display());
     Ok(())
 }
@@ -266,13 +278,7 @@ fn dry_run(cfg: GanConfig, device: &Device, device_name: &str) -> Result<()> {
     let p = plan(cfg, device)?;
     let arch = format!("{arch:?}").to_lowercase();
     println!("config: valid ({arch}, {size}x{size}x{channels} images, batches of {batch})");
-    println!(
-        "data: {} ({} images, {} classes, {} batches an epoch)",
-        p.data,
-        p.images,
-        p.classes,
-        p.batches_per_epoch
-    );
+    println!("data: {} ({} images, {} classes, {} batches an epoch)", p.data, p.images, p.classes, p.batches_per_epoch);
     for (name, net) in [("G", &p.g), ("D", &p.d)] {
         println!("{name}: {} parameters ({})", net.params, memory::count(net.params));
         for l in &net.layers {

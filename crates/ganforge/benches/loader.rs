@@ -33,7 +33,7 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 
 /// Images/s the loader delivers at 64x64 with `channels`, over `batches` batches of 64.
 fn loader_rate(source: Arc<dyn Source>, channels: usize, batches: usize) -> f64 {
-    let opts = LoaderOptions { batch_size: 64, image_size: 64, channels, seed: 1, prefetch: 2, hflip: true };
+    let opts = LoaderOptions { batch_size: 64, image_size: 64, channels, seed: 1, prefetch: 2, hflip: true, part: None };
     let loader = Loader::spawn(source, opts, 0).expect("loader");
     loader.next_batch().expect("batch"); // thread start, first decode
     let t0 = Instant::now();

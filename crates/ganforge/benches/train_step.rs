@@ -2,6 +2,10 @@
 //! bench/pytorch_dcgan_step.py (same model, same step). Run through bench/compare.py, or:
 //!   cargo bench -p ganforge --bench train_step -- dcgan64 --steps 20 [--device cpu]
 //! Prints one JSON line: median and mean step seconds and peak resident memory (MiB).
+//!
+//! Data-parallel (feature `mpi`): `mpirun -np 2 -x RAYON_NUM_THREADS=1 target/release/deps/train_step-* dcgan64`
+//! splits --batch over the ranks, averages the gradients as training does, and also times a
+//! bare all-reduce of both networks' gradients (one per network, as a step makes them).
 
 use std::time::Instant;
 
@@ -9,8 +13,11 @@ use std::time::Instant;
 static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
 
 use ganforge::burn::tensor::{Tensor, TensorData};
+use std::sync::Arc;
+
 use ganforge::config::{GanConfig, TricksConfig};
 use ganforge::device::parse_device;
+use ganforge::dist::Group;
 use ganforge::nets;
 use ganforge::optim::Optimizer;
 use ganforge::rng::{GanRng, Stream};
@@ -55,7 +62,13 @@ fn main() {
     let cfg = GanConfig::resolve(Some("mnist64"), None, &sets).expect("config");
     let ad = device.clone().autodiff();
     let (g, d) = nets::build(&cfg.families(), 0, &ad);
-    let mut gan = Gan { g, d, opt_g: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8), opt_d: Optimizer::adam(2e-4, 0.5, 0.999, 1e-8) };
+    let group = ranks();
+    let count = |shapes: Vec<(String, Vec<usize>)>| shapes.iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+    let (params_g, params_d) = (count(ganforge::params::trainable_shapes(&g)), count(ganforge::params::trainable_shapes(&d)));
+    let adam = || Optimizer::adam(2e-4, 0.5, 0.999, 1e-8).averaged_over(group.clone());
+    let mut gan = Gan { g, d, opt_g: adam(), opt_d: adam() };
+    // Each rank steps on its share of the batch.
+    let batch = batch / group.size();
     let mut rng = GanRng::new(0, Stream::Train);
     let pixels = c * s * s;
     let real_host = rng.uniform_vec(batch * pixels, -1.0, 1.0);
@@ -74,12 +87,47 @@ fn main() {
             times.push(dt);
         }
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let median = if times.len() % 2 == 1 { times[times.len() / 2] } else { (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0 };
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let (median, mean) = median_mean(times);
+    if group.size() > 1 {
+        // What a step adds: an all-reduce of D's gradients and one of G's.
+        let reduce: Vec<f64> = (0..warmup + steps)
+            .map(|_| {
+                let t0 = Instant::now();
+                for n in [params_d, params_g] {
+                    group.sum(&mut vec![1.0f32; n]);
+                }
+                t0.elapsed().as_secs_f64()
+            })
+            .skip(warmup)
+            .collect();
+        let (reduce_s, _) = median_mean(reduce);
+        if group.is_root() {
+            println!(
+                "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"ranks\": {}, \"batch_per_rank\": {batch}, \"params_g\": {params_g}, \"params_d\": {params_d}, \"gradient_bytes_per_step\": {}, \"allreduce_s\": {reduce_s}, \"median_s\": {median}, \"mean_s\": {mean}}}",
+                group.size(),
+                4 * (params_g + params_d)
+            );
+        }
+        return;
+    }
     println!(
         "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"batch\": {batch}, \"device\": \"{:?}\", \"median_s\": {median}, \"mean_s\": {mean}, \"peak_rss_mib\": {}}}",
         device,
         peak_rss_mib()
     );
+}
+
+fn median_mean(mut times: Vec<f64>) -> (f64, f64) {
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = if times.len() % 2 == 1 { times[times.len() / 2] } else { (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0 };
+    (median, times.iter().sum::<f64>() / times.len() as f64)
+}
+
+/// The MPI job's ranks when started by mpirun (feature `mpi`), else this process alone.
+fn ranks() -> Arc<dyn Group> {
+    #[cfg(feature = "mpi")]
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() || std::env::var_os("PMI_SIZE").is_some() {
+        return Arc::new(ganforge::dist::mpi::MpiGroup::init().expect("MPI"));
+    }
+    ganforge::dist::solo()
 }

@@ -107,6 +107,17 @@ impl Draw {
         });
         Self { policy, color, shifts, cutout }
     }
+
+    /// The draws of images `part` of the batch (a rank's share in a data-parallel run); `s` is
+    /// the image side.
+    pub fn shard(&self, part: std::ops::Range<usize>, s: usize) -> Self {
+        Self {
+            policy: self.policy,
+            color: self.color.as_ref().map(|c| c[part.clone()].to_vec()),
+            shifts: self.shifts.as_ref().map(|v| v[part.clone()].to_vec()),
+            cutout: self.cutout.as_ref().map(|m| m[part.start * s * s..part.end * s * s].to_vec()),
+        }
+    }
 }
 
 /// The augmented batch; differentiable in `x`.

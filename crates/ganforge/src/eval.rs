@@ -13,6 +13,7 @@ use burn::tensor::Device;
 use sha2::{Digest, Sha256};
 
 use crate::data::{self, DataConfig, DataError, Source};
+use crate::dist::{self, Group};
 use crate::features::inception::{self, Inception};
 use crate::features::lenet::{self, LeNet};
 pub use crate::features::FeatureKind;
@@ -123,7 +124,11 @@ impl Extractors {
     /// Inception features from a network built elsewhere (from a formula, in tests); `id` names
     /// its weights in caches and reports.
     pub fn from_inception(net: Inception, id: &str) -> Self {
-        Self { features: Some((FeatureKind::Inception, Extractor::Inception(Box::new(net), id.to_string()))), classifier: None, classifier_id: String::new() }
+        Self {
+            features: Some((FeatureKind::Inception, Extractor::Inception(Box::new(net), id.to_string()))),
+            classifier: None,
+            classifier_id: String::new(),
+        }
     }
 
     /// The features of a chunk for the distribution metrics, when they were asked for.
@@ -211,12 +216,36 @@ impl SetFeatures {
         Features::append(&mut self.features, f);
         self.preds.extend(p.unwrap_or_default());
     }
+
+    /// Every rank's share, put together in rank order (which is the images' order: each rank
+    /// took a consecutive block), on every rank. Class ids travel as floats, exact below 2^24.
+    fn gather(self, group: &dyn Group) -> Self {
+        if group.size() == 1 {
+            return self;
+        }
+        let as_f32 = |v: &[u32]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+        let as_u32 = |v: Vec<f32>| v.into_iter().map(|x| x as u32).collect();
+        // A rank with no images has no features and does not know their shape: take it from
+        // the ranks that do.
+        let shape = self.features.as_ref().map_or([0.0; 2], |f| [f.dim as f32, f.classes.map_or(0.0, |c| c as f32 + 1.0)]);
+        let shapes = group.all_gather(&shape);
+        let (values, logits) = self.features.map_or((Vec::new(), Vec::new()), |f| (f.values, f.logits));
+        let (values, logits) = (group.all_gather(&values), group.all_gather(&logits));
+        let features = shapes.chunks(2).find(|s| s[0] > 0.0).map(|s| Features {
+            dim: s[0] as usize,
+            values,
+            classes: (s[1] > 0.0).then(|| s[1] as usize - 1),
+            logits,
+        });
+        Self { features, preds: as_u32(group.all_gather(&as_f32(&self.preds))), labels: as_u32(group.all_gather(&as_f32(&self.labels))) }
+    }
 }
 
 const CHUNK: usize = 250;
 
 /// The real set's features, from the cache when it has them.
 fn real_features(
+    group: &dyn Group,
     source: &dyn Source,
     spec: &str,
     n: usize,
@@ -238,34 +267,42 @@ fn real_features(
     };
     let file = cache_dir.map(|d| d.join(format!("real-{key}.safetensors")));
     let wants_features = ex.features.is_some();
-    if let Some(f) = file.as_ref().filter(|f| f.is_file()) {
-        // A cache that lacks what this evaluation needs (or is cut short) is made again.
-        let usable = |t: &BTreeMap<String, HostTensor>| {
-            t.get("preds").is_some_and(|p| p.values.len() == n || ex.classifier.is_none())
-                && (!wants_features || t.get("features").is_some_and(|v| v.shape.first() == Some(&n)))
-        };
-        if let Some(t) = read_safetensors(f).ok().filter(usable) {
-            progress(&format!("real features from the cache: {}", f.display()));
-            let mut out = SetFeatures::default();
-            if let Some(v) = t.get("features") {
-                let classes = t.get("logits").map(|l| l.shape[1]);
-                out.features = Some(Features {
-                    dim: v.shape[1],
-                    values: v.values.clone(),
-                    classes,
-                    logits: t.get("logits").map(|l| l.values.clone()).unwrap_or_default(),
-                });
-            }
-            out.preds = t.get("preds").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
-            out.labels = t.get("labels").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
-            return Ok(out);
-        }
+    // A cache that lacks what this evaluation needs (or is cut short) is made again.
+    let usable = |t: &BTreeMap<String, HostTensor>| {
+        t.get("preds").is_some_and(|p| p.values.len() == n || ex.classifier.is_none())
+            && (!wants_features || t.get("features").is_some_and(|v| v.shape.first() == Some(&n)))
+    };
+    // Rank 0 decides whether the cache serves (the metrics are its to compute); the others then
+    // have nothing to do for the real set.
+    let cached =
+        file.as_ref().filter(|f| group.is_root() && f.is_file()).and_then(|f| read_safetensors(f).ok().filter(usable).map(|t| (f, t)));
+    let mut hit = vec![u8::from(cached.is_some())];
+    group.broadcast(&mut hit);
+    if hit[0] == 1 && !group.is_root() {
+        return Ok(SetFeatures::default());
     }
-    // A fixed sample of the dataset: the same images whatever the run.
+    if let Some((f, t)) = cached {
+        progress(&format!("real features from the cache: {}", f.display()));
+        let mut out = SetFeatures::default();
+        if let Some(v) = t.get("features") {
+            let classes = t.get("logits").map(|l| l.shape[1]);
+            out.features = Some(Features {
+                dim: v.shape[1],
+                values: v.values.clone(),
+                classes,
+                logits: t.get("logits").map(|l| l.values.clone()).unwrap_or_default(),
+            });
+        }
+        out.preds = t.get("preds").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
+        out.labels = t.get("labels").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
+        return Ok(out);
+    }
+    // A fixed sample of the dataset: the same images whatever the run; each rank takes a block.
     let order = GanRng::new(0, Stream::DataOrder).permutation(source.len());
+    let mine = dist::share(n, group.rank(), group.size());
     let mut out = SetFeatures::default();
     let pixels = channels * size * size;
-    for (k, idx) in order[..n].chunks(CHUNK).enumerate() {
+    for (k, idx) in order[mine.clone()].chunks(CHUNK).enumerate() {
         let mut values = Vec::with_capacity(idx.len() * pixels);
         for &i in idx {
             data::to_unit_range(&data::model_bytes(source, i, size, channels)?, &mut values);
@@ -275,9 +312,10 @@ fn real_features(
         }
         let (f, p) = ex.run(&ImageBatch { values, n: idx.len(), channels, height: size, width: size })?;
         out.add(f, p);
-        progress(&format!("real images: {} of {n}", ((k + 1) * CHUNK).min(n)));
+        progress(&format!("real images: {} of {}", ((k + 1) * CHUNK).min(mine.len()), mine.len()));
     }
-    if let Some(file) = file {
+    let out = out.gather(group);
+    if let Some(file) = file.filter(|_| group.is_root()) {
         let mut t = BTreeMap::new();
         if let Some(f) = &out.features {
             t.insert("features".to_string(), HostTensor { shape: vec![f.len(), f.dim], values: f.values.clone() });
@@ -302,6 +340,19 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// Evaluates `sampler`'s generator. `progress` gets one line per chunk of work.
 pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress: &mut dyn FnMut(&str)) -> Result<EvalReport, EvalError> {
+    Ok(evaluate_in(&dist::Solo, sampler, opts, ex, progress)?.expect("the one rank is rank 0"))
+}
+
+/// [`evaluate`] split over `group`'s ranks: each extracts the features of a block of the real
+/// and of the generated images; rank 0 gathers them and computes the metrics (Some), the
+/// others return None. The images, and so the numbers, are a single process's.
+pub fn evaluate_in(
+    group: &dyn Group,
+    sampler: &Sampler,
+    opts: &EvalOptions,
+    ex: &Extractors,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<EvalReport>, EvalError> {
     if opts.metrics.is_empty() {
         return Err(EvalError::NoMetrics);
     }
@@ -327,15 +378,20 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
     if coverage && !(channels == 1 || (channels == 3 && classifier_classes == 10)) {
         return Err(EvalError::CoverageChannels { classes: classifier_classes, channels });
     }
-    let real = real_features(source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
+    let real = real_features(group, source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
 
     let mut fake = SetFeatures::default();
-    sampler.for_each_generated((n, opts.seed), 0..n, CHUNK, |images, done| {
+    let mine = dist::share(n, group.rank(), group.size());
+    sampler.for_each_generated((n, opts.seed), mine.clone(), CHUNK, |images, done| {
         let (f, p) = ex.run(&images)?;
         fake.add(f, p);
-        progress(&format!("generated images: {done} of {n}"));
+        progress(&format!("generated images: {} of {}", done - mine.start, mine.len()));
         Ok::<_, EvalError>(())
     })?;
+    let fake = fake.gather(group);
+    if !group.is_root() {
+        return Ok(None);
+    }
 
     // Coverage's classes: Stacked MNIST's 1,000 triples on RGB, the classifier's own on grey.
     let classes = if channels == 3 { 1000 } else { classifier_classes };
@@ -364,7 +420,7 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
         results.insert(m, value);
     }
     let (features, resize) = ex.describe();
-    Ok(EvalReport {
+    Ok(Some(EvalReport {
         checkpoint: sampler.checkpoint.display().to_string(),
         real: real_spec,
         n_fake: n,
@@ -373,7 +429,7 @@ pub fn evaluate(sampler: &Sampler, opts: &EvalOptions, ex: &Extractors, progress
         resize,
         metrics: results,
         warnings,
-    })
+    }))
 }
 
 #[cfg(test)]

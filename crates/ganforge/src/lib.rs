@@ -2,7 +2,8 @@
 //!
 //! The modules form layers; each imports only those above it in this list (checked by
 //! tests/layering.rs):
-//! - plumbing: [`fsutil`], [`rng`], [`alloc`], [`device`], file formats [`npy`],
+//! - plumbing: [`fsutil`], [`rng`], [`alloc`], [`device`], [`dist`] (the ranks of a
+//!   data-parallel run and their collectives), file formats [`npy`],
 //!   [`pth`], [`image_io`], [`tensorboard`] (event files), and [`params`] (named tensors and
 //!   their safetensors files);
 //! - [`metrics`]: the metrics as pure functions on features, and their registry;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod config_docs;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod doctor;
 pub mod eval;
 pub mod features;

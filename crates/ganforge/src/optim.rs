@@ -5,14 +5,19 @@
 //! each time a model is built, so a model rebuilt to resume a run would not find its moments
 //! and burn restarts them silently. Keying by name (`blocks.0.conv.weight`) makes the state
 //! a plain set of tensors that goes into a safetensors checkpoint and back, exactly.
+//!
+//! In a data-parallel run each rank's optimizer first averages the gradients over the ranks
+//! (one all-reduce for the whole network), so that every rank applies the same update.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
-use crate::params::HostTensor;
+use crate::dist::Group;
+use crate::params::{HostTensor, NamedVisit, Paths};
 
 /// The optimizer of both networks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,20 +66,31 @@ pub struct Optimizer {
     /// Updates taken so far (Adam's t).
     pub steps: u64,
     state: BTreeMap<String, Moments>,
+    /// The ranks whose gradients are averaged before each update (one process: itself).
+    group: Arc<dyn Group>,
 }
 
 impl Optimizer {
     pub fn adam(lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
-        Self { rule: Rule::Adam { beta1, beta2 }, lr, eps, steps: 0, state: BTreeMap::new() }
+        Self { rule: Rule::Adam { beta1, beta2 }, lr, eps, steps: 0, state: BTreeMap::new(), group: crate::dist::solo() }
     }
 
     pub fn rmsprop(lr: f64, alpha: f64, eps: f64) -> Self {
-        Self { rule: Rule::RmsProp { alpha }, lr, eps, steps: 0, state: BTreeMap::new() }
+        Self { rule: Rule::RmsProp { alpha }, lr, eps, steps: 0, state: BTreeMap::new(), group: crate::dist::solo() }
     }
 
-    /// Applies one update to every parameter of `module` that has a gradient in `grads`.
-    pub fn step<M: Module>(&mut self, module: M, mut grads: GradientsParams) -> M {
+    /// The same optimizer on every rank of `group`: each update applies the ranks' mean
+    /// gradient (data-parallel training).
+    pub fn averaged_over(mut self, group: Arc<dyn Group>) -> Self {
+        self.group = group;
+        self
+    }
+
+    /// Applies one update to every parameter of `module` that has a gradient in `grads`
+    /// (in a group of ranks, the mean of the ranks' gradients).
+    pub fn step<M: Module>(&mut self, module: M, grads: GradientsParams) -> M {
         self.steps += 1;
+        let mut grads = if self.group.size() > 1 { group_mean(&*self.group, &module, grads) } else { grads };
         let mut mapper = crate::params::Paths::new(StepMapper { opt: self, grads: &mut grads });
         module.map(&mut mapper)
     }
@@ -122,6 +138,47 @@ impl Optimizer {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// The mean over `group`'s ranks of every gradient of `module` in `grads`: all of them flattened
+/// into one buffer in parameter order (the same on every rank, since every rank holds the
+/// same model), one all-reduce, and back. One message per network, not one per tensor: an
+/// all-reduce's fixed cost is paid once.
+fn group_mean<M: Module>(group: &dyn Group, module: &M, grads: GradientsParams) -> GradientsParams {
+    struct Flatten<'a> {
+        grads: &'a GradientsParams,
+        flat: Vec<f32>,
+    }
+    impl NamedVisit for Flatten<'_> {
+        fn visit<const D: usize>(&mut self, _: &str, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.get::<D>(param.id) {
+                self.flat.extend(HostTensor::from_tensor(&g).values);
+            }
+        }
+    }
+    struct Unflatten<'a> {
+        grads: GradientsParams,
+        flat: &'a [f32],
+        at: usize,
+    }
+    impl NamedVisit for Unflatten<'_> {
+        fn visit<const D: usize>(&mut self, _: &str, param: &Param<Tensor<D>>) {
+            if let Some(g) = self.grads.remove::<D>(param.id) {
+                let shape = g.dims();
+                let n: usize = shape.iter().product();
+                let mean = Tensor::<D>::from_data(TensorData::new(self.flat[self.at..self.at + n].to_vec(), shape), &g.device());
+                self.at += n;
+                self.grads.register::<D>(param.id, mean);
+            }
+        }
+    }
+    let mut flatten = Paths::new(Flatten { grads: &grads, flat: Vec::new() });
+    module.visit(&mut flatten);
+    let mut flat = flatten.inner.flat;
+    crate::dist::mean(group, &mut flat);
+    let mut unflatten = Paths::new(Unflatten { grads, flat: &flat, at: 0 });
+    module.visit(&mut unflatten);
+    unflatten.inner.grads
 }
 
 struct StepMapper<'a> {

@@ -85,6 +85,7 @@ fn an_old_run_samples_resumes_and_is_examined() {
         device: device.clone(),
         resume: Some(path.clone()),
         stop: Arc::new(AtomicBool::new(false)),
+        group: ganforge::dist::solo(),
     };
     train(cfg, opts, &mut Quiet).unwrap();
     let log = RunDir::open(&path).unwrap().log().unwrap();

@@ -13,7 +13,11 @@ pub struct Out {
 /// Runs `ganforge` with `args`; a panic is a failure whatever the exit status.
 pub fn ganforge(args: &[&str]) -> Out {
     let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).output().unwrap();
-    let out = Out { ok: o.status.success(), stdout: String::from_utf8_lossy(&o.stdout).into(), stderr: String::from_utf8_lossy(&o.stderr).into() };
+    let out = Out {
+        ok: o.status.success(),
+        stdout: String::from_utf8_lossy(&o.stdout).into(),
+        stderr: String::from_utf8_lossy(&o.stderr).into(),
+    };
     assert!(!out.stderr.contains("panicked"), "panic in {args:?}: {}", out.stderr);
     out
 }

@@ -31,6 +31,9 @@ pub struct LoaderOptions {
     pub prefetch: usize,
     /// Flip each image left-right with probability 1/2.
     pub hflip: bool,
+    /// The images of each batch this loader yields: all (None), or a rank's share in a
+    /// data-parallel run. Order, flips and failures are those of the whole batch.
+    pub part: Option<std::ops::Range<usize>>,
 }
 
 pub struct Loader {
@@ -122,7 +125,12 @@ fn make_batch(
     let n = source.len();
     let mut images = Vec::with_capacity(indices.len() * opts.channels * opts.image_size * opts.image_size);
     let mut labels = Vec::with_capacity(indices.len());
-    for &first in indices {
+    for (k, &first) in indices.iter().enumerate() {
+        // Drawn for every image of the batch, so that a rank's share flips as the whole would.
+        let flip = opts.hflip && flips.bernoulli(0.5);
+        if opts.part.as_ref().is_some_and(|p| !p.contains(&k)) {
+            continue;
+        }
         // A file that decoded at open time but fails now is replaced by the next good one,
         // deterministically, so the run goes on and stays repeatable.
         // The give-up rule counts tries for this image only, so it does not depend on how
@@ -144,7 +152,7 @@ fn make_batch(
             }
         };
         // Flipped after resizing, so that cached and decoded images flip alike.
-        if opts.hflip && flips.bernoulli(0.5) {
+        if flip {
             flip_rows(&mut bytes, size);
         }
         to_unit_range(&bytes, &mut images);
@@ -180,7 +188,7 @@ mod tests {
     }
 
     fn opts() -> LoaderOptions {
-        LoaderOptions { batch_size: 4, image_size: 16, channels: 1, seed: 5, prefetch: 2, hflip: false }
+        LoaderOptions { batch_size: 4, image_size: 16, channels: 1, seed: 5, prefetch: 2, hflip: false, part: None }
     }
 
     /// Image i has a bright left column only; flipped, the bright column is on the right.
@@ -211,6 +219,29 @@ mod tests {
         // Without the option nothing is flipped.
         let plain = Loader::spawn(Arc::new(LeftEdge(8)), opts(), 0).unwrap().next_batch().unwrap();
         assert!(plain.images.chunks(256).all(|im| im[0] > 0.0 && im[15] < 0.0));
+    }
+
+    /// A data-parallel run's ranks load shares that, put together in rank order, are the whole
+    /// batches, flips included, across an epoch boundary and with a broken image.
+    #[test]
+    fn shares_put_together_are_the_whole_batches() {
+        let o = LoaderOptions { batch_size: 6, hflip: true, ..opts() };
+        // Flat has labels and a broken image; LeftEdge shows the flips.
+        let sources: [Arc<dyn Source>; 2] = [Arc::new(Flat(13)), Arc::new(LeftEdge(13))];
+        for src in sources {
+            let whole = Loader::spawn(src.clone(), o.clone(), 1).unwrap();
+            let parts: Vec<Loader> = [0..2, 2..6]
+                .into_iter()
+                .map(|p| Loader::spawn(src.clone(), LoaderOptions { part: Some(p), ..o.clone() }, 1).unwrap())
+                .collect();
+            for _ in 0..3 {
+                let w = whole.next_batch().unwrap();
+                let (a, b) = (parts[0].next_batch().unwrap(), parts[1].next_batch().unwrap());
+                assert_eq!([a.images.len(), b.images.len()], [2 * 256, 4 * 256]);
+                assert_eq!([a.images, b.images].concat(), w.images);
+                assert_eq!(a.labels.zip(b.labels).map(|(a, b)| [a, b].concat()), w.labels);
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::config::{GanConfig, LrSchedule, OptimizerKind};
 use crate::data::loader::{Batch, Loader, LoaderOptions};
 use crate::data::{self, DataError, Source};
+use crate::dist::{self, Group};
 use crate::nets::{self, Generator};
 use crate::optim::Optimizer;
 use crate::params;
@@ -57,6 +58,10 @@ pub enum TrainError {
     Conditioning { model: usize, data: usize },
     #[error("the data's classes [{}] differ from the run's data.classes [{}]; resuming would change what each label means", data.join(", "), run.join(", "))]
     Classes { data: Vec<String>, run: Vec<String> },
+    #[error("train.batch_size = {batch} does not split over {ranks} ranks: the global batch must be a multiple of the number of processes (each takes batch_size / ranks images)")]
+    BatchSplit { batch: usize, ranks: usize },
+    #[error("at step {step} the weights of {ranks} rank(s) differ from rank 0's: every rank must start from the same run folder (resuming needs the run on a filesystem all ranks share) and apply the same averaged update")]
+    RanksDiffer { step: u64, ranks: usize },
 }
 
 /// What the caller sees of a run: progress and messages. The CLI draws a progress bar.
@@ -81,6 +86,9 @@ pub struct TrainOptions {
     pub resume: Option<PathBuf>,
     /// Set from another thread (Ctrl-C) to checkpoint and stop after the current step.
     pub stop: Arc<AtomicBool>,
+    /// The processes that train this run together, data-parallel ([`dist::solo`] alone).
+    /// Rank 0 alone writes the run folder.
+    pub group: Arc<dyn Group>,
 }
 
 /// The name part of a new run folder: the preset on the bundled MNIST, otherwise the data
@@ -108,41 +116,58 @@ pub fn total_steps(cfg: &GanConfig, batches_per_epoch: u64) -> u64 {
 }
 
 /// Trains a new run, or continues one (`opts.resume`). Returns the run folder.
+///
+/// In a group of ranks (`opts.group`) every rank runs this loop on its share of each global
+/// batch; the optimizers average the gradients, the step's losses and the stop flag are
+/// averaged too, so every rank takes the same decisions; rank 0 alone writes the run.
 pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let device = opts.device.clone().autodiff();
+    let group = &*opts.group;
+    let (b, ranks) = (cfg.train.batch_size, group.size());
+    if b % ranks != 0 {
+        return Err(TrainError::BatchSplit { batch: b, ranks });
+    }
     check_memory(&cfg, &opts.device)?;
     if opts.resume.is_none() {
         // Before the data is opened: a wrong source is an error at once, not after caching.
         record_init_source(&mut cfg)?;
     }
-    let source = open_data(&mut cfg, obs)?;
-    let Start { run, mut state, mut gan, mut g_ema, resumed_at } = start(&cfg, &opts, &device, obs)?;
+    // Rank 0 first: it builds the image cache, which the others then find ready.
+    let source = root_first(group, || open_data(&mut cfg, obs))?;
+    let Start { mut run, mut state, mut gan, mut g_ema, resumed_at } = root_first(group, || start(&cfg, &opts, &device, obs))?;
+    // A new run's folder is numbered by rank 0; the others learn its name.
+    let mut path = run.path.to_string_lossy().into_owned().into_bytes();
+    group.broadcast(&mut path);
+    run.path = PathBuf::from(String::from_utf8_lossy(&path).into_owned());
+    (gan.opt_g, gan.opt_d) = (gan.opt_g.averaged_over(opts.group.clone()), gan.opt_d.averaged_over(opts.group.clone()));
+    check_same_weights(group, &gan, state.step)?;
     let t = &cfg.train;
+    let part = dist::share(b, group.rank(), ranks);
     // Each step consumed n_critic batches.
-    let loader = Loader::spawn(source, loader_options(&cfg), state.step * t.n_critic as u64)?;
+    let loader = Loader::spawn(source, LoaderOptions { part: Some(part.clone()), ..loader_options(&cfg) }, state.step * t.n_critic as u64)?;
     let total = total_steps(&cfg, loader.batches_per_epoch);
     if state.step > total && resumed_at.is_some() {
         return Err(TrainError::NothingToTrain { run: run.path, step: state.step, total });
     }
+    let mut out = if group.is_root() { Some(RunWriter::new(&cfg, run.clone(), resumed_at, &device)?) } else { None };
     if state.step == total && resumed_at.is_some() {
         // Killed after its last checkpoint: only what a finished run writes at its end is left.
         obs.message(&format!("{} is already at its last step, {total}: nothing to train", run.path.display()));
-        let run = RunWriter::new(&cfg, run, resumed_at, &device)?.finish()?;
-        obs.finish();
-        return Ok(run);
+        return finish(out, run, obs);
     }
     let rules = step_rules(&cfg);
-    let mut out = RunWriter::new(&cfg, run, resumed_at, &device)?;
-    obs.start(out.run(), state.step, total);
+    obs.start(&run, state.step, total);
 
     let mut meter = Meter::new();
     let mut decode_failures = 0;
     let elapsed_before = state.elapsed_s;
     while state.step < total {
-        let (reals, noises) = step_inputs(&cfg, &loader, &mut state.rng, state.step, &device, &mut |images| {
+        let (reals, noises) = step_inputs(&cfg, &loader, &mut state.rng, (state.step, part.clone()), &device, &mut |images| {
             // Do not count the one-off start-up (first batch, image writing) as training speed.
-            if out.real_batch(images, t.batch_size)? {
-                meter.restart();
+            if let Some(out) = out.as_mut() {
+                if out.real_batch(images, part.len())? {
+                    meter.restart();
+                }
             }
             Ok(())
         })?;
@@ -155,6 +180,8 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
 
         let (next, stats) = train_step(gan, reals, &noises, rules, &device);
         gan = next;
+        // The whole batch's losses, and a stop asked of any rank, so that all decide alike.
+        let (stats, stopping) = group_mean_stats(group, stats, opts.stop.load(Ordering::SeqCst));
         if t.g_ema > 0.0 {
             // Before g_ema_start the average is a copy of G.
             let decay = if state.step < t.g_ema_start { 0.0 } else { t.g_ema };
@@ -165,7 +192,10 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         }
         if !crate::doctor::runaway_losses(&stats.named(), t.loss.is_probabilistic()).is_empty() {
             // Nothing of this step is saved: the newest checkpoint stays the last good state.
-            return Err(out.diverged(state.step + 1, stats, obs)?);
+            return Err(match out.as_mut() {
+                Some(out) => out.diverged(state.step + 1, stats, obs)?,
+                None => TrainError::Diverged { step: state.step + 1, stats, last_good: None, limit: crate::doctor::LOSS_LIMIT },
+            });
         }
         state.step += 1;
         state.epoch = state.step * t.n_critic as u64 / loader.batches_per_epoch;
@@ -180,29 +210,92 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             ));
         }
 
-        let stopping = opts.stop.load(Ordering::SeqCst);
         let last = state.step == total || stopping;
-        if state.step % t.log_every == 0 || last {
-            out.log(meter.record(&state, &gan, ips, decode_failures as u64), obs)?;
+        let checkpoint_due = state.step % t.checkpoint_every == 0 || last;
+        if checkpoint_due {
+            check_same_weights(group, &gan, state.step)?;
         }
-        let g_now = g_ema.as_ref().unwrap_or(&gan.g);
-        if state.step % t.sample_every == 0 || last {
-            out.samples(g_now, state.step, obs)?;
-        }
-        if out.eval_due(state.step) {
-            out.evaluate(g_now, state.step, obs)?;
-        }
-        if state.step % t.checkpoint_every == 0 || last {
-            out.checkpoint(&mut state, &gan, g_ema.as_ref(), obs)?;
+        if let Some(out) = out.as_mut() {
+            if state.step % t.log_every == 0 || last {
+                out.log(meter.record(&state, &gan, ips, decode_failures as u64), obs)?;
+            }
+            let g_now = g_ema.as_ref().unwrap_or(&gan.g);
+            if state.step % t.sample_every == 0 || last {
+                out.samples(g_now, state.step, obs)?;
+            }
+            if out.eval_due(state.step) {
+                out.evaluate(g_now, state.step, obs)?;
+            }
+            if checkpoint_due {
+                out.checkpoint(&mut state, &gan, g_ema.as_ref(), obs)?;
+            }
         }
         if stopping {
-            obs.message(&format!("stopped at step {}; continue with --resume {}", state.step, out.run().path.display()));
+            obs.message(&format!("stopped at step {}; continue with --resume {}", state.step, run.path.display()));
             break;
         }
     }
-    let run = out.finish()?;
+    finish(out, run, obs)
+}
+
+/// The end of a session: rank 0 draws the run's curves.
+fn finish(out: Option<RunWriter>, run: RunDir, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
+    let run = match out {
+        Some(out) => out.finish()?,
+        None => run,
+    };
     obs.finish();
     Ok(run)
+}
+
+/// `f` on rank 0, then on the other ranks: for work whose side effects (an image cache, a
+/// run folder) the others should find done.
+fn root_first<T>(group: &dyn Group, f: impl FnOnce() -> T) -> T {
+    if !group.is_root() {
+        group.barrier();
+    }
+    let out = f();
+    if group.is_root() {
+        group.barrier();
+    }
+    out
+}
+
+/// The ranks' mean of a step's losses and outputs, and whether any rank was asked to stop.
+fn group_mean_stats(group: &dyn Group, s: StepStats, stop: bool) -> (StepStats, bool) {
+    if group.size() == 1 {
+        return (s, stop);
+    }
+    let mut v = [s.loss_d, s.loss_g, s.d_real, s.d_fake, f32::from(stop)];
+    dist::mean(group, &mut v);
+    (StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3] }, v[4] > 0.0)
+}
+
+/// Checks that every rank holds rank 0's trainable weights: at the start (a rank that read
+/// another copy of the run would train something else) and at every checkpoint.
+fn check_same_weights(group: &dyn Group, gan: &Gan, step: u64) -> Result<(), TrainError> {
+    use std::hash::{Hash, Hasher};
+    if group.size() == 1 {
+        return Ok(());
+    }
+    let mut h = std::hash::DefaultHasher::new();
+    for (name, t) in params::named_tensors(&gan.g).into_iter().chain(params::named_tensors(&gan.d)) {
+        // Batch-norm running statistics follow each rank's own batches (as in PyTorch's DDP);
+        // rank 0's are the ones saved.
+        if !name.contains("running_") {
+            name.hash(&mut h);
+            t.values.iter().for_each(|v| v.to_bits().hash(&mut h));
+        }
+    }
+    let mine = h.finish().to_le_bytes().to_vec();
+    let mut root = mine.clone();
+    group.broadcast(&mut root);
+    let mut differ = [f32::from(root != mine)];
+    group.sum(&mut differ);
+    match differ[0] as usize {
+        0 => Ok(()),
+        ranks => Err(TrainError::RanksDiffer { step, ranks }),
+    }
 }
 
 /// Resolves `train.init_from` (a run folder, checkpoint folder or generator file) to the
@@ -257,6 +350,7 @@ fn loader_options(cfg: &GanConfig) -> LoaderOptions {
         seed: cfg.seed,
         prefetch: cfg.data.prefetch,
         hflip: cfg.data.hflip,
+        part: None,
     }
 }
 
@@ -301,16 +395,20 @@ fn start(cfg: &GanConfig, opts: &TrainOptions, device: &Device, obs: &mut dyn Ob
     let (mut opt_g, mut opt_d) = optimizers(cfg);
     let fresh =
         || TrainState { step: 0, epoch: 0, elapsed_s: 0.0, adam_g_steps: 0, adam_d_steps: 0, rng: GanRng::new(cfg.seed, Stream::Train) };
+    let root = opts.group.is_root();
     let Some(path) = &opts.resume else {
         let (g, d, g_ema) = initial_weights(cfg, g, d, obs)?;
-        let run = RunDir::create(&opts.out, &run_name(cfg))?;
-        // At once, so that a run killed from here on is a run folder that --resume takes.
-        crate::fsutil::write_atomic(&run.config_path(), cfg.to_toml().as_bytes())
-            .map_err(|source| TrainError::Io { path: run.config_path(), source })?;
+        // Rank 0 alone makes the folder (the others are told its name).
+        let run = if root { RunDir::create(&opts.out, &run_name(cfg))? } else { RunDir { path: PathBuf::new() } };
+        if root {
+            // At once, so that a run killed from here on is a run folder that --resume takes.
+            crate::fsutil::write_atomic(&run.config_path(), cfg.to_toml().as_bytes())
+                .map_err(|source| TrainError::Io { path: run.config_path(), source })?;
+        }
         return Ok(Start { run, state: fresh(), gan: Gan { g, d, opt_g, opt_d }, g_ema, resumed_at: None });
     };
     let run = RunDir::open(path)?;
-    let stale = run.remove_stale_temporaries()?;
+    let stale = if root { run.remove_stale_temporaries()? } else { 0 };
     if stale > 0 {
         obs.message(&format!("removed {stale} temporary file(s) that an interrupted session left in {}", run.path.display()));
     }
@@ -352,26 +450,30 @@ fn initial_weights(
 /// latents, label noise, instance noise, augmentation, penalty points and look-ahead latents,
 /// in that order (the order fixes the stream, which makes runs repeatable and resumable).
 /// `on_batch` sees each batch's images first (the run writes its first as real.png).
+/// `part` is this rank's share of the global batch (all of it in a single process): the whole
+/// batch's randomness is drawn, and the share's kept.
 fn step_inputs(
     cfg: &GanConfig,
     loader: &Loader,
     rng: &mut GanRng,
-    step: u64,
+    (step, part): (u64, std::ops::Range<usize>),
     device: &Device,
     on_batch: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
 ) -> Result<(Vec<RealBatch>, Vec<StepNoise>), TrainError> {
     let (t, k) = (&cfg.train, &cfg.tricks);
     let (b, c, s, nz, classes) = (t.batch_size, cfg.model.channels, cfg.model.image_size, cfg.model.nz, cfg.model.classes);
+    let whole = part.len() == b;
     let mut reals = Vec::with_capacity(t.n_critic);
     let mut noises = Vec::with_capacity(t.n_critic);
     for _ in 0..t.n_critic {
         let Batch { images, labels, .. } = loader.next_batch()?;
         on_batch(&images)?;
-        let images = Tensor::<4>::from_data(TensorData::new(images, [b, c, s, s]), device); // [b, c, s, s]
+        let images = Tensor::<4>::from_data(TensorData::new(images, [part.len(), c, s, s]), device); // [b / ranks, c, s, s]
         reals.push(RealBatch { images, labels: if classes > 0 { labels } else { None } });
         let sigma = (k.instance_noise * (1.0 - step as f64 / k.instance_noise_steps as f64).max(0.0)) as f32;
         let noise = StepNoise::draw(rng, b, nz, c * s * s, k, sigma, classes);
-        noises.push(noise.with_augment(t.diffaugment, b, s, rng).with_gp_alpha(t.gp, b, rng).with_unroll(t.unroll, rng));
+        let noise = noise.with_augment(t.diffaugment, b, s, rng).with_gp_alpha(t.gp, b, rng).with_unroll(t.unroll, rng);
+        noises.push(if whole { noise } else { noise.shard(part.clone(), (nz, c * s * s, s)) });
     }
     Ok((reals, noises))
 }

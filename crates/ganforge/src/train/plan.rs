@@ -10,8 +10,8 @@ use burn::tensor::Device;
 use super::step::{train_step, Gan};
 use super::{check_memory, loader_options, optimizers, step_inputs, step_rules, take_classes, total_steps, TrainError};
 use crate::config::GanConfig;
-use crate::data::loader::Loader;
 use crate::data;
+use crate::data::loader::Loader;
 use crate::nets;
 use crate::params::trainable_shapes;
 use crate::rng::{GanRng, Stream};
@@ -90,7 +90,8 @@ pub fn plan(mut cfg: GanConfig, device: &Device) -> Result<Plan, TrainError> {
     check_memory(&cfg, device)?;
     let source = data::open(&cfg.data)?;
     take_classes(&mut cfg, &*source)?;
-    let cache = (cfg.data.cache && source.fingerprint().is_some()).then(|| cfg.data.cache_dir.get().unwrap_or_else(data::cache::default_dir));
+    let cache =
+        (cfg.data.cache && source.fingerprint().is_some()).then(|| cfg.data.cache_dir.get().unwrap_or_else(data::cache::default_dir));
     let (data, images, classes) = (source.describe(), source.len(), cfg.data.classes.len());
     // The images come straight from the source: the probe must not build the cache.
     let loader = Loader::spawn(source, loader_options(&cfg), 0)?;
@@ -106,7 +107,7 @@ pub fn plan(mut cfg: GanConfig, device: &Device) -> Result<Plan, TrainError> {
         if step == WARMUP_STEPS {
             started = Instant::now();
         }
-        let (reals, noises) = step_inputs(&cfg, &loader, &mut rng, step as u64, &autodiff, &mut |_| Ok(()))?;
+        let (reals, noises) = step_inputs(&cfg, &loader, &mut rng, (step as u64, 0..cfg.train.batch_size), &autodiff, &mut |_| Ok(()))?;
         // The step reads its losses back to the host, so the device has finished when it returns.
         gan = train_step(gan, reals, &noises, step_rules(&cfg), &autodiff).0;
     }

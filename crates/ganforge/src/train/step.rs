@@ -133,6 +133,25 @@ impl StepNoise {
         }
     }
 
+    /// The draws of images `part` of the batch: a rank's share of the global batch in a
+    /// data-parallel run. Every rank draws the whole batch from the same stream and keeps its
+    /// share, so the streams stay where a single process would leave them. `nz` is the latent
+    /// size, `pixels` an image's values, `side` its side.
+    pub fn shard(&self, part: std::ops::Range<usize>, (nz, pixels, side): (usize, usize, usize)) -> Self {
+        let rows = |v: &[f32], width: usize| v[part.start * width..part.end * width].to_vec();
+        Self {
+            z: rows(&self.z, nz),
+            real_targets: rows(&self.real_targets, 1),
+            fake_targets: rows(&self.fake_targets, 1),
+            g_target: self.g_target,
+            instance: self.instance.as_ref().map(|i| i.each_ref().map(|v| rows(v, pixels))),
+            fake_labels: self.fake_labels.as_ref().map(|l| l[part.clone()].to_vec()),
+            augment: self.augment.as_ref().map(|a| a.each_ref().map(|d| d.shard(part.clone(), side))),
+            gp_alpha: self.gp_alpha.as_ref().map(|a| rows(a, 1)),
+            unroll_z: self.unroll_z.iter().map(|z| rows(z, nz)).collect(),
+        }
+    }
+
     /// Adds the latents of `k` look-ahead D steps (unrolled GAN).
     pub fn with_unroll(mut self, k: usize, rng: &mut GanRng) -> Self {
         let n = self.z.len();

@@ -41,7 +41,13 @@ pub fn test_cache() -> String {
 }
 
 pub fn opts(out: &Path, resume: Option<PathBuf>) -> TrainOptions {
-    TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume, stop: Arc::new(AtomicBool::new(false)) }
+    TrainOptions {
+        out: out.to_path_buf(),
+        device: Device::flex(),
+        resume,
+        stop: Arc::new(AtomicBool::new(false)),
+        group: ganforge::dist::solo(),
+    }
 }
 
 /// FNV-1a over 64-bit words: one number that pins a whole sequence of exact values.
