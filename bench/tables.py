@@ -142,6 +142,21 @@ def serve_load():
     return out
 
 
+def mpi():
+    lines = json_lines(RESULTS / "2026-12-02-mpi-allreduce-2ranks.md")
+    out = [
+        "| config | parameters G + D | gradient bytes per step | all-reduce (2 ranks) | step, 2 ranks x 1 thread | all-reduce share | step, 1 process x 2 threads |",
+        "|--------|-----------------:|------------------------:|---------------------:|-------------------------:|-----------------:|----------------------------:|",
+    ]
+    for one, two in zip(lines[0::2], lines[1::2]):
+        out.append(
+            f"| {two['config']} | {two['params_g']} + {two['params_d']} | {two['gradient_bytes_per_step'] / 1e6:.1f} MB "
+            f"| {two['allreduce_s'] * 1e3:.2f} ms | {two['median_s']:.3f} s | {100 * two['allreduce_s'] / two['median_s']:.2f}% "
+            f"| {one['median_s']:.3f} s |"
+        )
+    return out
+
+
 TABLES = {
     "train-step": train_step,
     "loader": loader,
@@ -149,6 +164,7 @@ TABLES = {
     "mnist-evals": mnist_evals,
     "mnist-10k": mnist_10k,
     "serve-load": serve_load,
+    "mpi": mpi,
 }
 
 

@@ -166,3 +166,23 @@ fn serve_load_table_is_its_raw_files() {
     }
     assert_eq!(table.len(), 2);
 }
+
+#[test]
+fn mpi_table_is_its_raw_file() {
+    let runs = json_lines(&raw("2026-12-02-mpi-allreduce-2ranks.md"));
+    let table = rows(&block("mpi"));
+    assert_eq!(table.len() * 2, runs.len());
+    for (row, pair) in table.iter().zip(runs.chunks(2)) {
+        let (one, two) = (&pair[0], &pair[1]);
+        let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
+        assert_eq!(row[0], two["config"].as_str().unwrap());
+        assert_eq!(row[1], format!("{} + {}", two["params_g"], two["params_d"]));
+        // Every gradient once per step, 4 bytes each.
+        assert_eq!(f(two, "gradient_bytes_per_step"), 4.0 * (f(two, "params_g") + f(two, "params_d")));
+        shows(&row[2], 0, f(two, "gradient_bytes_per_step") / 1e6);
+        shows(&row[3], 0, f(two, "allreduce_s") * 1e3);
+        shows(&row[4], 0, f(two, "median_s"));
+        shows(&row[5], 0, 100.0 * f(two, "allreduce_s") / f(two, "median_s"));
+        shows(&row[6], 0, f(one, "median_s"));
+    }
+}
