@@ -188,7 +188,8 @@ fn main() -> ExitCode {
     // Training, sampling and evaluation split their work over `mpirun`'s ranks.
     let ranks = match &cli.command {
         Command::Train(_) | Command::Sample(_) | Command::Eval(_) => ranks::Ranks::start(),
-        _ => Ok(ranks::Ranks::solo()),
+        Command::Completions(_) => Ok(ranks::Ranks::solo()),
+        _ => ranks::Ranks::single(std::env::args().nth(1).as_deref().unwrap_or("")),
     };
     let ranks = match ranks {
         Ok(r) => r,

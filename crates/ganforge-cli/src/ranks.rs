@@ -13,10 +13,10 @@ pub struct Ranks {
     mpi: Option<Arc<ganforge::dist::mpi::MpiGroup>>,
 }
 
-/// The number of processes the launcher says the job has (Open MPI's, MPICH's and PMIx's
+/// The number of processes the launcher says the job has (Open MPI's and MPICH's
 /// variables), when started by one.
 fn launched_size() -> Option<usize> {
-    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"].iter().find_map(|v| std::env::var(v).ok()?.parse().ok())
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"].iter().find_map(|v| std::env::var(v).ok()?.parse().ok())
 }
 
 impl Ranks {
@@ -27,11 +27,21 @@ impl Ranks {
         if launched.is_some() {
             let mpi = Arc::new(ganforge::dist::mpi::MpiGroup::init()?);
             share_cores(mpi.size());
+            exit_on_panic(mpi.rank());
             return Ok(Self { group: mpi.clone(), mpi: Some(mpi) });
         }
         if let Some(n) = launched {
             // N copies of a plain build would each train (and write) a run of their own.
             bail!("started as one of {n} MPI processes, but this ganforge was built without the `mpi` feature: rebuild with `cargo build --release --features mpi`, or run it without mpirun");
+        }
+        Ok(Self::solo())
+    }
+
+    /// A command that does not split its work: one process, also under `mpirun` (where N copies
+    /// would each write the same files), which it refuses.
+    pub fn single(command: &str) -> Result<Self> {
+        if let Some(n) = launched_size().filter(|&n| n > 1) {
+            bail!("started as one of {n} MPI processes: only train, sample and eval split their work over ranks; run `ganforge {command}` without mpirun");
         }
         Ok(Self::solo())
     }
@@ -56,6 +66,21 @@ impl Ranks {
             mpi.abort(1);
         }
     }
+}
+
+/// A panic on one rank (out of memory inside burn, say) must end the job: unwinding would
+/// finalize MPI, which waits for the other ranks, which wait in their next collective for this
+/// one. The hook prints the panic and exits at once without finalizing, so mpirun ends the job.
+/// (Not MPI_Abort: a panic can happen on the data loader's thread, and only the main thread
+/// calls MPI.)
+#[cfg(feature = "mpi")]
+fn exit_on_panic(rank: usize) {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("error on rank {rank}: a panic ends the whole MPI job");
+        default(info);
+        std::process::exit(101);
+    }));
 }
 
 /// Each rank's compute threads: its share of the machine's cores, when several ranks run on

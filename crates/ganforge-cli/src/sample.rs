@@ -362,7 +362,7 @@ fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::p
         });
         if a.format == Format::Npz {
             // The round's images of every rank, in rank order, for rank 0 to write.
-            let values = group.all_gather(&images.map(|i| i.values).unwrap_or_default());
+            let values = group.gather(&images.map(|i| i.values).unwrap_or_default());
             if let Some(sink) = &mut sink {
                 let all_seeds = round.concat();
                 let (c, s) = (m.channels, m.image_size);

@@ -241,20 +241,24 @@ pub fn run(a: TrainArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
         }
     };
     if a.dry_run {
-        return dry_run(cfg, &device, &a.device);
+        // One plan for the job, from rank 0.
+        return if ranks.is_root() { dry_run(cfg, &device, &a.device) } else { Ok(()) };
     }
 
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     // Its own count: a spent --time budget also sets the stop flag, and is no first Ctrl-C.
     let interrupted = AtomicBool::new(false);
+    let root = ranks.is_root();
     ctrlc::set_handler(move || {
         flag.store(true, Ordering::SeqCst);
         if interrupted.swap(true, Ordering::SeqCst) {
             eprintln!("\nsecond interrupt: exiting without a final checkpoint");
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
+        if root {
+            eprintln!("\ninterrupt: finishing this step and writing a checkpoint (press Ctrl-C again to quit at once)");
+        }
     })
     .context("installing the Ctrl-C handler")?;
 

@@ -14,6 +14,13 @@ use ganforge::params::{read_safetensors, HostTensor};
 
 /// Runs `mpirun -np 2 ganforge ARGS` and returns rank 0's standard output.
 fn mpirun(args: &[&str]) -> String {
+    let (ok, stdout, stderr) = mpirun_status(args);
+    assert!(ok && !stderr.contains("panicked"), "mpirun {args:?}: {stderr}");
+    stdout
+}
+
+/// Success, standard output and standard error of `mpirun -np 2 ganforge ARGS`.
+fn mpirun_status(args: &[&str]) -> (bool, String, String) {
     let o = Command::new("mpirun")
         .args(["--oversubscribe", "-np", "2", env!("CARGO_BIN_EXE_ganforge")])
         .args(args)
@@ -22,9 +29,7 @@ fn mpirun(args: &[&str]) -> String {
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .output()
         .expect("mpirun (Open MPI's openmpi-bin) on the PATH");
-    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr));
-    assert!(o.status.success() && !stderr.contains("panicked"), "mpirun {args:?}: {stderr}");
-    stdout
+    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 /// `train` arguments of a tiny fully connected GAN (no batch norm), 6 steps.
@@ -97,8 +102,17 @@ fn two_mpi_ranks_do_what_one_process_does() {
     assert_eq!(std::fs::read(&z1).unwrap(), std::fs::read(&z2).unwrap());
 
     // Evaluation: the same report.
-    let eval = ["eval", "--run", &single, "--metrics", "fid,kid,coverage", "--features", "lenet", "--n", "41", "--no-cache"];
+    let eval = ["eval", "--run", &single, "--metrics", "fid,kid,coverage", "--features", "lenet", "--n", "301", "--no-cache"];
     let metrics = |json: &str| serde_json::from_str::<serde_json::Value>(json).unwrap()["metrics"].clone();
     let (e1, e2) = (ok(&eval), mpirun(&eval));
     assert_eq!(metrics(&e1), metrics(&e2));
+
+    // A command that does not split its work is refused rather than run twice; an error on the
+    // ranks ends the job with its message.
+    let (ok2, _, stderr) = mpirun_status(&["fid", &single, "mnist-test", "--features", "lenet"]);
+    assert!(!ok2 && stderr.contains("only train, sample and eval split their work over ranks"), "{stderr}");
+    let mut bad = args(two.path());
+    bad.extend(["--set".to_string(), "train.batch_size=7".to_string()]);
+    let (ok3, _, stderr) = mpirun_status(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok3 && stderr.contains("error on rank 0: train.batch_size = 7 does not split over 2 ranks"), "{stderr}");
 }

@@ -218,7 +218,8 @@ impl SetFeatures {
     }
 
     /// Every rank's share, put together in rank order (which is the images' order: each rank
-    /// took a consecutive block), on every rank. Class ids travel as floats, exact below 2^24.
+    /// took a consecutive block), on rank 0; the others get an empty set. Class ids travel as
+    /// floats, exact below 2^24.
     fn gather(self, group: &dyn Group) -> Self {
         if group.size() == 1 {
             return self;
@@ -228,16 +229,16 @@ impl SetFeatures {
         // A rank with no images has no features and does not know their shape: take it from
         // the ranks that do.
         let shape = self.features.as_ref().map_or([0.0; 2], |f| [f.dim as f32, f.classes.map_or(0.0, |c| c as f32 + 1.0)]);
-        let shapes = group.all_gather(&shape);
+        let shapes = group.gather(&shape);
         let (values, logits) = self.features.map_or((Vec::new(), Vec::new()), |f| (f.values, f.logits));
-        let (values, logits) = (group.all_gather(&values), group.all_gather(&logits));
+        let (values, logits) = (group.gather(&values), group.gather(&logits));
         let features = shapes.chunks(2).find(|s| s[0] > 0.0).map(|s| Features {
             dim: s[0] as usize,
             values,
             classes: (s[1] > 0.0).then(|| s[1] as usize - 1),
             logits,
         });
-        Self { features, preds: as_u32(group.all_gather(&as_f32(&self.preds))), labels: as_u32(group.all_gather(&as_f32(&self.labels))) }
+        Self { features, preds: as_u32(group.gather(&as_f32(&self.preds))), labels: as_u32(group.gather(&as_f32(&self.labels))) }
     }
 }
 
@@ -297,9 +298,10 @@ fn real_features(
         out.labels = t.get("labels").map(|p| p.values.iter().map(|&v| v as u32).collect()).unwrap_or_default();
         return Ok(out);
     }
-    // A fixed sample of the dataset: the same images whatever the run; each rank takes a block.
+    // A fixed sample of the dataset: the same images whatever the run; each rank takes whole
+    // chunks of it.
     let order = GanRng::new(0, Stream::DataOrder).permutation(source.len());
-    let mine = dist::share(n, group.rank(), group.size());
+    let mine = dist::share_chunks(n, CHUNK, group.rank(), group.size());
     let mut out = SetFeatures::default();
     let pixels = channels * size * size;
     for (k, idx) in order[mine.clone()].chunks(CHUNK).enumerate() {
@@ -381,7 +383,7 @@ pub fn evaluate_in(
     let real = real_features(group, source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
 
     let mut fake = SetFeatures::default();
-    let mine = dist::share(n, group.rank(), group.size());
+    let mine = dist::share_chunks(n, CHUNK, group.rank(), group.size());
     sampler.for_each_generated((n, opts.seed), mine.clone(), CHUNK, |images, done| {
         let (f, p) = ex.run(&images)?;
         fake.add(f, p);

@@ -138,27 +138,39 @@ fn bad_splits_and_differing_ranks_are_errors() {
     }
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 
-    // Rank 1 builds its networks from another seed: its weights are not rank 0's.
-    let handles: Vec<_> = ThreadGroup::new(2)
-        .into_iter()
-        .map(|g| {
-            let cfg = tiny(&[&format!("seed={}", g.rank())]);
-            let out = out.path().to_path_buf();
-            std::thread::spawn(move || {
-                let group: Arc<dyn Group> = Arc::new(g);
-                train(cfg, ganforge::train::TrainOptions { group, ..opts(&out, None) }, &mut Quiet)
-            })
-        })
-        .collect();
-    for h in handles {
-        let e = h.join().unwrap().unwrap_err().to_string();
-        assert!(e.contains("at step 0 the weights of 1 rank(s) differ from rank 0's"), "{e}");
+    // The relativistic losses need the whole batch's mean output.
+    for r in train_on(2, &tiny(&["train.loss=\"ragan\""]), out.path(), None) {
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("train.loss = \"ragan\"") && e.contains("with several ranks"), "{e}");
     }
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+
+    // Rank 1 builds its networks from another seed: its weights are not rank 0's. Or it reads
+    // another dataset (as a machine with an incomplete copy would).
+    let differing = |rank1: &'static str, needle: &'static str| {
+        let handles: Vec<_> = ThreadGroup::new(2)
+            .into_iter()
+            .map(|g| {
+                let cfg = tiny(&[if g.rank() == 1 { rank1 } else { "seed=0" }]);
+                let out = out.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let group: Arc<dyn Group> = Arc::new(g);
+                    train(cfg, ganforge::train::TrainOptions { group, ..opts(&out, None) }, &mut Quiet)
+                })
+            })
+            .collect();
+        for h in handles {
+            let e = h.join().unwrap().unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    };
+    differing("seed=1", "at step 0 the weights of 1 rank(s) differ from rank 0's");
+    differing("data.spec=\"mnist-test\"", "1 rank(s) see other data than rank 0 (60000 images, classes [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])");
 }
 
-/// `evaluate_in` over two ranks (each extracting a block of the real and the generated
-/// images, rank 0 computing) gives exactly the single process's numbers, with and without
-/// the real-feature cache (whose hit only rank 0 reads).
+/// `evaluate_in` over two ranks (each extracting whole 250-image chunks of the real and the
+/// generated images, here 250 and 51, rank 0 computing) gives exactly the single process's
+/// numbers, with and without the real-feature cache (whose hit only rank 0 reads).
 #[test]
 fn evaluation_split_over_ranks_gives_the_same_numbers() {
     use ganforge::burn::tensor::Device;
@@ -169,7 +181,7 @@ fn evaluation_split_over_ranks_gives_the_same_numbers() {
     let cache = tempfile::tempdir().unwrap();
     let options = |cached: bool| EvalOptions {
         metrics: vec![Metric::Fid, Metric::Kid, Metric::Pr, Metric::Coverage],
-        n: 61,
+        n: 301,
         n_real: None,
         real: None,
         features: FeatureKind::Lenet,
@@ -198,6 +210,6 @@ fn evaluation_split_over_ranks_gives_the_same_numbers() {
         assert!(reports[1].is_none(), "rank 1 reports nothing");
         let split = reports.remove(0).expect("rank 0 reports");
         assert_eq!(split.metrics, single.metrics, "cache {cached}");
-        assert_eq!((split.n_fake, split.n_real), (61, 61));
+        assert_eq!((split.n_fake, split.n_real), (301, 301));
     }
 }

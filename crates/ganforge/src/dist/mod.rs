@@ -27,10 +27,14 @@ pub trait Group {
     /// Number of ranks.
     fn size(&self) -> usize;
     /// Sums `values` element by element over all ranks, in place. Every rank ends with the
-    /// same bits (tested for the groups here; MPI's all-reduce gives every rank one result).
+    /// same bits here and under Open MPI and MPICH; the MPI standard recommends but does not
+    /// require it, so training checks that the ranks' weights agree at every checkpoint.
     fn sum(&self, values: &mut [f32]);
     /// Every rank's `values` (any lengths), concatenated in rank order, on every rank.
     fn all_gather(&self, values: &[f32]) -> Vec<f32>;
+    /// Every rank's `values`, concatenated in rank order, on rank 0 alone (the others get an
+    /// empty vector): for results only rank 0 uses, which need not fill every rank's memory.
+    fn gather(&self, values: &[f32]) -> Vec<f32>;
     /// Rank 0's `bytes` on every rank (the other ranks' own are replaced).
     fn broadcast(&self, bytes: &mut Vec<u8>);
     /// Waits until every rank has come here.
@@ -56,6 +60,9 @@ impl Group for Solo {
     fn all_gather(&self, values: &[f32]) -> Vec<f32> {
         values.to_vec()
     }
+    fn gather(&self, values: &[f32]) -> Vec<f32> {
+        values.to_vec()
+    }
     fn broadcast(&self, _: &mut Vec<u8>) {}
     fn barrier(&self) {}
 }
@@ -73,6 +80,28 @@ pub fn share(total: usize, rank: usize, size: usize) -> Range<usize> {
     let (base, extra) = (total / size, total % size);
     let start = rank * base + rank.min(extra);
     start..start + base + usize::from(rank < extra)
+}
+
+/// The blocks of `chunk` items a rank takes of `total`: whole chunks, dealt as [`share`] deals
+/// items, so that every chunk is the one a single process would make (a batch's composition
+/// can change the last bits of a GPU kernel's result, never of a chunk made alike).
+pub fn share_chunks(total: usize, chunk: usize, rank: usize, size: usize) -> Range<usize> {
+    let chunk = chunk.max(1);
+    let chunks = share(total.div_ceil(chunk), rank, size);
+    (chunks.start * chunk).min(total)..(chunks.end * chunk).min(total)
+}
+
+/// How many ranks hold other `bytes` than rank 0 (0 when all agree); every rank gets the count,
+/// so that all can stop together.
+pub fn disagreeing(group: &dyn Group, bytes: &[u8]) -> usize {
+    if group.size() == 1 {
+        return 0;
+    }
+    let mut root = bytes.to_vec();
+    group.broadcast(&mut root);
+    let mut differ = [f32::from(root != bytes)];
+    group.sum(&mut differ);
+    differ[0] as usize
 }
 
 /// The mean of `values` over the ranks, in place.
@@ -145,6 +174,10 @@ impl Group for ThreadGroup {
     fn all_gather(&self, values: &[f32]) -> Vec<f32> {
         self.exchange(values, |slots| slots.concat())
     }
+    fn gather(&self, values: &[f32]) -> Vec<f32> {
+        let root = self.rank == 0;
+        self.exchange(values, |slots| if root { slots.concat() } else { Vec::new() })
+    }
     fn broadcast(&self, bytes: &mut Vec<u8>) {
         let lock = || self.shared.bytes.lock().unwrap_or_else(|p| p.into_inner());
         if self.rank == 0 {
@@ -176,6 +209,10 @@ mod tests {
         }
         assert_eq!(share(10, 0, 3), 0..4);
         assert_eq!(share(10, 2, 3), 7..10);
+        // 7 chunks of 250 (the last short) over 3 ranks: 3, 2 and 2 chunks.
+        let parts: Vec<Range<usize>> = (0..3).map(|r| share_chunks(1700, 250, r, 3)).collect();
+        assert_eq!(parts, vec![0..750, 750..1250, 1250..1700]);
+        assert_eq!(share_chunks(100, 250, 1, 2), 100..100);
     }
 
     /// Three thread ranks: sums, means, gathers and a broadcast give every rank the expected
@@ -192,6 +229,9 @@ mod tests {
                     let mut m = vec![r];
                     mean(&g, &mut m);
                     let gathered = g.all_gather(&vec![r; g.rank() + 1]);
+                    let at_root = g.gather(&[r]);
+                    assert_eq!(at_root, if g.is_root() { vec![0.0, 1.0, 2.0] } else { Vec::new() });
+                    assert_eq!(disagreeing(&g, if g.rank() == 2 { b"other" } else { b"same" }), 1);
                     let mut bytes = if g.is_root() { b"from root".to_vec() } else { Vec::new() };
                     g.broadcast(&mut bytes);
                     (v, m, gathered, bytes)

@@ -57,6 +57,21 @@ impl Group for MpiGroup {
         self.world.all_gather_varcount_into(values, &mut PartitionMut::new(&mut out[..], counts, &displs[..]));
         out
     }
+    fn gather(&self, values: &[f32]) -> Vec<f32> {
+        let root = self.world.process_at_rank(0);
+        let count = values.len() as Count;
+        if self.rank() != 0 {
+            root.gather_into(&count);
+            root.gather_varcount_into(values);
+            return Vec::new();
+        }
+        let mut counts = vec![0 as Count; self.size()];
+        root.gather_into_root(&count, &mut counts[..]);
+        let displs: Vec<Count> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
+        let mut out = vec![0f32; counts.iter().map(|&c| c as usize).sum()];
+        root.gather_varcount_into_root(values, &mut PartitionMut::new(&mut out[..], counts, &displs[..]));
+        out
+    }
     fn broadcast(&self, bytes: &mut Vec<u8>) {
         let root = self.world.process_at_rank(0);
         let mut len = bytes.len() as u64;

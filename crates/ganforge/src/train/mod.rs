@@ -62,6 +62,10 @@ pub enum TrainError {
     BatchSplit { batch: usize, ranks: usize },
     #[error("at step {step} the weights of {ranks} rank(s) differ from rank 0's: every rank must start from the same run folder (resuming needs the run on a filesystem all ranks share) and apply the same averaged update")]
     RanksDiffer { step: u64, ranks: usize },
+    #[error("{ranks} rank(s) see other data than rank 0 ({root}): every rank must read the same dataset, at the same path, with the same images")]
+    DataDiffers { ranks: usize, root: String },
+    #[error("train.loss = \"{0}\" compares each output with the mean of the whole batch's other side, which a rank's share does not have: with several ranks use ns, wgan, hinge or lsgan")]
+    RelativisticSplit(String),
 }
 
 /// What the caller sees of a run: progress and messages. The CLI draws a progress bar.
@@ -124,23 +128,16 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     let device = opts.device.clone().autodiff();
     let group = &*opts.group;
     let (b, ranks) = (cfg.train.batch_size, group.size());
-    if b % ranks != 0 {
-        return Err(TrainError::BatchSplit { batch: b, ranks });
-    }
-    check_memory(&cfg, &opts.device)?;
+    check_split(&cfg, ranks, &opts.device)?;
     if opts.resume.is_none() {
         // Before the data is opened: a wrong source is an error at once, not after caching.
         record_init_source(&mut cfg)?;
     }
     // Rank 0 first: it builds the image cache, which the others then find ready.
     let source = root_first(group, || open_data(&mut cfg, obs))?;
-    let Start { mut run, mut state, mut gan, mut g_ema, resumed_at } = root_first(group, || start(&cfg, &opts, &device, obs))?;
-    // A new run's folder is numbered by rank 0; the others learn its name.
-    let mut path = run.path.to_string_lossy().into_owned().into_bytes();
-    group.broadcast(&mut path);
-    run.path = PathBuf::from(String::from_utf8_lossy(&path).into_owned());
-    (gan.opt_g, gan.opt_d) = (gan.opt_g.averaged_over(opts.group.clone()), gan.opt_d.averaged_over(opts.group.clone()));
-    check_same_weights(group, &gan, state.step)?;
+    check_same_data(group, &*source)?;
+    let started = root_first(group, || start(&cfg, &opts, &device, obs))?;
+    let Start { run, mut state, mut gan, mut g_ema, resumed_at } = join(&opts.group, started)?;
     let t = &cfg.train;
     let part = dist::share(b, group.rank(), ranks);
     // Each step consumed n_critic batches.
@@ -159,13 +156,19 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     obs.start(&run, state.step, total);
 
     let mut meter = Meter::new();
-    let mut decode_failures = 0;
+    let (mut decode_failures, mut first_batch) = (0, true);
     let elapsed_before = state.elapsed_s;
     while state.step < total {
         let (reals, noises) = step_inputs(&cfg, &loader, &mut state.rng, (state.step, part.clone()), &device, &mut |images| {
+            // The session's first batch, whole (every rank's share), is real.png and the
+            // doctor's reference; later ones only train.
+            if !std::mem::take(&mut first_batch) {
+                return Ok(());
+            }
+            let whole = if ranks > 1 { group.gather(images) } else { images.to_vec() };
             // Do not count the one-off start-up (first batch, image writing) as training speed.
             if let Some(out) = out.as_mut() {
-                if out.real_batch(images, part.len())? {
+                if out.real_batch(&whole, b)? {
                     meter.restart();
                 }
             }
@@ -181,7 +184,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         let (next, stats) = train_step(gan, reals, &noises, rules, &device);
         gan = next;
         // The whole batch's losses, and a stop asked of any rank, so that all decide alike.
-        let (stats, stopping) = group_mean_stats(group, stats, opts.stop.load(Ordering::SeqCst));
+        let (stats, stopping, failures) = group_stats(group, stats, opts.stop.load(Ordering::SeqCst), loader.decode_failures());
         if t.g_ema > 0.0 {
             // Before g_ema_start the average is a copy of G.
             let decay = if state.step < t.g_ema_start { 0.0 } else { t.g_ema };
@@ -202,8 +205,8 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         state.elapsed_s = elapsed_before + meter.session_s();
         let ips = meter.add(&stats, t.batch_size);
         obs.step(state.step, &stats, ips);
-        if loader.decode_failures() > decode_failures {
-            decode_failures = loader.decode_failures();
+        if failures > decode_failures {
+            decode_failures = failures;
             let latest = loader.last_decode_error().unwrap_or_default();
             obs.message(&format!(
                 "warning: {decode_failures} image(s) failed to decode so far, each replaced by another image; latest: {latest}"
@@ -238,6 +241,32 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
     finish(out, run, obs)
 }
 
+/// Whether `cfg` can train on `ranks` ranks: its batch splits evenly, its loss needs no
+/// whole-batch statistic, and a rank's share of the batch fits the machine.
+fn check_split(cfg: &GanConfig, ranks: usize, device: &Device) -> Result<(), TrainError> {
+    let b = cfg.train.batch_size;
+    if b % ranks != 0 {
+        return Err(TrainError::BatchSplit { batch: b, ranks });
+    }
+    if ranks > 1 && cfg.train.loss.is_relativistic() {
+        return Err(TrainError::RelativisticSplit(format!("{:?}", cfg.train.loss).to_lowercase()));
+    }
+    let mut local = cfg.clone();
+    local.train.batch_size = b / ranks;
+    check_memory(&local, device)
+}
+
+/// Makes a rank's start the group's: the run folder rank 0 numbered, optimizers that average
+/// over the ranks, and the same weights everywhere.
+fn join(group: &Arc<dyn Group>, mut s: Start) -> Result<Start, TrainError> {
+    let mut path = s.run.path.to_string_lossy().into_owned().into_bytes();
+    group.broadcast(&mut path);
+    s.run.path = PathBuf::from(String::from_utf8_lossy(&path).into_owned());
+    (s.gan.opt_g, s.gan.opt_d) = (s.gan.opt_g.averaged_over(group.clone()), s.gan.opt_d.averaged_over(group.clone()));
+    check_same_weights(&**group, &s.gan, s.state.step)?;
+    Ok(s)
+}
+
 /// The end of a session: rank 0 draws the run's curves.
 fn finish(out: Option<RunWriter>, run: RunDir, obs: &mut dyn Observer) -> Result<RunDir, TrainError> {
     let run = match out {
@@ -261,14 +290,30 @@ fn root_first<T>(group: &dyn Group, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The ranks' mean of a step's losses and outputs, and whether any rank was asked to stop.
-fn group_mean_stats(group: &dyn Group, s: StepStats, stop: bool) -> (StepStats, bool) {
+/// The ranks' mean of a step's losses and outputs, whether any rank was asked to stop, and
+/// the images that failed to decode on all ranks together.
+fn group_stats(group: &dyn Group, s: StepStats, stop: bool, failures: usize) -> (StepStats, bool, usize) {
     if group.size() == 1 {
-        return (s, stop);
+        return (s, stop, failures);
     }
-    let mut v = [s.loss_d, s.loss_g, s.d_real, s.d_fake, f32::from(stop)];
-    dist::mean(group, &mut v);
-    (StepStats { loss_d: v[0], loss_g: v[1], d_real: v[2], d_fake: v[3] }, v[4] > 0.0)
+    let n = group.size() as f32;
+    let mut v = [s.loss_d, s.loss_g, s.d_real, s.d_fake, f32::from(stop), failures as f32];
+    group.sum(&mut v);
+    (StepStats { loss_d: v[0] / n, loss_g: v[1] / n, d_real: v[2] / n, d_fake: v[3] / n }, v[4] > 0.0, v[5] as usize)
+}
+
+/// Checks that every rank opened the same dataset (its size and classes): a rank with a copy
+/// that lacks a file would shuffle other images, or run out of epochs at another step.
+fn check_same_data(group: &dyn Group, source: &dyn Source) -> Result<(), TrainError> {
+    let what = format!("{} images, classes [{}]", source.len(), source.class_names().join(", "));
+    match dist::disagreeing(group, what.as_bytes()) {
+        0 => Ok(()),
+        ranks => {
+            let mut root = what.into_bytes();
+            group.broadcast(&mut root);
+            Err(TrainError::DataDiffers { ranks, root: String::from_utf8_lossy(&root).into_owned() })
+        }
+    }
 }
 
 /// Checks that every rank holds rank 0's trainable weights: at the start (a rank that read
@@ -287,12 +332,7 @@ fn check_same_weights(group: &dyn Group, gan: &Gan, step: u64) -> Result<(), Tra
             t.values.iter().for_each(|v| v.to_bits().hash(&mut h));
         }
     }
-    let mine = h.finish().to_le_bytes().to_vec();
-    let mut root = mine.clone();
-    group.broadcast(&mut root);
-    let mut differ = [f32::from(root != mine)];
-    group.sum(&mut differ);
-    match differ[0] as usize {
+    match dist::disagreeing(group, &h.finish().to_le_bytes()) {
         0 => Ok(()),
         ranks => Err(TrainError::RanksDiffer { step, ranks }),
     }
