@@ -1,11 +1,14 @@
 """Side-by-side training-step benchmark: ganforge (burn, flex CPU backend) vs PyTorch, same
 model and step, same machine, one run. Prints a table of ganforge/PyTorch ratios.
 
-    python3 bench/compare.py [--steps 20] [--threads 2] [--configs small32,dcgan64]
+    python3 bench/compare.py [--steps 20] [--threads 2] [--configs small32,dcgan64] [--batches 64]
+    python3 bench/compare.py --configs dcgan32,dcgan64,dcgan128 --batches 32,128   # size x batch table
+    python3 bench/compare.py --sample --configs dcgan64 --batches 1,256            # sampling images/s
+    python3 bench/compare.py --bin PATH --device vulkan                            # a prebuilt binary (bench/gpu.sh)
 
-ganforge is built once with `cargo bench --no-run`; each measurement is a fresh process so
-that peak memory is per configuration. PyTorch is limited to --threads threads; ganforge's
-thread pool is limited the same way through RAYON_NUM_THREADS.
+ganforge is built once with `cargo bench --no-run` (or given with --bin); each measurement is a
+fresh process so that peak memory is per configuration. PyTorch is limited to --threads threads;
+ganforge's thread pool is limited the same way through RAYON_NUM_THREADS.
 """
 import argparse, json, os, platform, subprocess, sys
 
@@ -33,26 +36,35 @@ def run(cmd, threads):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--configs", default="small32,dcgan64")
-    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--batches", "--batch", default="64", help="comma-separated batch sizes")
+    ap.add_argument("--sample", action="store_true", help="time sampling (G forward, images/s) instead of training steps")
+    ap.add_argument("--bin", help="a prebuilt train_step bench binary (default: build it with cargo)")
     ap.add_argument("--device", default="cpu", help="ganforge device (cpu, vulkan, ...); PyTorch uses cuda for any GPU")
     a = ap.parse_args()
-    exe = ganforge_bin()
+    exe = a.bin or ganforge_bin()
     torch_dev = "cpu" if a.device == "cpu" else "cuda"
     rows = []
     for cfg in a.configs.split(","):
-        common = [cfg, "--steps", str(a.steps), "--batch", str(a.batch)]
-        gf = run([exe, *common, "--device", a.device], a.threads)
-        pt = run([sys.executable, "bench/pytorch_dcgan_step.py", *common, "--threads", str(a.threads), "--device", torch_dev], a.threads)
-        rows.append((cfg, gf, pt))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, threads {a.threads}, batch {a.batch}, "
-          f"device {a.device}, PyTorch {rows[0][2]['version']}")
-    print(f"{'config':10} {'ganforge s':>11} {'PyTorch s':>10} {'ratio':>6} {'gf peak MiB':>12} {'pt peak MiB':>12}")
-    for cfg, gf, pt in rows:
-        print(f"{cfg:10} {gf['median_s']:11.3f} {pt['median_s']:10.3f} {gf['median_s'] / pt['median_s']:6.2f} "
-              f"{gf['peak_rss_mib']:12.0f} {pt['peak_rss_mib']:12.0f}")
-    print(json.dumps([{"config": c, "ganforge": g, "pytorch": p} for c, g, p in rows]))
+        for batch in [int(b) for b in a.batches.split(",")]:
+            common = [cfg, "--steps", str(a.steps), "--warmup", str(a.warmup), "--batch", str(batch)] + (["--sample"] if a.sample else [])
+            gf = run([exe, *common, "--device", a.device], a.threads)
+            pt = run([sys.executable, "bench/pytorch_dcgan_step.py", *common, "--threads", str(a.threads), "--device", torch_dev], a.threads)
+            rows.append((cfg, batch, gf, pt))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, threads {a.threads}, "
+          f"device {a.device}, PyTorch {rows[0][3]['version']}")
+    if a.sample:
+        print(f"{'config':10} {'batch':>5} {'ganforge img/s':>15} {'PyTorch img/s':>14} {'ratio':>6}")
+        for cfg, b, gf, pt in rows:
+            print(f"{cfg:10} {b:5d} {gf['images_per_s']:15.1f} {pt['images_per_s']:14.1f} {gf['images_per_s'] / pt['images_per_s']:6.2f}")
+    else:
+        print(f"{'config':10} {'batch':>5} {'ganforge s':>11} {'PyTorch s':>10} {'ratio':>6} {'gf peak MiB':>12} {'pt peak MiB':>12}")
+        for cfg, b, gf, pt in rows:
+            print(f"{cfg:10} {b:5d} {gf['median_s']:11.3f} {pt['median_s']:10.3f} {gf['median_s'] / pt['median_s']:6.2f} "
+                  f"{gf['peak_rss_mib']:12.0f} {pt['peak_rss_mib']:12.0f}")
+    print(json.dumps([{"config": c, "batch": b, "ganforge": g, "pytorch": p} for c, b, g, p in rows]))
 
 
 if __name__ == "__main__":

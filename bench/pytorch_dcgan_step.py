@@ -8,10 +8,12 @@ LeakyReLU(0.2) in D) and times the same step (crates/ganforge/src/train/step.rs)
 Adam(betas=(0.5, 0.999), eps=1e-8), lr 2e-4. Inputs are random tensors: data loading is
 not part of the step.
 
-Usage: python3 pytorch_dcgan_step.py CONFIG [--steps N] [--warmup N] [--threads T] [--device cpu|cuda]
+Usage: python3 pytorch_dcgan_step.py CONFIG [--steps N] [--warmup N] [--threads T] [--device cpu|cuda] [--sample]
 Prints one JSON line: config, median and mean step seconds, peak resident memory (MiB).
+With --sample it times sampling instead: G alone in eval mode under no_grad, the images
+brought to the host (as ganforge's sampler returns them), and reports images per second.
 """
-import argparse, json, math, resource, statistics, time
+import argparse, json, math, resource, statistics, sys, time
 
 import torch
 import torch.nn as nn
@@ -20,6 +22,9 @@ CONFIGS = {
     # name: (image_size, channels, ngf, ndf, batch, nz)
     "dcgan64": (64, 3, 64, 64, 64, 100),
     "small32": (32, 1, 32, 32, 64, 100),
+    # The same DCGAN at other image sizes (BENCHMARKS.md's size/batch table).
+    "dcgan32": (32, 3, 64, 64, 64, 100),
+    "dcgan128": (128, 3, 64, 64, 64, 100),
 }
 
 
@@ -59,6 +64,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--sample", action="store_true", help="time G's sampling, not a training step")
+    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's table of the timed steps (stderr)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -67,6 +74,8 @@ def main():
     dev = torch.device(a.device)
     g, d = generator(s, c, ngf, nz).to(dev), discriminator(s, c, ndf).to(dev)
     g.apply(init), d.apply(init)
+    if a.sample:
+        return sample(a, g, b, nz, dev)
     opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
     opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999), eps=1e-8)
     bce = nn.BCEWithLogitsLoss()
@@ -95,6 +104,9 @@ def main():
     for _ in range(a.warmup):
         step()
     times = []
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) if a.profile else None
+    if prof:
+        prof.__enter__()
     for _ in range(a.steps):
         if dev.type == "cuda":
             torch.cuda.synchronize()
@@ -103,6 +115,9 @@ def main():
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
+    if prof:
+        prof.__exit__(None, None, None)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=20), file=sys.stderr)
     out = {
         "impl": "pytorch",
         "version": torch.__version__,
@@ -117,6 +132,26 @@ def main():
     if dev.type == "cuda":
         out["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
     print(json.dumps(out))
+
+
+def sample(a, g, b, nz, dev):
+    """Images per second of G's forward pass at batch b, images on the host."""
+    g.eval()
+
+    def once():
+        with torch.no_grad():
+            return g(torch.randn(b, nz, 1, 1, device=dev)).cpu()
+
+    for _ in range(a.warmup):
+        once()
+    times = []
+    for _ in range(a.steps):
+        t0 = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    print(json.dumps({"impl": "pytorch", "version": torch.__version__, "config": a.config, "mode": "sample", "batch": b,
+                      "threads": a.threads, "device": a.device, "median_s": med, "images_per_s": b / med}))
 
 
 if __name__ == "__main__":

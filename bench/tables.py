@@ -157,6 +157,37 @@ def mpi():
     return out
 
 
+def size_batch():
+    runs = json.loads((RESULTS / "2026-12-02-size-batch-cpu-2threads.json").read_text())
+    out = [
+        "| config | image | batch | ganforge step | PyTorch step | ratio (ganforge/PyTorch) | peak RSS ganforge / PyTorch |",
+        "|--------|------:|------:|--------------:|-------------:|-------------------------:|----------------------------:|",
+    ]
+    for r in runs:
+        g, p = r["ganforge"], r["pytorch"]
+        size = int(r["config"].removeprefix("dcgan"))
+        out.append(
+            f"| {r['config']} | {size}x{size} | {r['batch']} | {g['median_s']:.3f} s | {p['median_s']:.3f} s "
+            f"| **{g['median_s'] / p['median_s']:.2f}** | {g['peak_rss_mib']:.0f} / {p['peak_rss_mib']:.0f} MiB |"
+        )
+    return out
+
+
+def sampling():
+    runs = json.loads((RESULTS / "2026-12-02-sampling-cpu-2threads.json").read_text())
+    out = [
+        "| config | batch | ganforge images/s | PyTorch images/s | ratio (ganforge/PyTorch) |",
+        "|--------|------:|------------------:|-----------------:|-------------------------:|",
+    ]
+    for r in runs:
+        g, p = r["ganforge"], r["pytorch"]
+        out.append(
+            f"| {r['config']} | {r['batch']} | {g['images_per_s']:.1f} | {p['images_per_s']:.1f} "
+            f"| **{g['images_per_s'] / p['images_per_s']:.2f}** |"
+        )
+    return out
+
+
 TABLES = {
     "train-step": train_step,
     "loader": loader,
@@ -165,6 +196,8 @@ TABLES = {
     "mnist-10k": mnist_10k,
     "serve-load": serve_load,
     "mpi": mpi,
+    "size-batch": size_batch,
+    "sampling": sampling,
 }
 
 

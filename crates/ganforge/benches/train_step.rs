@@ -2,6 +2,8 @@
 //! bench/pytorch_dcgan_step.py (same model, same step). Run through bench/compare.py, or:
 //!   cargo bench -p ganforge --bench train_step -- dcgan64 --steps 20 [--device cpu]
 //! Prints one JSON line: median and mean step seconds and peak resident memory (MiB).
+//! With `--sample` it times sampling instead (G in inference mode, images to the host), as
+//! `pytorch_dcgan_step.py --sample` does, and reports images per second.
 //!
 //! Data-parallel (feature `mpi`): `mpirun -np 2 -x RAYON_NUM_THREADS=1 target/release/deps/train_step-* dcgan64`
 //! splits --batch over the ranks, averages the gradients as training does, and also times a
@@ -46,20 +48,28 @@ fn main() {
     let (s, c, width) = match config.as_str() {
         "dcgan64" => (64, 3, 64),
         "small32" => (32, 1, 32),
-        other => panic!("unknown bench config {other}: use dcgan64 or small32"),
+        // The same DCGAN at other image sizes (BENCHMARKS.md's size/batch table).
+        "dcgan32" => (32, 3, 64),
+        "dcgan128" => (128, 3, 64),
+        other => panic!("unknown bench config {other}: use dcgan64, small32, dcgan32 or dcgan128"),
     };
     let steps: usize = arg(&args, "--steps", 20);
     let warmup: usize = arg(&args, "--warmup", 3);
     let batch: usize = arg(&args, "--batch", 64);
     let device = parse_device(&arg(&args, "--device", "cpu".to_string())).expect("device");
+    let sampling = args.iter().any(|a| a == "--sample");
     let sets = vec![
         format!("model.image_size={s}"),
         format!("model.channels={c}"),
         format!("dcgan.ngf={width}"),
         format!("dcgan.ndf={width}"),
-        format!("train.batch_size={batch}"),
+        // Sampling's batch is not a training batch (batch norm would refuse 1).
+        format!("train.batch_size={}", if sampling { 64 } else { batch }),
     ];
     let cfg = GanConfig::resolve(Some("mnist64"), None, &sets).expect("config");
+    if sampling {
+        return sample(&cfg, &config, &device, batch, warmup, steps);
+    }
     let ad = device.clone().autodiff();
     let (g, d) = nets::build(&cfg.families(), 0, &ad);
     let group = ranks();
@@ -114,6 +124,28 @@ fn main() {
         "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"batch\": {batch}, \"device\": \"{:?}\", \"median_s\": {median}, \"mean_s\": {mean}, \"peak_rss_mib\": {}}}",
         device,
         peak_rss_mib()
+    );
+}
+
+/// Images per second of G's forward pass at `batch`, as `ganforge sample` runs it (inference
+/// mode, images brought to the host).
+fn sample(cfg: &GanConfig, config: &str, device: &ganforge::burn::tensor::Device, batch: usize, warmup: usize, steps: usize) {
+    let (g, _) = nets::build(&cfg.families(), 0, device);
+    let mut rng = GanRng::new(0, Stream::FixedNoise);
+    let times: Vec<f64> = (0..warmup + steps)
+        .map(|_| {
+            let z = rng.normal_vec(batch * cfg.model.nz, 0.0, 1.0);
+            let t0 = Instant::now();
+            let images = ganforge::sample::generate(&g, &z, None, cfg.model.nz, device);
+            assert_eq!(images.n, batch);
+            t0.elapsed().as_secs_f64()
+        })
+        .skip(warmup)
+        .collect();
+    let (median, _) = median_mean(times);
+    println!(
+        "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"mode\": \"sample\", \"batch\": {batch}, \"device\": \"{device:?}\", \"median_s\": {median}, \"images_per_s\": {}}}",
+        batch as f64 / median
     );
 }
 

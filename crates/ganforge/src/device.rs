@@ -82,6 +82,34 @@ pub fn is_deterministic(device: &Device) -> bool {
     is_cpu(device)
 }
 
+/// How closely results on `device` may be expected to match the CPU backend's: exactly on the
+/// CPU itself (every CPU run is bit-for-bit repeatable), else within a relative tolerance, since
+/// GPU kernels sum in other orders (tiled matrix products, atomics) and may fuse operations.
+/// 1e-3 covers float32 reorderings through a DCGAN's dozen layers with margin; what exceeds it
+/// is a wrong kernel, not rounding.
+pub fn tolerance(device: &Device) -> Option<f32> {
+    if is_cpu(device) {
+        None
+    } else {
+        Some(1e-3)
+    }
+}
+
+/// Whether `got` (from `device`) matches `want` (from the CPU) under [`tolerance`]: equal on the
+/// CPU; elsewhere each value within the tolerance relative to the largest magnitude in `want`.
+pub fn matches_cpu(device: &Device, got: &[f32], want: &[f32]) -> bool {
+    if got.len() != want.len() {
+        return false;
+    }
+    match tolerance(device) {
+        None => got == want,
+        Some(tol) => {
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() <= tol * scale)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +133,41 @@ mod tests {
     fn missing_backend_says_how_to_rebuild() {
         let e = parse_device("cuda:1").unwrap_err().to_string();
         assert!(e.contains("--features cuda"), "{e}");
+    }
+
+    /// Every GPU spec of a backend this build lacks names its feature; `wgpu` and `vulkan` take
+    /// no index, `tch` only `tch:cuda[:N]`.
+    #[test]
+    fn every_backend_spec_parses_or_names_its_feature() {
+        let cases = [
+            ("vulkan", "vulkan", cfg!(feature = "vulkan")),
+            ("wgpu", "wgpu", cfg!(feature = "wgpu")),
+            ("tch", "tch", cfg!(feature = "tch")),
+            ("tch:cuda:1", "tch", cfg!(feature = "tch")),
+            ("cuda", "cuda", cfg!(feature = "cuda")),
+        ];
+        for (spec, feature, built) in cases {
+            match parse_device(spec) {
+                Ok(_) => assert!(built, "{spec} parsed without the {feature} feature"),
+                Err(e) => {
+                    assert!(!built, "{spec}: {e}");
+                    assert!(e.to_string().contains(&format!("--features {feature}")), "{spec}: {e}");
+                }
+            }
+        }
+        for bad in ["vulkan:1", "wgpu:0", "tch:rocm", "cpu:0"] {
+            assert!(parse_device(bad).unwrap_err().to_string().contains("unknown device"), "{bad}");
+        }
+    }
+
+    /// On the CPU a result must be bit-for-bit the CPU's; off it, within 1e-3 of the largest value.
+    #[test]
+    fn comparisons_are_exact_on_the_cpu_and_tolerant_elsewhere() {
+        let cpu = Device::flex();
+        let want = [1.0, -2.0, 0.5];
+        assert!(matches_cpu(&cpu, &want, &want));
+        assert!(!matches_cpu(&cpu, &[1.0, -2.0, 0.500_001], &want));
+        assert!(!matches_cpu(&cpu, &[1.0, -2.0], &want));
+        assert_eq!(tolerance(&cpu), None);
     }
 }

@@ -186,3 +186,38 @@ fn mpi_table_is_its_raw_file() {
         shows(&row[6], 0, f(one, "median_s"));
     }
 }
+
+#[test]
+fn size_batch_table_is_its_raw_file() {
+    let runs: Vec<Value> = serde_json::from_str(&raw("2026-12-02-size-batch-cpu-2threads.json")).unwrap();
+    let table = rows(&block("size-batch"));
+    assert_eq!(table.len(), runs.len());
+    for (row, run) in table.iter().zip(&runs) {
+        let (g, p) = (&run["ganforge"], &run["pytorch"]);
+        assert_eq!(row[0], run["config"].as_str().unwrap());
+        assert_eq!(row[2], run["batch"].to_string());
+        assert_eq!(g["batch"], run["batch"], "the cell's own batch");
+        let (gs, ps) = (g["median_s"].as_f64().unwrap(), p["median_s"].as_f64().unwrap());
+        shows(&row[3], 0, gs);
+        shows(&row[4], 0, ps);
+        shows(&row[5], 0, gs / ps);
+        shows(&row[6], 0, g["peak_rss_mib"].as_f64().unwrap());
+        shows(&row[6], 1, p["peak_rss_mib"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn sampling_table_is_its_raw_file() {
+    let runs: Vec<Value> = serde_json::from_str(&raw("2026-12-02-sampling-cpu-2threads.json")).unwrap();
+    let table = rows(&block("sampling"));
+    assert_eq!(table.len(), runs.len());
+    for (row, run) in table.iter().zip(&runs) {
+        let (g, p) = (&run["ganforge"], &run["pytorch"]);
+        assert_eq!((g["mode"].as_str(), p["mode"].as_str()), (Some("sample"), Some("sample")));
+        assert_eq!(row[1], run["batch"].to_string());
+        let (gi, pi) = (g["images_per_s"].as_f64().unwrap(), p["images_per_s"].as_f64().unwrap());
+        shows(&row[2], 0, gi);
+        shows(&row[3], 0, pi);
+        shows(&row[4], 0, gi / pi);
+    }
+}
