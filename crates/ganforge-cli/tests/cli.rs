@@ -8,36 +8,9 @@ use std::process::Command;
 #[allow(dead_code)] // shared with the library's download tests, which use all of it
 mod http_server;
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
+mod common;
 
-fn ganforge(args: &[&str]) -> Out {
-    ganforge_in(args, &[])
-}
-
-/// Runs with extra environment variables.
-fn ganforge_in(args: &[&str], env: &[(&str, &Path)]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).envs(env.iter().map(|(k, v)| (k, v))).output().unwrap();
-    let out = Out {
-        ok: o.status.success(),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    };
-    assert!(!out.stderr.contains("panicked"), "panic in {args:?}: {}", out.stderr);
-    out
-}
-
-/// Runs and expects a failure whose single `error:` line contains `needle`.
-fn fails_with(args: &[&str], needle: &str) {
-    let o = ganforge(args);
-    assert!(!o.ok, "{args:?} should fail");
-    let errors: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{args:?}: {}", o.stderr);
-    assert!(errors[0].contains(needle), "{args:?}: expected '{needle}' in: {}", errors[0]);
-}
+use common::{fails_with, ganforge, ganforge_in, Out};
 
 const TINY: &[&str] = &[
     "--set",

@@ -12,7 +12,12 @@ pub struct Out {
 
 /// Runs `ganforge` with `args`; a panic is a failure whatever the exit status.
 pub fn ganforge(args: &[&str]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).output().unwrap();
+    ganforge_in(args, &[])
+}
+
+/// Runs with extra environment variables.
+pub fn ganforge_in(args: &[&str], env: &[(&str, &Path)]) -> Out {
+    let o = Command::new(env!("CARGO_BIN_EXE_ganforge")).args(args).envs(env.iter().map(|(k, v)| (k, v))).output().unwrap();
     let out = Out {
         ok: o.status.success(),
         stdout: String::from_utf8_lossy(&o.stdout).into(),

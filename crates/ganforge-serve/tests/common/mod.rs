@@ -31,13 +31,7 @@ pub fn tiny_run(out: &Path, extra: &[&str]) -> PathBuf {
     sets.push(format!("data.cache_dir={}", std::env::temp_dir().join("ganforge-test-cache").display()));
     sets.extend(extra.iter().map(|s| s.to_string()));
     let cfg = GanConfig::resolve(None, None, &sets).unwrap();
-    let opts = TrainOptions {
-        out: out.to_path_buf(),
-        device: Device::flex(),
-        resume: None,
-        stop: Arc::new(AtomicBool::new(false)),
-        group: ganforge::dist::solo(),
-    };
+    let opts = options(out);
     let run = train(cfg, opts, &mut Quiet).unwrap().path;
     // A finding as the live doctor writes it, for the dashboard to show.
     let line = r#"{"step":3,"doctor":{"kind":"checkerboard","step":3,"evidence":"planted for the test.","remedy":"resize-convolution"}}"#;
@@ -59,16 +53,15 @@ pub fn tiny_biggan_run(out: &Path) -> PathBuf {
             .chain(std::iter::once(format!("data.cache_dir={}", std::env::temp_dir().join("ganforge-test-cache").display())))
             .collect();
     let cfg = GanConfig::resolve(Some("biggan"), None, &sets).unwrap();
-    let opts = TrainOptions {
-        out: out.to_path_buf(),
-        device: Device::flex(),
-        resume: None,
-        stop: Arc::new(AtomicBool::new(false)),
-        group: ganforge::dist::solo(),
-    };
+    let opts = options(out);
     train(cfg, opts, &mut Quiet).unwrap().path
 }
 
 pub fn serve(run: &Path) -> ServeHandle {
     spawn(run, "127.0.0.1:0".parse().unwrap(), Device::flex()).unwrap()
+}
+
+/// A plain single-process training into `out`.
+fn options(out: &Path) -> TrainOptions {
+    TrainOptions { out: out.to_path_buf(), device: Device::flex(), resume: None, stop: Arc::new(AtomicBool::new(false)), group: ganforge::dist::solo() }
 }
