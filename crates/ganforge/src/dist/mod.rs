@@ -30,9 +30,7 @@ pub trait Group {
     /// same bits here and under Open MPI and MPICH; the MPI standard recommends but does not
     /// require it, so training checks that the ranks' weights agree at every checkpoint.
     fn sum(&self, values: &mut [f32]);
-    /// Every rank's `values` (any lengths), concatenated in rank order, on every rank.
-    fn all_gather(&self, values: &[f32]) -> Vec<f32>;
-    /// Every rank's `values`, concatenated in rank order, on rank 0 alone (the others get an
+    /// Every rank's `values` (any lengths), concatenated in rank order, on rank 0 alone (the others get an
     /// empty vector): for results only rank 0 uses, which need not fill every rank's memory.
     fn gather(&self, values: &[f32]) -> Vec<f32>;
     /// Rank 0's `bytes` on every rank (the other ranks' own are replaced).
@@ -57,9 +55,6 @@ impl Group for Solo {
         1
     }
     fn sum(&self, _: &mut [f32]) {}
-    fn all_gather(&self, values: &[f32]) -> Vec<f32> {
-        values.to_vec()
-    }
     fn gather(&self, values: &[f32]) -> Vec<f32> {
         values.to_vec()
     }
@@ -171,9 +166,6 @@ impl Group for ThreadGroup {
         });
         values.copy_from_slice(&summed);
     }
-    fn all_gather(&self, values: &[f32]) -> Vec<f32> {
-        self.exchange(values, |slots| slots.concat())
-    }
     fn gather(&self, values: &[f32]) -> Vec<f32> {
         let root = self.rank == 0;
         self.exchange(values, |slots| if root { slots.concat() } else { Vec::new() })
@@ -228,21 +220,20 @@ mod tests {
                     g.sum(&mut v);
                     let mut m = vec![r];
                     mean(&g, &mut m);
-                    let gathered = g.all_gather(&vec![r; g.rank() + 1]);
-                    let at_root = g.gather(&[r]);
-                    assert_eq!(at_root, if g.is_root() { vec![0.0, 1.0, 2.0] } else { Vec::new() });
+                    let gathered = g.gather(&vec![r; g.rank() + 1]);
                     assert_eq!(disagreeing(&g, if g.rank() == 2 { b"other" } else { b"same" }), 1);
                     let mut bytes = if g.is_root() { b"from root".to_vec() } else { Vec::new() };
                     g.broadcast(&mut bytes);
-                    (v, m, gathered, bytes)
+                    (g.rank(), v, m, gathered, bytes)
                 })
             })
             .collect();
         for h in handles {
-            let (v, m, gathered, bytes) = h.join().unwrap();
+            let (rank, v, m, gathered, bytes) = h.join().unwrap();
             assert_eq!(v, vec![3.0, 30.0]);
             assert_eq!(m, vec![1.0]);
-            assert_eq!(gathered, vec![0.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+            // Rank 0 alone gets every rank's values.
+            assert_eq!(gathered, if rank == 0 { vec![0.0, 1.0, 1.0, 2.0, 2.0, 2.0] } else { Vec::new() });
             assert_eq!(bytes, b"from root");
         }
     }

@@ -49,14 +49,6 @@ impl Group for MpiGroup {
         let send = values.to_vec();
         self.world.all_reduce_into(&send[..], values, SystemOperation::sum());
     }
-    fn all_gather(&self, values: &[f32]) -> Vec<f32> {
-        let mut counts = vec![0 as Count; self.size()];
-        self.world.all_gather_into(&(values.len() as Count), &mut counts[..]);
-        let displs: Vec<Count> = counts.iter().scan(0, |at, &c| Some(std::mem::replace(at, *at + c))).collect();
-        let mut out = vec![0f32; counts.iter().map(|&c| c as usize).sum()];
-        self.world.all_gather_varcount_into(values, &mut PartitionMut::new(&mut out[..], counts, &displs[..]));
-        out
-    }
     fn gather(&self, values: &[f32]) -> Vec<f32> {
         let root = self.world.process_at_rank(0);
         let count = values.len() as Count;

@@ -165,7 +165,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
             if !std::mem::take(&mut first_batch) {
                 return Ok(());
             }
-            let whole = if ranks > 1 { group.gather(images) } else { images.to_vec() };
+            let whole = group.gather(images);
             // Do not count the one-off start-up (first batch, image writing) as training speed.
             if let Some(out) = out.as_mut() {
                 if out.real_batch(&whole, b)? {
