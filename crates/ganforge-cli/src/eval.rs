@@ -29,7 +29,8 @@ pub struct EvalArgs {
     /// Real images (default: as many as --n, at most the dataset's size).
     #[arg(long)]
     n_real: Option<usize>,
-    /// Features for fid, kid, mifid, pr and is: inception (needs --inception) or lenet.
+    /// Features for fid, kid, mifid, pr and is: inception (needs --inception), lenet (digits) or
+    /// cifar (small photos; a domain FID, not comparable to Inception's).
     #[arg(long, default_value = "inception")]
     features: String,
     /// pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth.

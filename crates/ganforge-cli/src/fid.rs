@@ -10,6 +10,7 @@ use clap::Args;
 use ganforge::compare::{compare, statistics, write_stats, CompareOptions, ImageSet, Side};
 use ganforge::device::parse_device;
 use ganforge::eval::{Extractors, FeatureKind, Metric};
+use ganforge::features::classifier::Classifier;
 
 #[derive(Args)]
 pub struct FidArgs {
@@ -26,8 +27,9 @@ pub struct FidArgs {
     #[arg(long, default_value = "fid")]
     metrics: String,
     /// Features: inception (pytorch-fid's, needs --inception), lenet (the shipped MNIST
-    /// classifier, a domain FID for digits) or a classifier FILE from `ganforge classifier train`.
-    #[arg(long, default_value = "inception", value_name = "inception|lenet|FILE")]
+    /// classifier, a domain FID for digits), cifar (the shipped CIFAR-10 classifier, a domain
+    /// FID for small photos) or a classifier FILE from `ganforge classifier train`.
+    #[arg(long, default_value = "inception", value_name = "inception|lenet|cifar|FILE")]
     features: String,
     /// pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth.
     #[arg(long, value_name = "FILE")]
@@ -56,8 +58,11 @@ pub fn run(a: FidArgs) -> Result<()> {
     // A FILE of --features is a classifier whose penultimate layer gives the features.
     let (features, classifier) = match FeatureKind::parse(&a.features) {
         Ok(kind) => (kind, None),
-        Err(_) if Path::new(&a.features).is_file() => (FeatureKind::Lenet, Some(PathBuf::from(&a.features))),
-        Err(e) => return Err(e).context("--features: not inception, lenet, nor an existing classifier file"),
+        Err(_) if Path::new(&a.features).is_file() => {
+            let arch = Classifier::load(Path::new(&a.features), &device).with_context(|| format!("--features {}", a.features))?.arch();
+            (arch.features(), Some(PathBuf::from(&a.features)))
+        }
+        Err(e) => return Err(e).context("--features: not inception, lenet, cifar, nor an existing classifier file"),
     };
     let open = |p: &str| Side::open(p, &device).with_context(|| format!("reading {p}"));
     let [first, second] = &a.paths[..] else {

@@ -335,6 +335,25 @@ fn eval_uses_a_classifier_trained_by_the_cli() {
     assert_eq!((hist.len(), hist.iter().sum::<u64>()), (10, 20));
     let shipped = eval(&[]);
     assert!(shipped["features"].as_str().unwrap().starts_with("lenet shipped mnist"), "{}", shipped["features"]);
+    // The photo network: trained by the same command, told apart by its tensors when loaded.
+    let photo = dir.path().join("photo.safetensors");
+    let p = photo.to_str().unwrap();
+    let args = ["classifier", "train", "--arch", "cifar", "--data", &svhn, "--epochs", "1", "--batch-size", "5", "--augment", "--decay"];
+    let o = ganforge(&[&args[..], &["--out", p]].concat());
+    assert!(o.ok, "{}", o.stderr);
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("photo.json")).unwrap()).unwrap();
+    assert_eq!((record["arch"].as_str(), record["augment"].as_bool(), record["test_accuracy"].as_f64()), (Some("cifar"), Some(true), None));
+    let theirs = eval(&["--classifier", p, "--features", "cifar"]);
+    assert!(theirs["features"].as_str().unwrap().starts_with(&format!("cifar {p} ")), "{}", theirs["features"]);
+    assert!(theirs["resize"].as_str().unwrap().starts_with("RGB (grey repeated)"), "{}", theirs["resize"]);
+    let shipped = eval(&["--features", "cifar"]);
+    assert!(shipped["features"].as_str().unwrap().starts_with("cifar shipped cifar10"), "{}", shipped["features"]);
+    let r = run.to_str().unwrap();
+    fails_with(
+        &["eval", "--run", r, "--metrics", "fid", "--features", "cifar", "--classifier", w, "--real", &svhn],
+        "--features cifar needs a cifar classifier; the one given is a lenet network",
+    );
+    fails_with(&["classifier", "train", "--arch", "vgg", "--out", p], "--arch vgg: expected lenet or cifar");
     fails_with(
         &["eval", "--run", run.to_str().unwrap(), "--metrics", "coverage", "--classifier", "/nonexistent.safetensors"],
         "/nonexistent",
@@ -504,7 +523,12 @@ fn fid_compares_runs_folders_datasets_and_saved_statistics() {
     fails_with(&["fid", "--save-stats", g, "out.png", "--features", "lenet"], "must end in .npz");
     fails_with(&["fid", g, s, "--metrics", "kid", "--features", "lenet"], "kid needs the features of both sets");
     fails_with(&["fid", g, "mnist-test"], "--inception FILE");
-    fails_with(&["fid", g, "mnist-test", "--features", "bogus"], "not inception, lenet, nor an existing classifier file");
+    fails_with(&["fid", g, "mnist-test", "--features", "bogus"], "not inception, lenet, cifar, nor an existing classifier file");
+    // The CIFAR-10 classifier's features: a domain FID of its own, 256-d.
+    let cifar = json_of(&ganforge(&["fid", g, "mnist-test", "--json", "--features", "cifar", "--n", "30"]));
+    let lenet_fid = json_of(&ganforge(&["fid", g, "mnist-test", "--json", "--features", "lenet", "--n", "30"]));
+    let (c, l) = (cifar["fid"]["value"].as_f64().unwrap(), lenet_fid["fid"]["value"].as_f64().unwrap());
+    assert!(c.is_finite() && c > 0.0 && c != l, "cifar {c}, lenet {l}");
     fails_with(&["fid", "/nonexistent/folder", "mnist", "--features", "lenet"], "'/nonexistent/folder' is no file or folder");
     fails_with(&["fid", &fixture("latents_3x4.npy"), g, "--features", "lenet"], "a file, but not one `fid` reads");
     std::fs::write(gen.join("broken.png"), b"not a png").unwrap();

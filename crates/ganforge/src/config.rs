@@ -138,13 +138,15 @@ pub struct EvalConfig {
     #[config(default = 1000)]
     pub n: usize,
     /// Features of the distribution metrics: "lenet" (the shipped MNIST classifier's, or
-    /// `eval.classifier`'s) or "inception" (pytorch-fid's, needs `eval.inception`).
+    /// `eval.classifier`'s), "cifar" (the shipped CIFAR-10 classifier's, a domain FID for
+    /// small photos) or "inception" (pytorch-fid's, needs `eval.inception`).
     #[config(default = "FeatureKind::Lenet")]
     pub features: FeatureKind,
     /// pytorch-fid's weight file pt_inception-2015-12-05-6726825d.pth, for features = "inception".
     #[config(default = "OptionalPath::default()")]
     pub inception: OptionalPath,
-    /// A classifier from `ganforge classifier train`; empty: the shipped MNIST one.
+    /// A classifier from `ganforge classifier train`; empty: the shipped one of `features`'
+    /// kind (CIFAR-10's for "cifar", MNIST's otherwise).
     #[config(default = "OptionalPath::default()")]
     pub classifier: OptionalPath,
     /// Run the training doctor live: checks the loss trace at each log line and the samples at
@@ -363,8 +365,14 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "cifar10",
-        about: "CIFAR-10 (fetch cifar10 first) at 32x32 in colour",
-        diff: &[("preset", "\"cifar10\""), ("data.spec", "\"cifar10\""), ("model.image_size", "32"), ("model.channels", "3")],
+        about: "CIFAR-10 (fetch cifar10 first) at 32x32 in colour, judged by the shipped CIFAR-10 classifier's features",
+        diff: &[
+            ("preset", "\"cifar10\""),
+            ("data.spec", "\"cifar10\""),
+            ("model.image_size", "32"),
+            ("model.channels", "3"),
+            ("eval.features", "\"cifar\""),
+        ],
     },
     Preset {
         name: "dogs",

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::data::{self, DataConfig, DataError, Source};
 use crate::dist::{self, Group};
+use crate::features::classifier::{Arch, Classifier};
 use crate::features::inception::{self, Inception};
-use crate::features::lenet::{self, LeNet};
 pub use crate::features::FeatureKind;
 use crate::features::{FeatureError, Features, UnknownFeatures};
 use crate::image_io::ImageBatch;
@@ -45,6 +45,8 @@ pub enum EvalError {
     Metric { metric: &'static str, source: MetricError },
     #[error("{metric} needs at least {need} generated and real images; asked for {n} generated and {n_real} real")]
     TooFew { metric: &'static str, need: usize, n: usize, n_real: usize },
+    #[error("--features {features} needs a {features} classifier; the one given is a {arch} network")]
+    ClassifierKind { features: &'static str, arch: &'static str },
     #[error("coverage uses a classifier of {classes} classes on grey images or, for RGB, on each channel (Stacked MNIST); these images have {channels} channels")]
     CoverageChannels { classes: usize, channels: usize },
 }
@@ -72,13 +74,14 @@ pub struct EvalOptions {
 /// The loaded networks an evaluation needs.
 pub struct Extractors {
     features: Option<(FeatureKind, Extractor)>,
-    classifier: Option<LeNet>,
+    classifier: Option<Classifier>,
     classifier_id: String,
 }
 
 enum Extractor {
     Inception(Box<Inception>, String),
-    Lenet,
+    /// The classifier's penultimate layer.
+    Classifier,
 }
 
 impl Extractors {
@@ -88,7 +91,8 @@ impl Extractors {
     }
 
     /// Loads what `metrics` need: `features`' network (Inception from `inception`) and the
-    /// classifier (`classifier`, else the shipped MNIST one) when coverage or LeNet features ask.
+    /// classifier when coverage or classifier features ask: `classifier`, else the shipped one
+    /// of `features`' kind (CIFAR-10's for `cifar`, MNIST's otherwise).
     pub fn new(
         metrics: &[Metric],
         features: FeatureKind,
@@ -97,18 +101,27 @@ impl Extractors {
         device: &Device,
     ) -> Result<Self, EvalError> {
         let wants_features = metrics.iter().any(|m| m.spec().needs_features);
-        let needs_classifier = metrics.contains(&Metric::Coverage) || (wants_features && features == FeatureKind::Lenet);
-        let (classifier, classifier_id) = if needs_classifier {
-            match classifier {
-                Some(p) => (Some(LeNet::load(p, device)?), format!("lenet {}", data::cache::file_stamp(p).trim())),
-                None => (Some(LeNet::mnist(device)?), "lenet shipped mnist".to_string()),
+        let classifier_features = matches!(features, FeatureKind::Lenet | FeatureKind::Cifar);
+        let needs_classifier = metrics.contains(&Metric::Coverage) || (wants_features && classifier_features);
+        let (classifier, classifier_id) = match (needs_classifier, classifier, features) {
+            (false, ..) => (None, String::new()),
+            (true, Some(p), _) => {
+                let net = Classifier::load(p, device)?;
+                let id = format!("{} {}", net.arch().name(), data::cache::file_stamp(p).trim());
+                (Some(net), id)
             }
-        } else {
-            (None, String::new())
+            (true, None, FeatureKind::Cifar) => (Some(Classifier::cifar10(device)?), "cifar shipped cifar10".to_string()),
+            (true, None, _) => (Some(Classifier::mnist(device)?), "lenet shipped mnist".to_string()),
         };
+        // Features named for one network are that network's: a LeNet file's are not "cifar".
+        if let (true, Some(c)) = (wants_features && classifier_features, &classifier) {
+            if c.arch().name() != features.name() {
+                return Err(EvalError::ClassifierKind { features: features.name(), arch: c.arch().name() });
+            }
+        }
         let features = match (wants_features, features) {
             (false, _) => None,
-            (true, FeatureKind::Lenet) => Some((FeatureKind::Lenet, Extractor::Lenet)),
+            (true, FeatureKind::Lenet | FeatureKind::Cifar) => Some((features, Extractor::Classifier)),
             (true, FeatureKind::Inception) => {
                 let path = inception.map(Path::to_path_buf).ok_or_else(|| FeatureError::NoInceptionFile(PathBuf::from("(none given)")))?;
                 let net = Inception::load(&path, device)?;
@@ -136,26 +149,27 @@ impl Extractors {
         Ok(match &self.features {
             None => None,
             Some((_, Extractor::Inception(net, _))) => Some(net.features(images, 50)),
-            Some((_, Extractor::Lenet)) => {
-                let c = self.classifier.as_ref().expect("loaded with the metrics that need it");
-                Some(c.features(&grey(images), 250)?)
-            }
+            Some((_, Extractor::Classifier)) => Some(self.loaded_classifier().features(images, 250)),
         })
+    }
+
+    fn loaded_classifier(&self) -> &Classifier {
+        self.classifier.as_ref().expect("loaded with the metrics that need it")
     }
 
     /// Features (for the distribution metrics) and class predictions (for coverage) of a chunk.
     fn run(&self, images: &ImageBatch) -> Result<(Option<Features>, Option<Vec<u32>>), EvalError> {
         let features = self.features(images)?;
         let preds = match &self.classifier {
-            Some(c) if images.channels == 1 => Some(c.features(images, 250)?.predictions()),
-            // RGB: one digit per channel (Stacked MNIST), class = 100 r + 10 g + b.
+            None => None,
+            // A photo classifier reads colour; grey images are repeated to RGB.
+            Some(c) if c.arch() == Arch::Cifar || images.channels == 1 => Some(c.features(images, 250).predictions()),
+            // Digits in RGB: one digit per channel (Stacked MNIST), class = 100 r + 10 g + b.
             Some(c) if images.channels == 3 && c.classes() == 10 => {
-                let per: Vec<Vec<u32>> =
-                    (0..3).map(|ch| c.features(&channel(images, ch), 250).map(|f| f.predictions())).collect::<Result<_, _>>()?;
+                let per: Vec<Vec<u32>> = (0..3).map(|ch| c.features(&channel(images, ch), 250).predictions()).collect();
                 Some((0..images.n).map(|i| 100 * per[0][i] + 10 * per[1][i] + per[2][i]).collect())
             }
             Some(_) => None,
-            None => None,
         };
         Ok((features, preds))
     }
@@ -164,35 +178,25 @@ impl Extractors {
     fn id(&self) -> String {
         match &self.features {
             Some((_, Extractor::Inception(_, id))) => format!("features: {id} | classes: {}", self.classifier_id),
-            Some((_, Extractor::Lenet)) => format!("features: lenet | classes: {}", self.classifier_id),
+            Some((kind, Extractor::Classifier)) => format!("features: {} | classes: {}", kind.name(), self.classifier_id),
             None => format!("features: none | classes: {}", self.classifier_id),
         }
     }
 
     /// What the features are and how images reach the extractor, for reports.
     pub(crate) fn describe(&self) -> (String, String) {
+        let resize = || self.classifier.as_ref().map_or(Arch::Lenet, Classifier::arch).resize().to_string();
         match &self.features {
             Some((_, Extractor::Inception(..))) => {
                 ("inception-v3 pool3, 2048-d (pytorch-fid, 2015-12-05 weights)".into(), inception::RESIZE.into())
             }
-            Some((_, Extractor::Lenet)) => (format!("{}, 64-d penultimate layer", self.classifier_id), lenet::RESIZE.into()),
-            None => (self.classifier_id.clone(), lenet::RESIZE.into()),
+            Some((_, Extractor::Classifier)) => {
+                let c = self.loaded_classifier();
+                (format!("{}, {}-d penultimate layer", self.classifier_id, c.feature_dim()), resize())
+            }
+            None => (self.classifier_id.clone(), resize()),
         }
     }
-}
-
-/// Grey copies of images (the mean of the channels).
-fn grey(images: &ImageBatch) -> ImageBatch {
-    if images.channels == 1 {
-        return images.clone();
-    }
-    let plane = images.height * images.width;
-    let c = images.channels;
-    let values = (0..images.n)
-        .flat_map(|i| (0..plane).map(move |p| (i, p)))
-        .map(|(i, p)| (0..c).map(|ch| images.values[(i * c + ch) * plane + p]).sum::<f32>() / c as f32)
-        .collect();
-    ImageBatch { values, channels: 1, ..images.clone() }
 }
 
 /// Channel `ch` of each image, as grey images.
@@ -377,7 +381,8 @@ pub fn evaluate_in(
     }
     let coverage = opts.metrics.contains(&Metric::Coverage);
     let classifier_classes = ex.classifier.as_ref().map_or(0, |c| c.classes());
-    if coverage && !(channels == 1 || (channels == 3 && classifier_classes == 10)) {
+    let photos = ex.classifier.as_ref().is_some_and(|c| c.arch() == Arch::Cifar);
+    if coverage && !(photos || channels == 1 || (channels == 3 && classifier_classes == 10)) {
         return Err(EvalError::CoverageChannels { classes: classifier_classes, channels });
     }
     let real = real_features(group, source.as_ref(), &real_spec, n_real, size, channels, ex, opts.cache_dir.as_deref(), progress)?;
@@ -395,8 +400,8 @@ pub fn evaluate_in(
         return Ok(None);
     }
 
-    // Coverage's classes: Stacked MNIST's 1,000 triples on RGB, the classifier's own on grey.
-    let classes = if channels == 3 { 1000 } else { classifier_classes };
+    // Coverage's classes: Stacked MNIST's 1,000 triples on RGB digits, else the classifier's own.
+    let classes = if channels == 3 && !photos { 1000 } else { classifier_classes };
     // The real class distribution: the data's labels when they are the classifier's classes,
     // else what the classifier sees in the real images.
     let labels_are_classes = source.class_names().len() == classes && real.labels.len() == n_real;

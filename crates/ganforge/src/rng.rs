@@ -107,6 +107,11 @@ impl GanRng {
         p > 0.0 && self.0.random_bool(p.min(1.0))
     }
 
+    /// A uniform draw from `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0.random_range(0..n)
+    }
+
     /// A uniformly random permutation of `0..n` (Fisher-Yates).
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut idx: Vec<usize> = (0..n).collect();

@@ -136,7 +136,7 @@ impl Source for CifarSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A record in the publisher's layout: label, then planes R, G, B.
@@ -169,20 +169,26 @@ mod tests {
 
     /// The real CIFAR-10 JPEGs in ../shared (a tar.gz of train/ and test/ class folders):
     /// the test split is unpacked to a temporary folder and opened as `cifar10:DIR`.
-    #[test]
-    #[ignore = "needs ../shared/data (the workplace's CIFAR-10 JPEGs / Quick, Draw! sheep): run with --include-ignored"]
-    fn real_cifar_jpeg_folders_load_with_cifar_labels() {
+    /// The test split of the workplace's CIFAR-10 JPEGs (../shared/data/cifar10/cifar10-jpg.tar.gz,
+    /// train/ and test/ class folders), unpacked into `to` as `to/train`.
+    pub(crate) fn unpack_shared_test_split(to: &Path) {
         let tgz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cifar10/cifar10-jpg.tar.gz");
-        let dir = tempfile::tempdir().unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&tgz).unwrap()));
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
             let p = entry.path().unwrap().into_owned();
-            // Unpacked as train/ so that the train/-preferring rule is exercised too.
             if let Ok(rest) = p.strip_prefix("test") {
-                entry.unpack(dir.path().join("train").join(rest)).unwrap();
+                entry.unpack(to.join("train").join(rest)).unwrap();
             }
         }
+    }
+
+    #[test]
+    #[ignore = "needs ../shared/data (the workplace's CIFAR-10 JPEGs / Quick, Draw! sheep): run with --include-ignored"]
+    fn real_cifar_jpeg_folders_load_with_cifar_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        // Unpacked as train/ so that the train/-preferring rule is exercised too.
+        unpack_shared_test_split(dir.path());
         let set = open(dir.path()).unwrap();
         assert_eq!(set.len(), 10_000, "1,000 test images per class");
         assert_eq!(set.class_names(), CLASSES);

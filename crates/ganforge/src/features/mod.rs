@@ -2,11 +2,14 @@
 //!
 //! - [`inception`]: Inception-v3 as pytorch-fid has it, for FID, KID, MiFID, precision/recall
 //!   and the Inception Score on natural images (weights supplied by the user);
-//! - [`lenet`]: a small classifier ganforge trains itself, shipped for MNIST, for class
-//!   coverage and for domain features where Inception is missing or meaningless.
+//! - [`lenet`] and [`cifar`]: small classifiers ganforge trains itself, shipped for MNIST and
+//!   CIFAR-10, for class coverage and for domain features where Inception is missing or
+//!   meaningless; [`classifier`] trains them and loads either kind.
 //!
 //! The metrics themselves are pure functions on these features, in `crate::metrics`.
 
+pub mod cifar;
+pub mod classifier;
 pub mod inception;
 pub mod lenet;
 
@@ -41,11 +44,14 @@ pub enum FeatureKind {
     Inception,
     /// The LeNet classifier's 64-d features: a domain FID for digits.
     Lenet,
+    /// The CIFAR-10 classifier's 256-d features: a domain FID for small photos, never to be
+    /// compared with an Inception FID.
+    Cifar,
 }
 
 /// A name that is no feature extractor.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("unknown feature extractor '{0}': expected inception (pytorch-fid's Inception-v3, needs --inception FILE) or lenet")]
+#[error("unknown feature extractor '{0}': expected inception (pytorch-fid's Inception-v3, needs --inception FILE), lenet (digits) or cifar (small photos)")]
 pub struct UnknownFeatures(pub String);
 
 impl FeatureKind {
@@ -53,6 +59,7 @@ impl FeatureKind {
         match s {
             "inception" => Ok(Self::Inception),
             "lenet" => Ok(Self::Lenet),
+            "cifar" => Ok(Self::Cifar),
             _ => Err(UnknownFeatures(s.to_string())),
         }
     }
@@ -61,6 +68,7 @@ impl FeatureKind {
         match self {
             Self::Inception => "inception",
             Self::Lenet => "lenet",
+            Self::Cifar => "cifar",
         }
     }
 }
@@ -76,6 +84,38 @@ impl From<FeatureKind> for String {
     fn from(k: FeatureKind) -> String {
         k.name().to_string()
     }
+}
+
+/// A classifier network that ganforge trains (`classifier::train`) and judges images with: its
+/// penultimate layer gives domain features, its last the class scores.
+pub trait ClassifierNet: burn::module::Module {
+    /// The channels and side of the input it takes, in [-1, 1].
+    const INPUT: (usize, usize);
+    /// Width of the feature layer.
+    const FEATURE_DIM: usize;
+    /// A network with He-initialized weights drawn from `seed` (see [`he_init`]).
+    fn init(classes: usize, seed: u64, device: &burn::tensor::Device) -> Self;
+    /// Features [b, FEATURE_DIM] and logits [b, classes] of x [b, c, s, s] in [-1, 1].
+    fn forward(&self, x: burn::tensor::Tensor<4>) -> (burn::tensor::Tensor<2>, burn::tensor::Tensor<2>);
+    fn classes(&self) -> usize;
+    fn device(&self) -> burn::tensor::Device;
+}
+
+/// `net` with every weight matrix or kernel drawn from N(0, 2 / fan_in) (He et al. 2015, for
+/// ReLU networks) and every bias zero, from `seed` in module order, so that a seed gives the
+/// same network on any machine. Batch norm keeps its constant start (scale 1, shift 0).
+pub fn he_init<M: burn::module::Module>(net: M, seed: u64) -> M {
+    let mut rng = crate::rng::GanRng::new(seed, crate::rng::Stream::Init);
+    crate::params::map_named(net, |path, t| {
+        let fan_in = match t.shape.as_slice() {
+            // Conv kernels are [out, in, k, k]; burn's Linear weights are [in, out].
+            [_, cin, kh, kw] => cin * kh * kw,
+            [cin, _] => *cin,
+            _ if path.ends_with("bias") => return Some(crate::params::HostTensor { shape: t.shape.clone(), values: vec![0.0; t.values.len()] }),
+            _ => return None,
+        };
+        Some(crate::params::HostTensor { shape: t.shape.clone(), values: rng.normal_vec(t.values.len(), 0.0, (2.0 / fan_in as f32).sqrt()) })
+    })
 }
 
 /// A tensor's values on the host.
