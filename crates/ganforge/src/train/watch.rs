@@ -20,6 +20,10 @@ pub struct Watch {
     /// D's outputs are probabilities (cross-entropy losses).
     probabilities: bool,
     real_diversity: Option<f64>,
+    /// The real images' checkerboard scores, the reference for the samples'.
+    real_checkerboard: [f64; 2],
+    /// The run's settings, so that remedies name only what would change.
+    settings: doctor::Settings,
     best_coverage: usize,
     /// Kinds found at the last check, so a finding is announced once when it appears.
     active: BTreeSet<String>,
@@ -51,6 +55,8 @@ impl Watch {
             history: Vec::new(),
             probabilities: cfg.train.loss.is_probabilistic(),
             real_diversity: None,
+            real_checkerboard: [0.0; 2],
+            settings: doctor::Settings::of(cfg),
             best_coverage: 0,
             active: BTreeSet::new(),
             doctor: e.doctor,
@@ -68,10 +74,14 @@ impl Watch {
         found.into_iter().filter(|f| self.active.insert(f.kind.clone())).collect()
     }
 
-    /// The real images' diversity, from a batch of them (the first of the session).
+    /// The real images' diversity and checkerboard scores, from a batch of them (the first of
+    /// the session).
     pub fn real_batch(&mut self, images: &ImageBatch) {
         let dim = images.channels * images.height * images.width;
         self.real_diversity = Some(doctor::mean_pairwise_distance(&images.values, dim));
+        if self.doctor {
+            self.real_checkerboard = doctor::real_checkerboard_scores(images);
+        }
     }
 
     /// After each metrics record: the loss-trace detectors.
@@ -80,7 +90,7 @@ impl Watch {
         if !self.doctor {
             return Vec::new();
         }
-        let found = doctor::lr_imbalance(&self.history, self.probabilities).into_iter().collect();
+        let found = doctor::lr_imbalance(&self.history, self.probabilities, &self.settings).into_iter().collect();
         self.fresh(&["lr_imbalance"], found)
     }
 
@@ -89,10 +99,10 @@ impl Watch {
         if !self.doctor || step < doctor::SAMPLE_CHECKS_FROM {
             return Vec::new();
         }
-        let mut found: Vec<Finding> = doctor::checkerboard(step, samples).into_iter().collect();
+        let mut found: Vec<Finding> = doctor::checkerboard(step, samples, self.real_checkerboard, &self.settings).into_iter().collect();
         if let Some(real) = self.real_diversity {
             let dim = samples.channels * samples.height * samples.width;
-            found.extend(doctor::mode_collapse(step, doctor::mean_pairwise_distance(&samples.values, dim), real, None));
+            found.extend(doctor::mode_collapse(step, doctor::mean_pairwise_distance(&samples.values, dim), real, None, &self.settings));
         }
         self.fresh(&["checkerboard", "mode_collapse"], found)
     }
@@ -120,7 +130,7 @@ impl Watch {
         if let Some(c) = report.metrics.coverage().map(|c| c.covered) {
             self.best_coverage = self.best_coverage.max(c);
             // Its own "announced" flag: the diversity check of the samples keeps the other.
-            match doctor::mode_collapse(step, 1.0, 1.0, Some((c, self.best_coverage))) {
+            match doctor::mode_collapse(step, 1.0, 1.0, Some((c, self.best_coverage)), &self.settings) {
                 Some(f) if self.active.insert("coverage_collapse".into()) => announce.push(f),
                 Some(_) => {}
                 None => {
@@ -128,7 +138,7 @@ impl Watch {
                 }
             }
         }
-        let memorized = report.metrics.mifid().and_then(|m| doctor::memorization(step, m.memorization_distance));
+        let memorized = report.metrics.mifid().and_then(|m| doctor::memorization(step, m.memorization_distance, &self.settings));
         announce.extend(self.fresh(&["memorization"], memorized.into_iter().collect()));
         announce
     }

@@ -197,7 +197,7 @@ impl RunWriter {
         if let Some(tensor) = bad {
             let last_good = self.run.last_good_checkpoint(limit);
             let what = format!("{tensor} holds a NaN, an infinity or a value beyond {limit:e}");
-            let f = crate::doctor::diverged(state.step, &what, last_good.as_ref().and_then(|p| p.to_str()));
+            let f = crate::doctor::diverged(state.step, &what, last_good.as_ref().and_then(|p| p.to_str()), &crate::doctor::Settings::of(&self.cfg));
             self.announce(vec![f], obs)?;
             return Err(TrainError::DivergedWeights { step: state.step, tensor, last_good, limit });
         }
@@ -213,7 +213,8 @@ impl RunWriter {
     pub fn diverged(&mut self, step: u64, stats: StepStats, obs: &mut dyn Observer) -> Result<TrainError, TrainError> {
         let last_good = self.run.last_good_checkpoint(crate::doctor::WEIGHT_LIMIT);
         let probabilistic = self.cfg.train.loss.is_probabilistic();
-        let f = crate::doctor::divergence(step, &stats.named(), probabilistic, last_good.as_ref().and_then(|p| p.to_str()));
+        let settings = crate::doctor::Settings::of(&self.cfg);
+        let f = crate::doctor::divergence(step, &stats.named(), probabilistic, last_good.as_ref().and_then(|p| p.to_str()), &settings);
         self.announce(f.into_iter().collect(), obs)?;
         Ok(TrainError::Diverged { step, stats, last_good, limit: crate::doctor::LOSS_LIMIT })
     }
