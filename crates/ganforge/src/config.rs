@@ -401,7 +401,7 @@ fn sorted_keys(t: &toml::Table) -> Vec<String> {
 
 /// Parses the right-hand side of `key=value` as a TOML value; bare words become strings so that
 /// `--set data.spec=folder:/data` works without quotes.
-fn parse_value(raw: &str) -> toml::Value {
+pub(crate) fn parse_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("parsed key"),
         Err(_) => toml::Value::String(raw.to_string()),

@@ -96,12 +96,12 @@ impl Settings {
     /// Whether `key` (dotted) already holds `value` (TOML text).
     fn has(&self, key: &str, value: &str) -> bool {
         let Some(tree) = &self.0 else { return false };
-        let Ok(want) = toml::from_str::<toml::Table>(&format!("v = {value}")) else { return false };
-        let mut node = tree.get(key.split('.').next().unwrap_or(key));
-        for part in key.split('.').skip(1) {
-            node = node.and_then(|n| n.get(part));
-        }
-        match (node, &want["v"]) {
+        // Read as `--set key=value` reads it.
+        let want = crate::config::parse_value(value);
+        let mut parts = key.split('.');
+        let first = tree.get(parts.next().unwrap_or(key));
+        let node = parts.fold(first, |node, part| node.and_then(|n| n.get(part)));
+        match (node, &want) {
             // 4e-4 and 0.0004 are one value; an integer where a float is kept counts too.
             (Some(have), want) if have.as_float().is_some() || have.as_integer().is_some() => {
                 let f = |v: &toml::Value| v.as_float().or(v.as_integer().map(|i| i as f64));

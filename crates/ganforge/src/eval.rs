@@ -115,7 +115,7 @@ impl Extractors {
         };
         // Features named for one network are that network's: a LeNet file's are not "cifar".
         if let (true, Some(c)) = (wants_features && classifier_features, &classifier) {
-            if c.arch().name() != features.name() {
+            if c.arch().features() != features {
                 return Err(EvalError::ClassifierKind { features: features.name(), arch: c.arch().name() });
             }
         }
