@@ -270,11 +270,13 @@ fn each_dataset_preset_trains_a_few_steps() {
     let dogs = tempfile::tempdir().unwrap();
     make_tiny_dogs(dogs.path());
     let cifar = tempfile::tempdir().unwrap();
-    make_tiny_cifar(cifar.path(), 16);
+    // 48 records, labels k % 10: five dogs (label 5) for cifar10-dogs.
+    make_tiny_cifar(cifar.path(), 48);
     let cases = [
         ("sheep", format!("quickdraw:{}/../../../shared/data/quickdraw-sheep/sheep_raw_23.ndjson", env!("CARGO_MANIFEST_DIR")), 64, 1),
         ("svhn", format!("svhn:{}", fixtures.join("svhn_5.mat").display()), 32, 3),
         ("cifar10", format!("cifar10:{}", cifar.path().display()), 32, 3),
+        ("cifar10-dogs", format!("cifar10:{}", cifar.path().display()), 32, 3),
         ("dogs", format!("stanford-dogs:{}", dogs.path().display()), 64, 3),
     ];
     for (preset, spec, size, channels) in cases {
@@ -303,12 +305,26 @@ fn each_dataset_preset_trains_a_few_steps() {
                 assert_eq!((saved.train.lr_d, saved.train.lr_g), (1e-3, 1e-4));
             }
             "cifar10" => assert_eq!(saved.data.classes[..3], ["airplane", "automobile", "bird"]),
+            "cifar10-dogs" => {
+                assert_eq!((saved.data.classes.clone(), saved.data.classes_keep.0.clone()), (vec!["dog".to_string()], vec!["dog".to_string()]));
+                assert!(saved.data.hflip && saved.train.g_ema > 0.0);
+                let plan = ganforge::train::plan::plan(saved.clone(), &Device::flex()).unwrap();
+                assert_eq!((plan.images, plan.classes), (5, 1), "only the five dogs are loaded: {}", plan.data);
+            }
             _ => {
                 assert_eq!(saved.data.classes, ["Chihuahua", "Japanese_spaniel"]);
                 assert_eq!((saved.train.lr_d, saved.train.lr_g, saved.data.hflip), (1e-4, 3e-4, true));
             }
         }
     }
+}
+
+/// `data.classes_keep` names classes the data must have; a typo gets the list of real ones.
+#[test]
+fn kept_classes_must_exist() {
+    let out = tempfile::tempdir().unwrap();
+    let e = train(tiny(&["data.classes_keep=seven", "train.steps=1"]), opts(out.path(), None), &mut Quiet).err().unwrap().to_string();
+    assert!(e.ends_with("data.classes_keep: no class 'seven' in this dataset; its classes are: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9"), "{e}");
 }
 
 /// The run's config keeps the class index; resuming on data whose classes changed is refused.

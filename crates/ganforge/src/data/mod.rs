@@ -26,6 +26,7 @@ pub mod loader;
 pub mod mat;
 pub mod quickdraw;
 pub mod stacked;
+pub mod subset;
 pub mod svhn;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,8 @@ pub enum DataError {
     BadFile { path: PathBuf, message: String },
     #[error("empty dataset: {0}")]
     Empty(String),
+    #[error("{0}")]
+    Classes(String),
     #[error("unknown data spec '{0}': expected mnist, idx:PATH, folder:DIR, quickdraw:FILE, svhn:FILE, cifar10:DIR, stanford-dogs:DIR, or the name of a fetched dataset (svhn, cifar10, stanford-dogs, quickdraw/CATEGORY)")]
     UnknownSpec(String),
     #[error(transparent)]
@@ -254,6 +257,11 @@ pub struct DataConfig {
     /// A run resumed on data whose classes differ is refused.
     #[config(default = "Vec::new()")]
     pub classes: Vec<String>,
+    /// Train on these classes only, by name, comma-separated: "dog" (CIFAR-10's dogs),
+    /// "cat,dog"; empty keeps every image. The kept classes are numbered again from 0 (data.classes then
+    /// lists them alone), and evaluation against real images keeps the same classes.
+    #[config(default = "subset::ClassList::default()")]
+    pub classes_keep: subset::ClassList,
     /// Flip each training image left-right with probability 1/2 (the Kaggle dog entries did);
     /// off by default because digits and letters are not symmetric.
     #[config(default = false)]
@@ -284,8 +292,17 @@ pub use crate::fsutil::expand_home;
 /// The datasets compiled into ganforge, named without a path.
 pub const BUNDLED: &[&str] = &["mnist", "mnist-test", "stacked-mnist"];
 
-/// Opens the dataset named by `cfg.spec`.
+/// Opens the dataset named by `cfg.spec`, keeping only `cfg.classes_keep`'s classes when set.
 pub fn open(cfg: &DataConfig) -> Result<Arc<dyn Source>, DataError> {
+    let source = open_spec(cfg)?;
+    if cfg.classes_keep.is_empty() {
+        return Ok(source);
+    }
+    Ok(Arc::new(subset::Subset::new(source, &cfg.classes_keep)?))
+}
+
+/// Opens the whole dataset named by `cfg.spec`.
+fn open_spec(cfg: &DataConfig) -> Result<Arc<dyn Source>, DataError> {
     let spec = cfg.spec.as_str();
     let (kind, path) = match spec.split_once(':') {
         Some((k, p)) => (k, Some(p)),
@@ -301,7 +318,7 @@ pub fn open(cfg: &DataConfig) -> Result<Arc<dyn Source>, DataError> {
     if path.is_none() && !BUNDLED.contains(&spec) {
         if let Ok(ds) = fetch::find(spec) {
             let located = DataConfig { spec: fetch::locate(&ds, &fetch::default_root())?, ..cfg.clone() };
-            return open(&located);
+            return open_spec(&located);
         }
     }
     match kind {
