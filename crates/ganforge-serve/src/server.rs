@@ -121,6 +121,8 @@ pub struct ModelInfo {
     pub checkpoint: String,
     pub step: Option<u64>,
     pub preset: String,
+    /// What an image shows, for the page's "This dog does not exist".
+    pub subject: String,
 }
 
 impl ModelInfo {
@@ -137,6 +139,7 @@ impl ModelInfo {
             checkpoint: s.checkpoint.display().to_string(),
             step: s.step,
             preset: c.preset.clone(),
+            subject: c.subject(),
         }
     }
 }

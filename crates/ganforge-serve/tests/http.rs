@@ -63,6 +63,7 @@ fn the_api_makes_images_and_refuses_bad_requests() {
     assert_eq!(model["model"]["image_size"], 16);
     assert_eq!(model["model"]["arch"], "dcgan");
     assert_eq!(model["model"]["step"], 4);
+    assert_eq!(model["model"]["subject"], "digit", "the mnist preset's images are digits: 'This digit does not exist'");
     assert!(model["metrics"]["metrics"]["coverage"]["covered"].as_u64().is_some());
 
     for (path, needle) in [

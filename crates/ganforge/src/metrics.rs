@@ -238,6 +238,11 @@ pub struct Coverage {
     pub kl: f64,
     /// Generated images per class.
     pub histogram: Vec<usize>,
+    /// Real images per class (their labels, or the classifier's calls on them): what the
+    /// generated histogram is judged against. Empty when not known (files before it, which
+    /// then read and write back unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub real_histogram: Vec<usize>,
 }
 
 /// Coverage of `predicted` classes (one per generated image) against the real class
@@ -269,7 +274,7 @@ pub fn class_coverage(predicted: &[u32], real: &[f64]) -> Result<Coverage, Metri
             q * (q / (p / total)).ln()
         })
         .sum();
-    Ok(Coverage { classes, covered: histogram.iter().filter(|&&h| h > 0).count(), kl, histogram })
+    Ok(Coverage { classes, covered: histogram.iter().filter(|&&h| h > 0).count(), kl, histogram, real_histogram: vec![] })
 }
 
 #[cfg(test)]

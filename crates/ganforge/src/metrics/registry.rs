@@ -232,16 +232,18 @@ fn inception_score(x: &Inputs, _: &mut Vec<String>) -> Result<MetricValue, Metri
 }
 
 fn coverage(x: &Inputs, _: &mut Vec<String>) -> Result<MetricValue, MetricError> {
-    let mut p = vec![0.0; x.classes];
+    let mut real = vec![0usize; x.classes];
     for &l in x.real_classes {
-        match p.get_mut(l as usize) {
-            Some(v) => *v += 1.0,
+        match real.get_mut(l as usize) {
+            Some(v) => *v += 1,
             None => return Err(MetricError::Shape { what: "real classes", values: l as usize, dim: x.classes }),
         }
     }
     // Classes the real sample happens to miss get a small share, so KL stays finite.
-    p.iter_mut().for_each(|v| *v += 0.5);
-    Ok(MetricValue::Coverage(super::class_coverage(x.fake_classes, &p)?))
+    let p: Vec<f64> = real.iter().map(|&v| v as f64 + 0.5).collect();
+    let mut c = super::class_coverage(x.fake_classes, &p)?;
+    c.real_histogram = real;
+    Ok(MetricValue::Coverage(c))
 }
 
 macro_rules! codec {
@@ -551,6 +553,7 @@ mod tests {
         let want = 0.25 * (0.25 / p[0]).ln() + 0.75 * (0.75 / p[1]).ln();
         assert!((c.kl - want).abs() < 1e-12, "{} vs {want}", c.kl);
         assert_eq!((c.covered, c.histogram.clone()), (2, vec![1, 3, 0]));
+        assert_eq!(c.real_histogram, vec![2, 1, 0], "the real counts, unsmoothed");
         let bad = [5u32];
         let x = Inputs::new(4, 1, None, 0, None, 3, &bad, &fake, 0);
         assert!(coverage(&x, &mut vec![]).is_err());
