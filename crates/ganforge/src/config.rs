@@ -376,7 +376,7 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "cifar10",
-        about: "CIFAR-10 (fetch cifar10 first) at 32x32 in colour: DCGAN with soft and flipped labels and an average of G (the best of the recipes tried at equal time, BENCHMARKS.md), judged by the shipped CIFAR-10 classifier",
+        about: "CIFAR-10 (fetch cifar10 first) at 32x32 in colour: DCGAN with soft and flipped labels and an average of G (the pick of a short screening, see BENCHMARKS.md), judged by the shipped CIFAR-10 classifier",
         subject: "photo",
         diff: &[
             ("preset", "\"cifar10\""),
