@@ -16,6 +16,7 @@ use ganforge::fsutil::AtomicFile;
 use ganforge::image_io::ImageBatch;
 use ganforge::image_io::{grid_cols, save_png};
 use ganforge::interop::dcgan::{self, TorchDcgan};
+use ganforge::nets::stylegan2::NoiseMode;
 use ganforge::npy::{Dtype, NpzWriter};
 use ganforge::sample::{class_labels, ClassLayout, Sampler, SeedList};
 
@@ -80,9 +81,23 @@ pub struct SampleArgs {
     /// Conditional runs: N images of each class, one row per class (sets --n, implies --grid).
     #[arg(long, value_name = "N")]
     per_class: Option<usize>,
-    /// Truncation trick (BigGAN): redraw latent values beyond this magnitude, e.g. 0.5.
+    /// Truncation trick: BigGAN's (redraw latent values beyond this magnitude, e.g. 0.5), or for
+    /// a StyleGAN2 G the pull of w toward its training average, w_avg + T (w - w_avg), e.g. 0.7.
     #[arg(long, value_name = "T")]
     truncation: Option<f32>,
+    /// StyleGAN2: how the noise inputs are filled: random (drawn from each image's latent, so a
+    /// seed's image is fixed), const (the fixed noise stored with G) or none.
+    #[arg(long, value_name = "MODE", value_parser = parse_noise_mode)]
+    noise_mode: Option<NoiseMode>,
+    /// StyleGAN2: the style-mixing grid, one PNG (--out FILE.png): the column seeds' images on
+    /// top, the row seeds' on the left, and in each cell the row's image with the --styles
+    /// layers taken from the column, e.g. --style-mix 1-4 10-15.
+    #[arg(long, num_args = 2, value_names = ["ROWS", "COLS"], conflicts_with_all = SEED_MODE_CONFLICTS, conflicts_with_all = ["seeds", "interpolate"])]
+    style_mix: Vec<SeedList>,
+    /// With --style-mix: the style layers A-B (inclusive) the columns give; 0 is the 4x4
+    /// convolution, coarse (pose, shape) first. Default: the coarse half.
+    #[arg(long, value_name = "A-B", value_parser = parse_range, requires = "style_mix")]
+    styles: Option<(usize, usize)>,
     /// One image per seed, named seed0007.png as StyleGAN2-ADA's generate.py names them: a list
     /// such as 0-9999 or 0-3,7,10-12. A seed's image depends on the seed alone (not on
     /// --batch-size nor the other seeds) and is the server's /api/generate?seed=S; a conditional
@@ -124,6 +139,17 @@ enum Format {
     Npz,
 }
 
+fn parse_noise_mode(s: &str) -> Result<NoiseMode, String> {
+    s.parse()
+}
+
+/// `A-B` (or one layer `A`): an inclusive range of style layers.
+fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not a range of layers: write A-B, e.g. 0-3");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    Ok((a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?))
+}
+
 /// `A,B`: two seeds.
 fn parse_pair(s: &str) -> Result<(u64, u64), String> {
     let bad = || format!("'{s}' is not two seeds: write A,B, e.g. 3,17");
@@ -133,7 +159,7 @@ fn parse_pair(s: &str) -> Result<(u64, u64), String> {
 
 pub fn run(a: SampleArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let sampler = match (&a.from_pytorch, &a.run) {
+    let mut sampler = match (&a.from_pytorch, &a.run) {
         _ if a.model.is_some() => Sampler::from_model_file(a.model.as_deref().expect("matched"), &device)?,
         (Some(pth), _) => {
             let given = TorchDcgan { nz: a.nz, ngf: a.ngf, nc: a.nc, size: a.size, ndf: None };
@@ -143,6 +169,16 @@ pub fn run(a: SampleArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
         (None, Some(run)) => Sampler::load(run, a.checkpoint.as_deref(), &device)?,
         (None, None) => bail!("--run or --from-pytorch is needed"),
     };
+    if let Some(mode) = a.noise_mode {
+        if !sampler.g.truncates_in_w() {
+            bail!("--noise-mode is for a StyleGAN2 generator (model.arch = \"stylegan2\"); this one has no noise inputs");
+        }
+        sampler.noise = mode;
+    }
+    let sampler = sampler;
+    if let [rows, cols] = a.style_mix.as_slice() {
+        return if ranks.is_root() { style_mix(&sampler, &a, rows, cols) } else { Ok(()) };
+    }
     if let Some(zip) = &a.kaggle {
         return if ranks.is_root() { kaggle_submission(&sampler, &a, zip) } else { Ok(()) };
     }
@@ -192,7 +228,7 @@ pub fn run(a: SampleArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
     if let Some(l) = &labels {
         sampler.check_labels(l)?;
     }
-    let images = sampler.generate(&z, labels.as_deref());
+    let images = sampler.generate_styled(&z, labels.as_deref(), &sampler.psi(n, truncation(&a)?));
     let cols = match a.per_class {
         Some(per) => per.max(1),
         None => grid_cols(images.n),
@@ -249,9 +285,11 @@ fn kaggle_submission(sampler: &Sampler, a: &SampleArgs, zip: &std::path::Path) -
         sampler.check_labels(l)?;
     }
     let chunk = 500;
+    let psi = sampler.psi(chunk, truncation(a)?);
     let files = (0..IMAGES).step_by(chunk).flat_map(|start| {
         let end = (start + chunk).min(IMAGES);
-        let images = sampler.generate(&z[start * nz..end * nz], labels.as_ref().map(|l| &l[start..end]));
+        let psi = &psi[..psi.len().min(end - start)];
+        let images = sampler.generate_styled(&z[start * nz..end * nz], labels.as_ref().map(|l| &l[start..end]), psi);
         (0..images.n).map(move |i| (format!("{:05}.png", start + i), submission_png(&images, i))).collect::<Vec<_>>()
     });
     write_submission(zip, files).with_context(|| format!("writing {}", zip.display()))?;
@@ -358,7 +396,7 @@ fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::p
                 Some(k) => Some(vec![k; mine.len()]),
                 None => sampler.seed_classes(mine),
             };
-            sampler.generate(&sampler.seed_latents(mine, truncation), labels.as_deref())
+            sampler.generate_styled(&sampler.seed_latents(mine, truncation), labels.as_deref(), &sampler.psi(mine.len(), truncation))
         });
         if a.format == Format::Npz {
             // The round's images of every rank, in rank order, for rank 0 to write.
@@ -397,6 +435,22 @@ fn seed_images(sampler: &Sampler, a: &SampleArgs, seeds: &SeedList, out: &std::p
     Ok(())
 }
 
+/// `--style-mix ROWS COLS`: the style-mixing grid as one PNG.
+fn style_mix(sampler: &Sampler, a: &SampleArgs, rows: &SeedList, cols: &SeedList) -> Result<()> {
+    let out = a.out.as_deref().context("--out FILE.png is needed")?;
+    if out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() != Some("png") {
+        bail!("--style-mix writes one grid: name it with --out FILE.png, not {}", out.display());
+    }
+    let (rows, cols): (Vec<u64>, Vec<u64>) = (rows.iter().collect(), cols.iter().collect());
+    if rows.len().max(cols.len()) > 64 {
+        bail!("--style-mix makes a grid of {} x {} images: name at most 64 seeds on each side", rows.len() + 1, cols.len() + 1);
+    }
+    let images = sampler.style_mix(&rows, &cols, a.styles, truncation(a)?)?;
+    save_png(out, &images.grid(cols.len() + 1)).with_context(|| format!("writing {}", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
+}
+
 /// Milliseconds per GIF frame: 20 frames per second, smooth enough for a latent walk.
 const GIF_FRAME_MS: u32 = 50;
 
@@ -428,7 +482,7 @@ fn walks(sampler: &Sampler, a: &SampleArgs, out: &std::path::Path) -> Result<()>
     let make = |k0: usize, k1: usize| -> ImageBatch {
         let z: Vec<f32> = paths.iter().flat_map(|p| p[k0 * nz..k1 * nz].iter().copied()).collect();
         let labels: Option<Vec<u32>> = classes.iter().map(|c| c.map(|k| vec![k; k1 - k0])).collect::<Option<Vec<_>>>().map(|v| v.concat());
-        sampler.generate(&z, labels.as_deref())
+        sampler.generate_styled(&z, labels.as_deref(), &sampler.psi(z.len() / nz, truncation))
     };
     if gif {
         let context = || format!("writing {}", out.display());

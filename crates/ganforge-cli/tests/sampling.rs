@@ -126,6 +126,52 @@ fn conditional_seeds_are_the_servers() {
     assert_ne!(file, pixels(&std::fs::read(out.join("seed0003.png")).unwrap()));
 }
 
+/// StyleGAN2: the style-mixing grid's first row and column are the seeds' own images and its
+/// cells differ from them; truncation acts in w (file and server agree); --noise-mode changes
+/// the image; the options are refused where they do not apply.
+#[test]
+fn stylegan2_style_mixing_truncation_and_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let sg =
+        ["--preset", "stylegan2", "--set", "stylegan2.channel_base=64", "--set", "stylegan2.channel_max=8", "--set", "stylegan2.w_dim=16"];
+    let run = tiny_run(&dir.path().join("runs"), &[&sg[..], &["--set", "model.nz=16", "--set", "stylegan2.mapping_layers=2"]].concat());
+    let seeds = dir.path().join("seeds");
+    ok(&["sample", "--run", &run, "--seeds", "1-2,10-12", "--out", seeds.to_str().unwrap()]);
+    let seed = |s: u64| pixels(&std::fs::read(seeds.join(format!("seed{s:04}.png"))).unwrap());
+
+    let mix = dir.path().join("mix.png");
+    ok(&["sample", "--run", &run, "--style-mix", "1-2", "10-12", "--styles", "0-2", "--out", mix.to_str().unwrap()]);
+    let grid = pixels(&std::fs::read(&mix).unwrap());
+    // 3 rows of 4 cells of 16 pixels, 2-pixel borders.
+    assert_eq!((grid.width(), grid.height()), (2 + 4 * 18, 2 + 3 * 18));
+    let cell = |r: u32, c: u32| image::imageops::crop_imm(&grid, 2 + c * 18, 2 + r * 18, 16, 16).to_image();
+    assert!(cell(0, 0).pixels().all(|p| p.0 == [0, 0, 0]), "a black corner");
+    for (j, s) in [10, 11, 12].into_iter().enumerate() {
+        assert_eq!(cell(0, j as u32 + 1), seed(s), "column seed {s} on top");
+    }
+    for (i, s) in [1, 2].into_iter().enumerate() {
+        assert_eq!(cell(i as u32 + 1, 0), seed(s), "row seed {s} on the left");
+        assert_ne!(cell(i as u32 + 1, 1), seed(s), "row seed {s} with column seed 10's coarse styles");
+    }
+    fails_with(&["sample", "--run", &run, "--style-mix", "1", "2", "--styles", "0-99", "--out", mix.to_str().unwrap()], "out of range");
+
+    // Truncation in w: the file and the server agree, and it changes the image.
+    let t = dir.path().join("t");
+    ok(&["sample", "--run", &run, "--seeds", "1", "--truncation", "0.5", "--out", t.to_str().unwrap()]);
+    let truncated = pixels(&std::fs::read(t.join("seed0001.png")).unwrap());
+    assert_ne!(truncated, seed(1));
+    let server = ganforge_serve::server::spawn(Path::new(&run), "127.0.0.1:0".parse().unwrap(), Device::flex()).unwrap();
+    assert_eq!(truncated, pixels(&served(&server, "/api/generate?seed=1&truncation=0.5")));
+    assert_eq!(seed(1), pixels(&served(&server, "/api/generate?seed=1")));
+
+    let quiet = dir.path().join("quiet");
+    ok(&["sample", "--run", &run, "--seeds", "1", "--noise-mode", "none", "--out", quiet.to_str().unwrap()]);
+    assert_ne!(pixels(&std::fs::read(quiet.join("seed0001.png")).unwrap()), seed(1), "noise made no difference");
+    let dcgan = tiny_run(&dir.path().join("dcgan"), &[]);
+    fails_with(&["sample", "--run", &dcgan, "--seeds", "1", "--noise-mode", "none", "--out", quiet.to_str().unwrap()], "StyleGAN2");
+    fails_with(&["sample", "--run", &dcgan, "--style-mix", "1", "2", "--out", mix.to_str().unwrap()], "StyleGAN2");
+}
+
 #[test]
 fn walks_between_seeds_as_gif_and_png() {
     use image::AnimationDecoder;
@@ -154,7 +200,10 @@ fn walks_between_seeds_as_gif_and_png() {
     let seeds = dir.path().join("seeds");
     ok(&["sample", "--run", &run, "--seeds", "1-2", "--out", seeds.to_str().unwrap()]);
     assert_eq!(image::imageops::crop_imm(&strip, 2, 2, 16, 16).to_image(), pixels(&std::fs::read(seeds.join("seed0001.png")).unwrap()));
-    assert_eq!(image::imageops::crop_imm(&strip, 2 + 4 * 18, 2, 16, 16).to_image(), pixels(&std::fs::read(seeds.join("seed0002.png")).unwrap()));
+    assert_eq!(
+        image::imageops::crop_imm(&strip, 2 + 4 * 18, 2, 16, 16).to_image(),
+        pixels(&std::fs::read(seeds.join("seed0002.png")).unwrap())
+    );
 
     // Two walks in a GIF: each frame shows both, side by side.
     ok(&["sample", "--run", &run, "--interpolate", "1,2", "--interpolate", "3,4", "--frames", "3", "--out", gif.to_str().unwrap()]);

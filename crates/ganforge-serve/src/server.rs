@@ -94,6 +94,12 @@ impl Latents {
         classes.unwrap_or_default()
     }
 
+    fn truncation(&self) -> Option<f32> {
+        match *self {
+            Latents::Seed { truncation, .. } | Latents::Between { truncation, .. } => truncation,
+        }
+    }
+
     fn draw(&self, s: &Sampler) -> Vec<f32> {
         match *self {
             Latents::Seed { seed, n, truncation } => s.seed_latents(&Self::seeds(seed, n), truncation),
@@ -135,7 +141,7 @@ impl ModelInfo {
             nz: c.model.nz,
             classes: c.model.classes,
             class_names: c.data.classes.clone(),
-            truncation: c.model.arch == ganforge::nets::Arch::Biggan,
+            truncation: matches!(c.model.arch, ganforge::nets::Arch::Biggan | ganforge::nets::Arch::Stylegan2),
             checkpoint: s.checkpoint.display().to_string(),
             step: s.step,
             preset: c.preset.clone(),
@@ -247,7 +253,8 @@ fn serve_batch(s: &Sampler, batch: Vec<Job>, calls: &AtomicU64) {
             })
             .collect()
     });
-    let all = s.generate(&z, labels.as_deref());
+    let psi: Vec<f32> = ok.iter().flat_map(|j| s.psi(j.latents.count(), j.latents.truncation())).collect();
+    let all = s.generate_styled(&z, labels.as_deref(), &psi);
     calls.fetch_add(1, Ordering::Relaxed);
     let per = all.channels * all.height * all.width;
     let mut start = 0;

@@ -15,6 +15,7 @@ use crate::metrics::registry::{Metric, MetricList};
 use crate::nets::biggan::BigganConfig;
 use crate::nets::dcgan::DcganConfig;
 use crate::nets::fc::FcConfig;
+use crate::nets::stylegan2::Stylegan2Config;
 use crate::nets::{Arch, ModelShape};
 pub use crate::optim::OptimizerKind;
 use crate::penalty::PenaltyKind;
@@ -67,6 +68,11 @@ pub struct TrainConfig {
     /// Mescheder et al.'s and StyleGAN's experiments).
     #[config(default = 10.0)]
     pub gp_weight: f64,
+    /// Lazy regularization (StyleGAN2, section 3.1): the penalty on every k-th step only, its
+    /// weight multiplied by k so that its average pull is unchanged (16 in StyleGAN2 for R1;
+    /// 1 = every step, as WGAN-GP needs).
+    #[config(default = 1)]
+    pub gp_every: u64,
     /// DiffAugment policies applied to every image D sees, in D's and G's updates (Zhao et al.
     /// 2020; "color,translation,cutout" is the paper's choice for small datasets); empty = off.
     #[config(default = "Policy::default()")]
@@ -213,6 +219,9 @@ pub struct GanConfig {
     /// BigGAN-style model settings.
     #[config(default = "BigganConfig::new()")]
     pub biggan: BigganConfig,
+    /// StyleGAN2-style model settings.
+    #[config(default = "Stylegan2Config::new()")]
+    pub stylegan2: Stylegan2Config,
     /// Optimization and output schedule.
     #[config(default = "TrainConfig::new()")]
     pub train: TrainConfig,
@@ -353,6 +362,52 @@ pub const PRESETS: &[Preset] = &[
             ("train.g_ema", "0.999"),
             ("train.g_ema_start", "500"),
             ("train.steps", "5000"),
+        ],
+    },
+    Preset {
+        name: "stylegan2",
+        about: "StyleGAN2-style model on MNIST at 32x32: mapping network, modulated convolutions, noise, skip outputs, residual D with minibatch stddev, lazy R1, style mixing, EMA; widths for a CPU",
+        subject: "digit",
+        diff: &[
+            ("preset", "\"stylegan2\""),
+            ("model.arch", "\"stylegan2\""),
+            ("model.image_size", "32"),
+            ("model.nz", "128"),
+            ("train.gp", "\"r1\""),
+            ("train.gp_weight", "0.01"),
+            ("train.gp_every", "16"),
+            ("train.lr_g", "2e-3"),
+            ("train.lr_d", "2e-3"),
+            ("train.beta1", "0.0"),
+            ("train.beta2", "0.99"),
+            ("train.g_ema", "0.998"),
+            ("train.g_ema_start", "200"),
+            ("train.steps", "3000"),
+            ("train.sample_every", "250"),
+            ("train.checkpoint_every", "250"),
+        ],
+    },
+    Preset {
+        name: "stylegan2-cifar",
+        about: "StyleGAN2-style model on CIFAR-10 (fetch cifar10 first) at 32x32 in colour: the stylegan2 recipe, judged by the shipped CIFAR-10 classifier",
+        subject: "photo",
+        diff: &[
+            ("preset", "\"stylegan2-cifar\""),
+            ("data.spec", "\"cifar10\""),
+            ("model.arch", "\"stylegan2\""),
+            ("model.image_size", "32"),
+            ("model.channels", "3"),
+            ("model.nz", "128"),
+            ("train.gp", "\"r1\""),
+            ("train.gp_weight", "0.01"),
+            ("train.gp_every", "16"),
+            ("train.lr_g", "2e-3"),
+            ("train.lr_d", "2e-3"),
+            ("train.beta1", "0.0"),
+            ("train.beta2", "0.99"),
+            ("train.g_ema", "0.998"),
+            ("train.g_ema_start", "200"),
+            ("eval.features", "\"cifar\""),
         ],
     },
     Preset {
@@ -522,7 +577,7 @@ impl GanConfig {
 
     /// The network settings, for `nets::build`.
     pub fn families(&self) -> crate::nets::Families<'_> {
-        crate::nets::Families { shape: &self.model, dcgan: &self.dcgan, fc: &self.fc, biggan: &self.biggan }
+        crate::nets::Families { shape: &self.model, dcgan: &self.dcgan, fc: &self.fc, biggan: &self.biggan, stylegan2: &self.stylegan2 }
     }
 
     /// The default config (no preset) as a TOML table: what every key defaults to.
@@ -600,6 +655,7 @@ impl GanConfig {
             Arch::Dcgan => self.dcgan.validate()?,
             Arch::Fc => self.fc.validate()?,
             Arch::Biggan => self.biggan.validate(self.model.image_size)?,
+            Arch::Stylegan2 => self.stylegan2.validate(&self.model)?,
         }
         let t = &self.train;
         if t.batch_size > 4096 {
@@ -637,8 +693,16 @@ impl GanConfig {
             return Err("train.loss = \"wgan\" needs a Lipschitz constraint on the critic: set train.clip (0.01 in Arjovsky et al. 2017) or train.gp = \"wgan_gp\", or use preset wgan or wgan-gp".into());
         }
         if t.gp != PenaltyKind::None {
-            if self.model.arch != crate::nets::Arch::Dcgan || self.dcgan.batch_norm_d {
-                return Err("train.gp needs model.arch = \"dcgan\" with dcgan.batch_norm_d = false: with batch norm, D's answer for one image depends on the others, which a per-image gradient penalty assumes it does not".into());
+            let penalizable = match self.model.arch {
+                crate::nets::Arch::Dcgan => !self.dcgan.batch_norm_d,
+                crate::nets::Arch::Stylegan2 => true,
+                _ => false,
+            };
+            if !penalizable {
+                return Err("train.gp needs model.arch = \"stylegan2\", or \"dcgan\" with dcgan.batch_norm_d = false: the penalty's exact gradient runs a forward-mode derivative through D, which these have (batch norm's running statistics would also make D's answer for one image depend on the others)".into());
+            }
+            if !(1..=1000).contains(&t.gp_every) {
+                return Err(format!("train.gp_every = {} must be between 1 and 1000", t.gp_every));
             }
             if !(t.gp_weight.is_finite() && t.gp_weight > 0.0) {
                 return Err(format!("train.gp_weight = {} must be a positive number", t.gp_weight));

@@ -84,6 +84,28 @@ pub fn footprint(f: &Families) -> Footprint {
             let floats = sum((0..=n).map(|st| prod(&[w(st), 3, 4 << st, 4 << st])).chain([image, attention]));
             Footprint { g_params: sum([prod(&[nz, w(0), 16]), blocks]), d_params: sum([blocks, w(0)]), g_floats: floats, d_floats: floats }
         }
+        Arch::Stylegan2 => {
+            let sg = f.stylegan2;
+            let (wd, side) = (sg.w_dim as u64, f.shape.image_size as u64);
+            let ch = |r: u64| (sg.channel_base as u64 / r).min(sg.channel_max as u64);
+            let res: Vec<u64> = (0..=n).map(|st| 4u64 << st).filter(|&r| r <= side).collect();
+            let mapping = sum([prod(&[nz, wd]), prod(&[sg.mapping_layers.saturating_sub(1) as u64, wd, wd])]);
+            // Per resolution: two 3x3 convolutions (the first from the coarser width) with their
+            // affine layers; activations about four maps each (modulated input, convolution,
+            // demodulated and activated output).
+            let convs = |r: u64| {
+                let (a, b) = (ch((r / 2).max(4)), ch(r));
+                sum([prod(&[a, b, 9]), prod(&[b, b, 9]), prod(&[wd, a + 2 * b])])
+            };
+            let maps = sum(res.iter().map(|&r| prod(&[ch(r), r, r, 8])).chain([image]));
+            let blocks = sum(res.iter().map(|&r| convs(r)));
+            Footprint {
+                g_params: sum([mapping, blocks]),
+                d_params: sum([blocks, prod(&[ch(4), ch(4), 16])]),
+                g_floats: maps,
+                d_floats: maps,
+            }
+        }
     }
 }
 
@@ -171,6 +193,7 @@ pub fn check_training(cfg: &GanConfig, have: u64) -> Result<(), MemoryError> {
         Arch::Dcgan => "dcgan.ngf and dcgan.ndf",
         Arch::Fc => "fc.hidden",
         Arch::Biggan => "biggan.ch",
+        Arch::Stylegan2 => "stylegan2.channel_base and stylegan2.channel_max",
     };
     let fits = match max_batch {
         Some(b) if b >= 2 => format!("At most train.batch_size = {b} fits, or lower {widths} or model.image_size."),

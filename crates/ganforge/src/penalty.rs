@@ -13,6 +13,12 @@
 //! gradient of the surrogate sum_i c_i (grad_x D(x_i) . u_i), with c_i = dP/d|g_i| held
 //! constant: lambda * 2 (|g_i| - 1) / n for WGAN-GP, gamma |g_i| / n for R1.
 //!
+//! When D mixes the images of a batch (StyleGAN2's minibatch standard deviation), g_i is the
+//! gradient of sum_j D(x_j) with respect to x_i, and the same surrogate is the directional
+//! derivative of sum_j D(x_j) along the whole batch's tangent V_i = c_i u_i, which D's forward
+//! mode computes exactly through the smooth mixing layer (nothing detached there). For a D
+//! that treats images apart, both forms are the same number.
+//!
 //! A finite-difference Hessian-vector product, (D(x + eps u) - D(x - eps u)) / (2 eps), was
 //! tried first and rejected: D is piecewise linear, and a unit whose pre-activation changes
 //! sign inside [x - eps u, x + eps u] adds an error of order 1/eps to the weight gradient,
@@ -70,11 +76,12 @@ pub fn penalty(kind: PenaltyKind, weight: f64, d: &Discriminator, x: Tensor<4>, 
             norms.iter().map(|&v| (weight * v as f64 / n) as f32).collect(),
         ),
     };
-    let inv: Vec<f32> = norms.iter().map(|&v| 1.0 / v.max(1e-12)).collect();
-    let u = g * Tensor::<4>::from_data(TensorData::new(inv, [b, 1, 1, 1]), device); // [b, c, h, w], unit rows
-    let (_, directional) = d.forward_jvp(x, u, y); // [b]: |g_i| as a function of the weights
-    let surrogate = (directional * Tensor::<1>::from_data(TensorData::new(coef, [b]), device)).sum(); // [1]
-    Penalty { value: value as f32, surrogate }
+    // The tangent V = c_i g_i / |g_i| per image; the sum over images of D's directional
+    // derivatives along V is grad_x (sum_j D(x_j)) . V, whose weight gradient is the penalty's.
+    let scale: Vec<f32> = norms.iter().zip(&coef).map(|(&v, &c)| c / v.max(1e-12)).collect();
+    let tangent = g * Tensor::<4>::from_data(TensorData::new(scale, [b, 1, 1, 1]), device); // [b, c, h, w]
+    let (_, directional) = d.forward_jvp(x, tangent, y); // [b]
+    Penalty { value: value as f32, surrogate: directional.sum() }
 }
 
 #[cfg(test)]

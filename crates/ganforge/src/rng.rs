@@ -22,6 +22,8 @@ pub enum Stream {
     FixedNoise = 3,
     /// The order in which the dataset is visited, one shuffle per epoch.
     DataOrder = 4,
+    /// A StyleGAN2 generator's own randomness (noise inputs, style mixing), seeded by its latent.
+    Synthesis = 5,
 }
 
 /// A serializable random generator.
@@ -218,4 +220,3 @@ mod tests {
     const PIN_OLD_STATE_NORMAL_3: [u32; 3] = [1043598412, 1068677673, 1073168326];
     const PIN_OLD_STATE_PERM: [usize; 8] = [6, 5, 1, 7, 0, 4, 2, 3];
 }
-

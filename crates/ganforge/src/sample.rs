@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::config::GanConfig;
 use crate::image_io::{grid_cols, ImageBatch};
+use crate::nets::stylegan2::NoiseMode;
 use crate::nets::Generator;
 use crate::rng::{GanRng, Stream};
 use crate::run::{RunDir, RunError};
@@ -51,12 +52,25 @@ pub fn fixed_latents(cfg: &GanConfig, n: usize) -> Vec<f32> {
 /// Runs G (in inference mode: batch norm uses its running statistics) on host latents `z`
 /// ([n * nz]), with class labels for a conditional G.
 pub fn generate(g: &Generator, z: &[f32], labels: Option<&[u32]>, nz: usize, device: &Device) -> ImageBatch {
+    generate_styled(g, z, labels, (&[], NoiseMode::Random), nz, device)
+}
+
+/// [`generate`] with StyleGAN2's sampling choices: truncation psi per image in w space (empty:
+/// none) and the noise mode (see `nets::Generator::sample`).
+pub fn generate_styled(
+    g: &Generator,
+    z: &[f32],
+    labels: Option<&[u32]>,
+    (psi, noise): (&[f32], NoiseMode),
+    nz: usize,
+    device: &Device,
+) -> ImageBatch {
     let g = g.valid();
     let n = z.len() / nz;
     let inner = device.clone().inner();
     let z = Tensor::<2>::from_data(TensorData::new(z.to_vec(), [n, nz]), &inner); // [n, nz]
     let y = labels.map(|l| crate::nets::label_tensor(l, &inner)); // [n]
-    ImageBatch::from_tensor(g.forward(z, y)) // [n, c, s, s]
+    ImageBatch::from_tensor(g.sample(z, y, psi, noise)) // [n, c, s, s]
 }
 
 /// The latent of seed `seed`: the first `nz` values of the seed's own fixed-noise stream, under
@@ -168,6 +182,10 @@ pub enum SampleError {
     NotConditional,
     #[error("class {class} is out of range: this G knows {classes} classes (0 to {}){}", classes - 1, if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) })]
     ClassOutOfRange { class: u32, classes: usize, names: Vec<String> },
+    #[error("{what} needs a StyleGAN2 generator (model.arch = \"stylegan2\"); this one is {arch}")]
+    NotStylegan2 { what: &'static str, arch: String },
+    #[error("style layers {lo}-{hi} are out of range: this G has {n} style inputs, 0 to {} (0 = the 4x4 convolution, coarse first)", n - 1)]
+    StyleLayers { lo: usize, hi: usize, n: usize },
 }
 
 /// A generator loaded from a run, ready to sample.
@@ -177,6 +195,8 @@ pub struct Sampler {
     pub checkpoint: PathBuf,
     /// Training steps behind the weights, when known.
     pub step: Option<u64>,
+    /// How a StyleGAN2 generator fills its noise inputs (`sample --noise-mode`).
+    pub noise: NoiseMode,
     device: Device,
 }
 
@@ -199,12 +219,12 @@ impl Sampler {
     }
 
     fn from_loaded(loaded: crate::run::LoadedGenerator, device: &Device) -> Self {
-        Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, device: device.clone() }
+        Self { cfg: loaded.cfg, g: loaded.g, checkpoint: loaded.file, step: loaded.step, noise: NoiseMode::Random, device: device.clone() }
     }
 
     /// A sampler for a generator built elsewhere (imported from PyTorch): `source` names it.
     pub fn from_generator(cfg: GanConfig, g: Generator, source: PathBuf, device: &Device) -> Self {
-        Self { cfg, g, checkpoint: source, step: None, device: device.clone() }
+        Self { cfg, g, checkpoint: source, step: None, noise: NoiseMode::Random, device: device.clone() }
     }
 
     /// `n` latent vectors from `seed`. With the run's own seed and n = train.grid_images these
@@ -215,12 +235,33 @@ impl Sampler {
 
     /// `n` latent vectors from `seed` under BigGAN's truncation trick: values beyond
     /// `threshold` in magnitude are redrawn (smaller thresholds: less variety, higher fidelity).
+    /// A StyleGAN2 G truncates in w instead ([`Sampler::psi`]): its latents are not truncated.
     pub fn latents_truncated(&self, n: usize, seed: u64, threshold: f32) -> Vec<f32> {
-        crate::nets::biggan::truncated_latents(&mut GanRng::new(seed, Stream::FixedNoise), n * self.cfg.model.nz, threshold)
+        match self.z_truncation(Some(threshold)) {
+            Some(t) => crate::nets::biggan::truncated_latents(&mut GanRng::new(seed, Stream::FixedNoise), n * self.cfg.model.nz, t),
+            None => self.latents(n, seed),
+        }
+    }
+
+    /// The one rule of where a truncation value (`--truncation`, the server's `truncation=`)
+    /// acts: in z for most families (BigGAN's redrawn latent values), in w for StyleGAN2.
+    fn z_truncation(&self, truncation: Option<f32>) -> Option<f32> {
+        truncation.filter(|_| !self.g.truncates_in_w())
+    }
+
+    /// StyleGAN2's truncation psi for `n` images (`truncation`, or 1 = none, each); empty for
+    /// the families that truncate in z. For [`Sampler::generate_styled`].
+    pub fn psi(&self, n: usize, truncation: Option<f32>) -> Vec<f32> {
+        if self.g.truncates_in_w() {
+            vec![truncation.unwrap_or(1.0); n]
+        } else {
+            vec![]
+        }
     }
 
     /// The latents of `seeds`, one per seed by [`seed_latent`]'s rule.
     pub fn seed_latents(&self, seeds: &[u64], truncation: Option<f32>) -> Vec<f32> {
+        let truncation = self.z_truncation(truncation);
         seeds.iter().flat_map(|&s| seed_latent(self.cfg.model.nz, s, truncation)).collect()
     }
 
@@ -232,7 +273,7 @@ impl Sampler {
 
     /// [`interpolation_latents`] at this G's latent size.
     pub fn interpolation(&self, from: u64, to: u64, frames: usize, truncation: Option<f32>) -> Vec<f32> {
-        interpolation_latents(self.cfg.model.nz, from, to, frames, truncation)
+        interpolation_latents(self.cfg.model.nz, from, to, frames, self.z_truncation(truncation))
     }
 
     /// Checks a user-supplied latent array and returns its rows: [N, nz], or PyTorch's
@@ -281,10 +322,68 @@ impl Sampler {
         Ok(())
     }
 
+    /// The style-mixing figure of StyleGAN (Karras et al. 2019, figure 3): a grid of
+    /// (rows + 1) x (cols + 1) images whose first row holds the `cols` seeds' images and first
+    /// column the `rows` seeds', and whose cell (i, j) is row seed i's image with the styles of
+    /// `layers` (inclusive; 0 is the 4x4 convolution, coarse first; default the coarse half)
+    /// taken from column seed j. The top-left corner is black; each cell keeps its row seed's noise.
+    pub fn style_mix(
+        &self,
+        rows: &[u64],
+        cols: &[u64],
+        layers: Option<(usize, usize)>,
+        truncation: Option<f32>,
+    ) -> Result<ImageBatch, SampleError> {
+        let Generator::Stylegan2(g) = &self.g else {
+            return Err(SampleError::NotStylegan2 { what: "style mixing", arch: format!("{:?}", self.cfg.model.arch).to_lowercase() });
+        };
+        let n = g.num_ws();
+        let (lo, hi) = layers.unwrap_or((0, n / 2 - 1));
+        if lo > hi || hi >= n {
+            return Err(SampleError::StyleLayers { lo, hi, n });
+        }
+        let g = g.valid();
+        let inner = self.device.clone().inner();
+        let nz = self.cfg.model.nz;
+        let latents = |seeds: &[u64]| seeds.iter().map(|&s| seed_latent(nz, s, None)).collect::<Vec<_>>();
+        let (zr, zc) = (latents(rows), latents(cols));
+        let ws = |z: &[Vec<f32>]| {
+            let t = Tensor::<2>::from_data(TensorData::new(z.concat(), [z.len(), nz]), &inner); // [k, nz]
+            g.ws(t, &self.psi(z.len(), truncation)) // [k, num_ws, w_dim]
+        };
+        let (wr, wc) = (ws(&zr), ws(&zc));
+        let row = |i: usize| wr.clone().narrow(0, i, 1);
+        let col = |j: usize| wc.clone().narrow(0, j, 1);
+        // Cells in grid order after the first row: the row seed's own image, then its mixes.
+        let mut cells = vec![];
+        let mut noise_of = vec![];
+        for (i, z) in zr.iter().enumerate() {
+            cells.push(row(i));
+            noise_of.push(z.clone());
+            for j in 0..cols.len() {
+                cells.push(g.mix(row(i), col(j), lo..hi + 1));
+                noise_of.push(z.clone());
+            }
+        }
+        let top = ImageBatch::from_tensor(g.synthesize(wc, &zc, self.noise)); // [cols, c, s, s]
+        let body = ImageBatch::from_tensor(g.synthesize(Tensor::cat(cells, 0), &noise_of, self.noise)); // [rows (cols + 1), c, s, s]
+        let per = top.channels * top.height * top.width;
+        let mut values = vec![-1.0; per]; // the black corner
+        values.extend(top.values);
+        values.extend(body.values);
+        Ok(ImageBatch { values, n: (rows.len() + 1) * (cols.len() + 1), ..top })
+    }
+
     /// G(z) for host latents `z` ([n * nz]), in chunks. A conditional G takes one class label
     /// per latent; None gives the layout of the run's grids, one class per row. Labels must
     /// have passed `check_labels`.
     pub fn generate(&self, z: &[f32], labels: Option<&[u32]>) -> ImageBatch {
+        self.generate_styled(z, labels, &[])
+    }
+
+    /// [`Sampler::generate`] with StyleGAN2's truncation psi per image ([`Sampler::psi`];
+    /// empty: none) and the sampler's noise mode.
+    pub fn generate_styled(&self, z: &[f32], labels: Option<&[u32]>, psi: &[f32]) -> ImageBatch {
         let nz = self.cfg.model.nz;
         let n = z.len() / nz;
         let grid;
@@ -299,7 +398,9 @@ impl Sampler {
         let mut out: Option<ImageBatch> = None;
         for (k, chunk) in z.chunks(CHUNK * nz).enumerate() {
             let part_labels = labels.map(|l| &l[k * CHUNK..(k * CHUNK + chunk.len() / nz)]);
-            let part = generate(&self.g, chunk, part_labels, nz, &self.device);
+            let rows = k * CHUNK..(k * CHUNK + chunk.len() / nz);
+            let part_psi = if psi.is_empty() { &[][..] } else { &psi[rows] };
+            let part = generate_styled(&self.g, chunk, part_labels, (part_psi, self.noise), nz, &self.device);
             out = Some(match out {
                 None => part,
                 Some(mut acc) => {

@@ -306,7 +306,10 @@ fn each_dataset_preset_trains_a_few_steps() {
             }
             "cifar10" => assert_eq!(saved.data.classes[..3], ["airplane", "automobile", "bird"]),
             "cifar10-dogs" => {
-                assert_eq!((saved.data.classes.clone(), saved.data.classes_keep.0.clone()), (vec!["dog".to_string()], vec!["dog".to_string()]));
+                assert_eq!(
+                    (saved.data.classes.clone(), saved.data.classes_keep.0.clone()),
+                    (vec!["dog".to_string()], vec!["dog".to_string()])
+                );
                 assert!(saved.data.hflip && saved.train.g_ema > 0.0);
                 let plan = ganforge::train::plan::plan(saved.clone(), &Device::flex()).unwrap();
                 assert_eq!((plan.images, plan.classes), (5, 1), "only the five dogs are loaded: {}", plan.data);
@@ -575,6 +578,46 @@ fn gradient_penalties_train_and_need_a_d_without_batch_norm() {
     assert!(e.contains("train.gp_weight"), "{e}");
 }
 
+/// The StyleGAN2-style model trains with its preset's choices (lazy R1 through minibatch
+/// stddev, style mixing, EMA, w_avg), samples with truncation in w space, and resumes exactly:
+/// its noise and mixing come from the latents, which the run's streams fix.
+#[test]
+fn stylegan2_trains_samples_and_resumes() {
+    let out = tempfile::tempdir().unwrap();
+    let sets: Vec<String> = [
+        "stylegan2.channel_base=64",
+        "stylegan2.channel_max=8",
+        "stylegan2.w_dim=16",
+        "stylegan2.mapping_layers=2",
+        "model.nz=16",
+        "model.image_size=16",
+        "train.batch_size=4",
+        "train.steps=4",
+        "train.gp_every=2",
+        "train.grid_images=4",
+        "train.g_ema_start=1",
+        &test_cache(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = || GanConfig::resolve(Some("stylegan2"), None, &sets).unwrap();
+    let whole = train(cfg(), opts(out.path(), None), &mut Quiet).unwrap().path;
+    assert!(metrics(&whole).iter().all(|r| r.loss_d.is_finite() && r.loss_g.is_finite()));
+    let g = final_weights(&whole, "g_ema.safetensors");
+    let w_avg = &g.iter().find(|(k, _)| k == "mapping.w_avg").expect("w_avg is saved").1;
+    assert!(w_avg.iter().any(|&v| v != 0.0), "w_avg moved in training");
+    let s = Sampler::load(&whole, None, &Device::flex()).unwrap();
+    let imgs = s.generate(&s.latents(2, 0), None);
+    assert_eq!((imgs.n, imgs.channels, imgs.height), (2, 1, 16));
+
+    let mut stopped = opts(out.path(), None);
+    stopped.stop = Arc::new(AtomicBool::new(true));
+    let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
+    train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
+    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
+}
+
 /// The BigGAN-style model trains a few steps with its preset's choices (hinge, 2 D steps, EMA,
 /// conditioning), samples by class and under truncation, and resumes exactly.
 #[test]
@@ -729,7 +772,8 @@ fn a_fine_tuned_run_is_a_new_run_that_resumes_from_its_own_checkpoints() {
     // Trained on: moved from the source's weights, by a few Adam steps of 2e-4 each, where
     // random weights would be ~0.02 away.
     let (src, now) = (final_weights(&source, "g.safetensors"), final_weights(&whole, "g.safetensors"));
-    let moved = src.iter().zip(&now).filter(|(s, _)| s.0.contains("weight")).flat_map(|(s, n)| s.1.iter().zip(&n.1).map(|(a, b)| (a - b).abs()));
+    let moved =
+        src.iter().zip(&now).filter(|(s, _)| s.0.contains("weight")).flat_map(|(s, n)| s.1.iter().zip(&n.1).map(|(a, b)| (a - b).abs()));
     let most = moved.fold(0f32, f32::max);
     assert!(most > 0.0 && most < 5e-3, "largest change of a weight: {most}");
 

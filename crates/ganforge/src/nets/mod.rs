@@ -4,6 +4,7 @@ pub mod biggan;
 pub mod dcgan;
 pub mod fc;
 pub mod spectral;
+pub mod stylegan2;
 
 use burn::config::Config;
 use burn::module::Module;
@@ -29,12 +30,14 @@ pub enum Arch {
     Fc,
     /// BigGAN-style residual model with self-attention (Brock et al. 2019).
     Biggan,
+    /// StyleGAN2-style model: mapping network, modulated convolutions (Karras et al. 2020).
+    Stylegan2,
 }
 
 /// What every family shares: the image and latent shapes.
 #[derive(Config, Debug)]
 pub struct ModelShape {
-    /// Network family: "dcgan", "fc" or "biggan".
+    /// Network family: "dcgan", "fc", "biggan" or "stylegan2".
     #[config(default = "Arch::Dcgan")]
     pub arch: Arch,
     /// Side of the square images, a power of two from 16 to 256 (64 in the DCGAN paper).
@@ -102,6 +105,7 @@ pub enum Generator {
     Dcgan(dcgan::Generator),
     Fc(fc::Generator),
     Biggan(biggan::Generator),
+    Stylegan2(stylegan2::Generator),
 }
 
 impl Generator {
@@ -110,16 +114,34 @@ impl Generator {
             Arch::Dcgan => Generator::Dcgan(dcgan::Generator::new(f.shape, f.dcgan, device)),
             Arch::Fc => Generator::Fc(fc::Generator::new(f.shape, f.fc, device)),
             Arch::Biggan => Generator::Biggan(biggan::Generator::new(f.shape, f.biggan, device)),
+            Arch::Stylegan2 => Generator::Stylegan2(stylegan2::Generator::new(f.shape, f.stylegan2, device)),
         }
     }
 
-    /// z [b, nz] (and class labels [b] when conditional) -> images [b, c, s, s] in [-1, 1].
+    /// z [b, nz] (and class labels [b] when conditional) -> images [b, c, s, s] in [-1, 1]
+    /// (StyleGAN2's are not clamped; about [-1, 1]).
     pub fn forward(&self, z: Tensor<2>, y: Option<Tensor<1, Int>>) -> Tensor<4> {
         match self {
             Generator::Dcgan(g) => g.forward(z, y),
             Generator::Fc(g) => g.forward(z),
             Generator::Biggan(g) => g.forward(z, y),
+            Generator::Stylegan2(g) => g.forward(z),
         }
+    }
+
+    /// As `forward`, with StyleGAN2's sampling choices: truncation in w space (`psi`, one per
+    /// image, empty for none) and its noise mode. The other families take neither (their
+    /// truncation is BigGAN's, in z: `Sampler::latents_truncated`).
+    pub fn sample(&self, z: Tensor<2>, y: Option<Tensor<1, Int>>, psi: &[f32], noise: stylegan2::NoiseMode) -> Tensor<4> {
+        match self {
+            Generator::Stylegan2(g) => g.sample(z, psi, noise),
+            _ => self.forward(z, y),
+        }
+    }
+
+    /// Whether the truncation trick of this family works in w space (StyleGAN2) rather than z.
+    pub fn truncates_in_w(&self) -> bool {
+        matches!(self, Generator::Stylegan2(_))
     }
 }
 
@@ -129,6 +151,7 @@ pub enum Discriminator {
     Dcgan(dcgan::Discriminator),
     Fc(fc::Discriminator),
     Biggan(biggan::Discriminator),
+    Stylegan2(stylegan2::Discriminator),
 }
 
 impl Discriminator {
@@ -137,15 +160,19 @@ impl Discriminator {
             Arch::Dcgan => Discriminator::Dcgan(dcgan::Discriminator::new(f.shape, f.dcgan, device)),
             Arch::Fc => Discriminator::Fc(fc::Discriminator::new(f.shape, f.fc, device)),
             Arch::Biggan => Discriminator::Biggan(biggan::Discriminator::new(f.shape, f.biggan, device)),
+            Arch::Stylegan2 => Discriminator::Stylegan2(stylegan2::Discriminator::new(f.shape, f.stylegan2, device)),
         }
     }
 
-    /// D(x) and grad_x D(x) . t per image, exactly (see dcgan::Discriminator::forward_jvp);
-    /// the DCGAN family only (config validation refuses gradient penalties for the others).
+    /// D(x) [b] and, exactly, the forward-mode derivative of D's outputs along the tangent t
+    /// [b, c, h, w] (see dcgan::Discriminator::forward_jvp); their sum is grad_x (sum_i D(x_i)) . t.
+    /// The DCGAN and StyleGAN2 families only (config validation refuses gradient penalties for
+    /// the others).
     pub fn forward_jvp(&self, x: Tensor<4>, t: Tensor<4>, y: Option<Tensor<1, Int>>) -> (Tensor<1>, Tensor<1>) {
         match self {
             Discriminator::Dcgan(d) => d.forward_jvp(x, t, y),
-            _ => panic!("gradient penalties need model.arch = \"dcgan\" (checked by the config)"),
+            Discriminator::Stylegan2(d) => d.forward_jvp(x, t),
+            _ => panic!("gradient penalties need model.arch = \"dcgan\" or \"stylegan2\" (checked by the config)"),
         }
     }
 
@@ -156,6 +183,7 @@ impl Discriminator {
             Discriminator::Dcgan(d) => d.forward(x, y),
             Discriminator::Fc(d) => d.forward(x),
             Discriminator::Biggan(d) => d.forward(x, y),
+            Discriminator::Stylegan2(d) => d.forward(x),
         }
     }
 }
@@ -198,6 +226,7 @@ pub fn build(f: &Families, seed: u64, device: &Device) -> (Generator, Discrimina
     match f.shape.arch {
         // BigGAN initializes orthogonally; the others follow DCGAN's rule.
         Arch::Biggan => (biggan::init_orthogonal(g, &mut rng), biggan::init_orthogonal(d, &mut rng)),
+        Arch::Stylegan2 => (stylegan2::init(g, f.stylegan2, &mut rng), stylegan2::init(d, f.stylegan2, &mut rng)),
         _ => (init_weights(g, &mut rng), init_weights(d, &mut rng)),
     }
 }
@@ -208,6 +237,7 @@ pub struct Families<'a> {
     pub dcgan: &'a dcgan::DcganConfig,
     pub fc: &'a fc::FcConfig,
     pub biggan: &'a biggan::BigganConfig,
+    pub stylegan2: &'a stylegan2::Stylegan2Config,
 }
 
 #[cfg(test)]
@@ -221,11 +251,13 @@ mod tests {
         static DC: std::sync::OnceLock<DcganConfig> = std::sync::OnceLock::new();
         static FC: std::sync::OnceLock<FcConfig> = std::sync::OnceLock::new();
         static BG: std::sync::OnceLock<super::biggan::BigganConfig> = std::sync::OnceLock::new();
+        static SG: std::sync::OnceLock<super::stylegan2::Stylegan2Config> = std::sync::OnceLock::new();
         Families {
             shape: s,
             dcgan: DC.get_or_init(DcganConfig::new),
             fc: FC.get_or_init(FcConfig::new),
             biggan: BG.get_or_init(super::biggan::BigganConfig::new),
+            stylegan2: SG.get_or_init(super::stylegan2::Stylegan2Config::new),
         }
     }
 
@@ -299,7 +331,8 @@ mod tests {
                 });
                 let fc = FcConfig::new().with_hidden(8);
                 let bg = biggan::BigganConfig::new().with_ch(8).with_attn_res(0);
-                let (g, d) = build(&Families { shape: &s, dcgan: &dc, fc: &fc, biggan: &bg }, 0, &device);
+                let sg = stylegan2::Stylegan2Config::new();
+                let (g, d) = build(&Families { shape: &s, dcgan: &dc, fc: &fc, biggan: &bg, stylegan2: &sg }, 0, &device);
                 let z = Tensor::<2>::zeros([2, 100], &device);
                 let x = g.forward(z, None);
                 assert_eq!(x.dims(), [2, 3, size, size], "{arch:?} {up:?} {size}");

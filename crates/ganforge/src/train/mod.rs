@@ -152,7 +152,6 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         obs.message(&format!("{} is already at its last step, {total}: nothing to train", run.path.display()));
         return finish(out, run, obs);
     }
-    let rules = step_rules(&cfg);
     obs.start(&run, state.step, total);
 
     let mut meter = Meter::new();
@@ -181,7 +180,7 @@ pub fn train(mut cfg: GanConfig, opts: TrainOptions, obs: &mut dyn Observer) -> 
         };
         (gan.opt_d.lr, gan.opt_g.lr) = (t.lr_d * scale, t.lr_g * scale);
 
-        let (next, stats) = train_step(gan, reals, &noises, rules, &device);
+        let (next, stats) = train_step(gan, reals, &noises, step_rules(&cfg, state.step), &device);
         gan = next;
         // The whole batch's losses, and a stop asked of any rank, so that all decide alike.
         let (stats, stopping, failures) = group_stats(group, stats, opts.stop.load(Ordering::SeqCst), loader.decode_failures());
@@ -394,9 +393,15 @@ fn loader_options(cfg: &GanConfig) -> LoaderOptions {
     }
 }
 
-fn step_rules(cfg: &GanConfig) -> StepRules {
+/// The rules of step `step` (0-based). Lazy regularization: the penalty only on every
+/// `gp_every`-th step, from the first, at `gp_every` times its weight.
+fn step_rules(cfg: &GanConfig, step: u64) -> StepRules {
     let t = &cfg.train;
-    StepRules { loss: t.loss, clip: t.clip, penalty: t.gp, penalty_weight: t.gp_weight, unroll: t.unroll }
+    let (penalty, penalty_weight) = match step % t.gp_every.max(1) {
+        0 => (t.gp, t.gp_weight * t.gp_every.max(1) as f64),
+        _ => (crate::penalty::PenaltyKind::None, t.gp_weight),
+    };
+    StepRules { loss: t.loss, clip: t.clip, penalty, penalty_weight, unroll: t.unroll }
 }
 
 /// G's and D's optimizers as the config sets them up.

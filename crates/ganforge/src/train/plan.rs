@@ -109,7 +109,7 @@ pub fn plan(mut cfg: GanConfig, device: &Device) -> Result<Plan, TrainError> {
         }
         let (reals, noises) = step_inputs(&cfg, &loader, &mut rng, (step as u64, 0..cfg.train.batch_size), &autodiff, &mut |_| Ok(()))?;
         // The step reads its losses back to the host, so the device has finished when it returns.
-        gan = train_step(gan, reals, &noises, step_rules(&cfg), &autodiff).0;
+        gan = train_step(gan, reals, &noises, step_rules(&cfg, 0), &autodiff).0;
     }
     let step_s = started.elapsed().as_secs_f64() / PROBE_STEPS as f64;
     Ok(Plan {
