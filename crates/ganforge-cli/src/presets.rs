@@ -25,7 +25,7 @@ struct PresetJson {
 pub fn run(a: PresetsArgs) -> Result<()> {
     if a.json {
         let list: Vec<PresetJson> =
-            PRESETS.iter().map(|p| PresetJson { name: p.name, about: p.about, settings: p.diff.iter().copied().collect() }).collect();
+            PRESETS.iter().map(|p| PresetJson { name: p.name, about: p.about, settings: p.settings().into_iter().collect() }).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for p in PRESETS {

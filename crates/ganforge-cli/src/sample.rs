@@ -33,8 +33,10 @@ pub struct SampleArgs {
     /// instead of a run; its sizes are read from the file (--nz, --ngf, --nc, --size check them).
     #[arg(long, value_name = "netG.pth", conflicts_with_all = ["run", "checkpoint"])]
     from_pytorch: Option<PathBuf>,
-    /// The architecture of --from-pytorch: dcgan (PyTorch's example).
-    #[arg(long, default_value = "dcgan", value_parser = ["dcgan"], requires = "from_pytorch")]
+    /// The architecture of --from-pytorch: dcgan (PyTorch's example) or stylegan2 (the state
+    /// dict of a stylegan2-ada-pytorch Generator, `torch.save(G.state_dict(), ...)`; its sizes
+    /// are read from the file).
+    #[arg(long, default_value = "dcgan", value_parser = ["dcgan", "stylegan2"], requires = "from_pytorch")]
     arch: String,
     /// Latent size of --from-pytorch's G (the example's --nz); checked against the file.
     #[arg(long, requires = "from_pytorch")]
@@ -161,6 +163,13 @@ pub fn run(a: SampleArgs, ranks: &crate::ranks::Ranks) -> Result<()> {
     let device = parse_device(&a.device)?;
     let mut sampler = match (&a.from_pytorch, &a.run) {
         _ if a.model.is_some() => Sampler::from_model_file(a.model.as_deref().expect("matched"), &device)?,
+        (Some(pth), _) if a.arch == "stylegan2" => {
+            if a.nz.or(a.ngf).or(a.nc).or(a.size).is_some() {
+                bail!("--nz, --ngf, --nc and --size describe PyTorch's DCGAN example; a stylegan2 file's sizes are read from it");
+            }
+            let (cfg, g) = ganforge::interop::stylegan2::import_generator(pth, &device)?;
+            Sampler::from_generator(cfg, g, pth.clone(), &device)
+        }
         (Some(pth), _) => {
             let given = TorchDcgan { nz: a.nz, ngf: a.ngf, nc: a.nc, size: a.size, ndf: None };
             let (cfg, g) = dcgan::import_generator(pth, &given, &device)?;

@@ -254,13 +254,29 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// A preset: a name, what it is for, what its images show, and its diff from the defaults.
+/// A preset: a name, what it is for, what its images show, and its diff from the defaults or
+/// from another preset.
 pub struct Preset {
     pub name: &'static str,
     pub about: &'static str,
     /// What one image shows, for "this dog does not exist" (the serve page's title).
     pub subject: &'static str,
+    /// The preset this one starts from (its settings first, then `diff`); None: the defaults.
+    pub base: Option<&'static str>,
     pub diff: &'static [(&'static str, &'static str)],
+}
+
+impl Preset {
+    /// Every setting the preset changes from the defaults, its base's first: a later entry
+    /// of a key overrides an earlier one.
+    pub fn settings(&self) -> Vec<(&'static str, &'static str)> {
+        let mut out = match self.base.and_then(|b| PRESETS.iter().find(|p| p.name == b)) {
+            Some(base) => base.settings(),
+            None => vec![],
+        };
+        out.extend_from_slice(self.diff);
+        out
+    }
 }
 
 /// The presets. `mnist` is the default.
@@ -269,6 +285,7 @@ pub const PRESETS: &[Preset] = &[
         name: "mnist",
         about: "MNIST at 32x32 with narrow nets: recognizable digits within minutes on a laptop CPU",
         subject: "digit",
+        base: None,
         diff: &[
             ("model.image_size", "32"),
             ("dcgan.ngf", "32"),
@@ -282,6 +299,7 @@ pub const PRESETS: &[Preset] = &[
         name: "mnist64",
         about: "the classic DCGAN setup: MNIST upscaled to 64x64, widths 64, batch 64, lr 2e-4",
         subject: "digit",
+        base: None,
         diff: &[("preset", "\"mnist64\"")],
     },
     Preset {
@@ -289,6 +307,7 @@ pub const PRESETS: &[Preset] = &[
         about:
             "Stacked MNIST (three digits as RGB, 1,000 modes): the mode-coverage benchmark; score with `ganforge eval --metrics coverage`",
         subject: "digit",
+        base: None,
         diff: &[
             ("data.spec", "stacked-mnist"),
             ("model.channels", "3"),
@@ -304,12 +323,14 @@ pub const PRESETS: &[Preset] = &[
         name: "mnist-fc",
         about: "the fully connected GAN of Goodfellow et al. 2014 on MNIST at 32x32, as a baseline",
         subject: "digit",
+        base: None,
         diff: &[("preset", "\"mnist-fc\""), ("model.arch", "\"fc\""), ("model.image_size", "32"), ("train.steps", "5000")],
     },
     Preset {
         name: "wgan",
         about: "WGAN on MNIST at 32x32 as in Arjovsky et al. 2017: critic, clipping 0.01, 5 critic steps, RMSProp 5e-5",
         subject: "digit",
+        base: None,
         diff: &[
             ("preset", "\"wgan\""),
             ("model.image_size", "32"),
@@ -328,6 +349,7 @@ pub const PRESETS: &[Preset] = &[
         name: "wgan-gp",
         about: "WGAN-GP on MNIST at 32x32 as in Gulrajani et al. 2017: lambda 10, 5 critic steps, Adam 1e-4 (0, 0.9), no BN in D",
         subject: "digit",
+        base: None,
         diff: &[
             ("preset", "\"wgan-gp\""),
             ("model.image_size", "32"),
@@ -348,6 +370,7 @@ pub const PRESETS: &[Preset] = &[
         name: "biggan",
         about: "BigGAN-style class-conditional model on MNIST at 32x32: residual blocks, attention, SN, hinge, 2 D steps, EMA",
         subject: "digit",
+        base: None,
         diff: &[
             ("preset", "\"biggan\""),
             ("model.arch", "\"biggan\""),
@@ -366,13 +389,16 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "stylegan2",
-        about: "StyleGAN2-style model on MNIST at 32x32: mapping network, modulated convolutions, noise, skip outputs, residual D with minibatch stddev, lazy R1, style mixing, EMA; widths for a CPU",
+        about: "StyleGAN2-style model on MNIST at 32x32: mapping network, modulated convolutions, noise, skip outputs, residual D with minibatch stddev, lazy R1, style mixing, EMA; widths 16 to 64 for a CPU",
         subject: "digit",
+        base: None,
         diff: &[
             ("preset", "\"stylegan2\""),
             ("model.arch", "\"stylegan2\""),
             ("model.image_size", "32"),
             ("model.nz", "128"),
+            ("stylegan2.channel_base", "512"),
+            ("stylegan2.channel_max", "64"),
             ("train.gp", "\"r1\""),
             ("train.gp_weight", "0.01"),
             ("train.gp_every", "16"),
@@ -391,22 +417,14 @@ pub const PRESETS: &[Preset] = &[
         name: "stylegan2-cifar",
         about: "StyleGAN2-style model on CIFAR-10 (fetch cifar10 first) at 32x32 in colour: the stylegan2 recipe, judged by the shipped CIFAR-10 classifier",
         subject: "photo",
+        base: Some("stylegan2"),
         diff: &[
             ("preset", "\"stylegan2-cifar\""),
             ("data.spec", "\"cifar10\""),
-            ("model.arch", "\"stylegan2\""),
-            ("model.image_size", "32"),
             ("model.channels", "3"),
-            ("model.nz", "128"),
-            ("train.gp", "\"r1\""),
-            ("train.gp_weight", "0.01"),
-            ("train.gp_every", "16"),
-            ("train.lr_g", "2e-3"),
-            ("train.lr_d", "2e-3"),
-            ("train.beta1", "0.0"),
-            ("train.beta2", "0.99"),
-            ("train.g_ema", "0.998"),
-            ("train.g_ema_start", "200"),
+            ("train.steps", "5000"),
+            ("train.sample_every", "500"),
+            ("train.checkpoint_every", "500"),
             ("eval.features", "\"cifar\""),
         ],
     },
@@ -414,12 +432,14 @@ pub const PRESETS: &[Preset] = &[
         name: "sheep",
         about: "Quick, Draw! sheep drawings (fetch quickdraw/sheep first), DCGAN at 64x64, grey",
         subject: "sheep",
+        base: None,
         diff: &[("preset", "\"sheep\""), ("data.spec", "\"quickdraw/sheep\"")],
     },
     Preset {
         name: "svhn",
         about: "SVHN house numbers (fetch svhn first) at 32x32 in colour; D learns faster: lr_d 1e-3, lr_g 1e-4",
         subject: "house number",
+        base: None,
         diff: &[
             ("preset", "\"svhn\""),
             ("data.spec", "\"svhn\""),
@@ -433,6 +453,7 @@ pub const PRESETS: &[Preset] = &[
         name: "cifar10",
         about: "CIFAR-10 (fetch cifar10 first) at 32x32 in colour: DCGAN with soft and flipped labels and an average of G (the pick of a short screening, see BENCHMARKS.md), judged by the shipped CIFAR-10 classifier",
         subject: "photo",
+        base: None,
         diff: &[
             ("preset", "\"cifar10\""),
             ("data.spec", "\"cifar10\""),
@@ -449,25 +470,19 @@ pub const PRESETS: &[Preset] = &[
         name: "cifar10-dogs",
         about: "CIFAR-10's 5,000 dogs (data.classes_keep = \"dog\") at 32x32: the cifar10 recipe with flips and DiffAugment for the smaller set",
         subject: "dog",
+        base: Some("cifar10"),
         diff: &[
             ("preset", "\"cifar10-dogs\""),
-            ("data.spec", "\"cifar10\""),
             ("data.classes_keep", "\"dog\""),
             ("data.hflip", "true"),
-            ("model.image_size", "32"),
-            ("model.channels", "3"),
-            ("tricks.soft_labels", "true"),
-            ("tricks.label_flip_p", "0.05"),
-            ("train.g_ema", "0.999"),
-            ("train.g_ema_start", "500"),
             ("train.diffaugment", "\"color,translation\""),
-            ("eval.features", "\"cifar\""),
         ],
     },
     Preset {
         name: "dogs",
         about: "Stanford Dogs, one crop per bounding box (fetch stanford-dogs first), 64x64 colour, flips; lr_d 1e-4, lr_g 3e-4",
         subject: "dog",
+        base: None,
         diff: &[
             ("preset", "\"dogs\""),
             ("data.spec", "\"stanford-dogs\""),
@@ -604,7 +619,7 @@ impl GanConfig {
             .find(|p| p.name == name)
             .ok_or_else(|| ConfigError::UnknownPreset { name: name.to_string(), valid: preset_names() })?;
         set_key(&mut tree, "preset", toml::Value::String(p.name.to_string()))?;
-        for (k, v) in p.diff {
+        for (k, v) in p.settings() {
             set_key(&mut tree, k, parse_value(v))?;
         }
         if let Some(path) = file {
@@ -777,6 +792,26 @@ mod tests {
         assert_eq!(c.train.eps, 1e-8);
         let c = GanConfig::resolve(Some("mnist64"), None, &[]).unwrap();
         assert_eq!((c.model.image_size, c.dcgan.ngf, c.dcgan.ndf, c.train.batch_size), (64, 64, 64, 64));
+    }
+
+    /// A preset with a base is its base with its own changes on top; every base exists.
+    #[test]
+    fn a_based_preset_is_its_base_plus_its_diff() {
+        let by_hand = |base: &str, sets: &[&str]| {
+            let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+            GanConfig::resolve(Some(base), None, &sets).unwrap().to_toml()
+        };
+        let dogs = GanConfig::resolve(Some("cifar10-dogs"), None, &[]).unwrap();
+        let sets = ["preset=cifar10-dogs", "data.classes_keep=dog", "data.hflip=true", "train.diffaugment=color,translation"];
+        assert_eq!(dogs.to_toml(), by_hand("cifar10", &sets));
+        assert_eq!((dogs.model.channels, dogs.tricks.label_flip_p, dogs.eval.features), (3, 0.05, FeatureKind::Cifar));
+        let sg = GanConfig::resolve(Some("stylegan2-cifar"), None, &[]).unwrap();
+        let sets = ["preset=stylegan2-cifar", "data.spec=cifar10", "model.channels=3", "train.steps=5000", "train.sample_every=500", "train.checkpoint_every=500", "eval.features=cifar"];
+        assert_eq!(sg.to_toml(), by_hand("stylegan2", &sets));
+        assert_eq!((sg.model.arch, sg.train.gp_every), (crate::nets::Arch::Stylegan2, 16));
+        for p in PRESETS {
+            assert!(p.base.is_none_or(|b| PRESETS.iter().any(|q| q.name == b && q.base.is_none())), "{}: a base that is itself a plain preset", p.name);
+        }
     }
 
     #[test]
