@@ -112,13 +112,26 @@ impl Settings {
         }
     }
 
-    /// The remedy in words: each piece the run does not already have, "; "-separated. When every
-    /// setting is in effect, says so, so that the finding is not read as a misconfiguration.
+    /// Whether `key` is one the run's network family reads: a family's own section
+    /// (`dcgan.spectral_norm_d`) means nothing to a run of another (`model.arch = "stylegan2"`).
+    fn applies(&self, key: &str) -> bool {
+        let Some(tree) = &self.0 else { return true };
+        let arch = tree.get("model").and_then(|m| m.get("arch")).and_then(|a| a.as_str()).unwrap_or("dcgan");
+        match key.split_once('.') {
+            Some((section, _)) if ["dcgan", "fc", "biggan", "stylegan2"].contains(&section) => section == arch,
+            _ => true,
+        }
+    }
+
+    /// The remedy in words: each piece the run does not already have, "; "-separated (pieces
+    /// that set another network family's keys are left out). When every setting is in effect,
+    /// says so, so that the finding is not read as a misconfiguration.
     fn remedy(&self, advice: &[Advice]) -> String {
         let mut parts = Vec::new();
         let mut in_effect = Vec::new();
         for a in advice {
             match a {
+                Advice::Set(changes, _) if !changes.iter().all(|(k, _)| self.applies(k)) => {}
                 Advice::Set(changes, what) => {
                     let set = changes.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
                     if changes.iter().all(|(k, v)| self.has(k, v)) {
@@ -749,6 +762,12 @@ mod tests {
             .contains("already set: train.lr_d = 2e-4, train.lr_g = 2e-4, train.beta1 = 0.5"));
         let soft = cfg.with_overrides(&["tricks.soft_labels=true".into(), "tricks.label_flip_p=0.05".into()]).unwrap();
         assert!(!Settings::of(&soft).remedy(COLLAPSE_ADVICE).contains("soften and flip"));
+        // Another family's keys mean nothing to the run: a StyleGAN2 run is not told about
+        // DCGAN's kernels, nor about WGAN-GP, whose advice switches DCGAN's batch norm off.
+        let sg = crate::config::GanConfig::resolve(Some("stylegan2"), None, &[]).unwrap();
+        let r = Settings::of(&sg).remedy(COLLAPSE_ADVICE);
+        assert!(!r.contains("dcgan.") && r.contains("(train.unroll = 5)"), "{r}");
+        assert!(Settings::of(&sg).remedy(CHECKERBOARD_ADVICE).starts_with("no further setting to try"));
     }
 
     /// The checkerboard is judged against the real images: a pattern the data has too (as
