@@ -577,3 +577,26 @@ impl Meter {
         rec
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::penalty::PenaltyKind;
+
+    /// Lazy regularization: R1 on steps 0, 16, 32, ... at 16 times its weight, none between;
+    /// a penalty every step (WGAN-GP) keeps its weight.
+    #[test]
+    fn the_penalty_is_lazy_at_its_interval() {
+        let cfg = GanConfig::resolve(Some("stylegan2"), None, &[]).unwrap();
+        for s in 0..33u64 {
+            let r = step_rules(&cfg, s);
+            if s % 16 == 0 {
+                assert_eq!((r.penalty, r.penalty_weight), (PenaltyKind::R1, cfg.train.gp_weight * 16.0), "step {s}");
+            } else {
+                assert_eq!(r.penalty, PenaltyKind::None, "step {s}");
+            }
+        }
+        let every = GanConfig::resolve(Some("wgan-gp"), None, &[]).unwrap();
+        assert!((0..5).all(|s| step_rules(&every, s).penalty == PenaltyKind::WganGp && step_rules(&every, s).penalty_weight == 10.0));
+    }
+}
