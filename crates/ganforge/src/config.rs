@@ -806,11 +806,23 @@ mod tests {
         assert_eq!(dogs.to_toml(), by_hand("cifar10", &sets));
         assert_eq!((dogs.model.channels, dogs.tricks.label_flip_p, dogs.eval.features), (3, 0.05, FeatureKind::Cifar));
         let sg = GanConfig::resolve(Some("stylegan2-cifar"), None, &[]).unwrap();
-        let sets = ["preset=stylegan2-cifar", "data.spec=cifar10", "model.channels=3", "train.steps=5000", "train.sample_every=500", "train.checkpoint_every=500", "eval.features=cifar"];
+        let sets = [
+            "preset=stylegan2-cifar",
+            "data.spec=cifar10",
+            "model.channels=3",
+            "train.steps=5000",
+            "train.sample_every=500",
+            "train.checkpoint_every=500",
+            "eval.features=cifar",
+        ];
         assert_eq!(sg.to_toml(), by_hand("stylegan2", &sets));
         assert_eq!((sg.model.arch, sg.train.gp_every), (crate::nets::Arch::Stylegan2, 16));
         for p in PRESETS {
-            assert!(p.base.is_none_or(|b| PRESETS.iter().any(|q| q.name == b && q.base.is_none())), "{}: a base that is itself a plain preset", p.name);
+            assert!(
+                p.base.is_none_or(|b| PRESETS.iter().any(|q| q.name == b && q.base.is_none())),
+                "{}: a base that is itself a plain preset",
+                p.name
+            );
         }
     }
 

@@ -829,7 +829,7 @@ mod tests {
         assert!(reference[1] > 5.0 && reference[1] < CHECKERBOARD_THRESHOLD, "JPEG's own period-4 peaks: {reference:?}");
         assert!(checkerboard(0, &real, reference, &Settings::unknown()).is_none());
 
-        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doctor");
+        let fixtures = crate::fixture("doctor");
         let preset = crate::config::GanConfig::resolve(Some("cifar10"), None, &[]).unwrap();
         let transposed = tiles_of_grid(&fixtures.join("cifar10_transposed_step750.png"), 64, 32);
         let f = checkerboard(750, &transposed, reference, &Settings::of(&preset)).expect("the dot pattern of step 750");

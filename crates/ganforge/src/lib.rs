@@ -54,3 +54,9 @@ pub mod toy2d;
 pub mod train;
 
 pub use burn;
+
+/// A file of `tests/fixtures`, where the unit tests' committed references live.
+#[cfg(test)]
+pub(crate) fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}

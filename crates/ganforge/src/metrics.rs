@@ -301,7 +301,7 @@ mod tests {
     }
 
     fn reference() -> Reference {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics_reference.json");
+        let p = crate::fixture("metrics_reference.json");
         serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 

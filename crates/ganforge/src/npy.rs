@@ -318,8 +318,8 @@ mod tests {
     /// A file written by NumPy (`np.save`), from tests/fixtures/make_fixtures.py.
     #[test]
     fn reads_numpy_output() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/latents_3x4.npy"));
-        let a = read(path).unwrap();
+        let path = crate::fixture("latents_3x4.npy");
+        let a = read(&path).unwrap();
         assert_eq!(a.shape, vec![3, 4]);
         let expect: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
         assert_eq!(a.values, expect);

@@ -111,7 +111,7 @@ mod tests {
     /// float32 here: every entry within 1e-6 of the largest (README says so), and the value within 1e-4 relative.
     #[test]
     fn matches_pytorch_double_backward() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gp_reference.json");
+        let path = crate::fixture("gp_reference.json");
         let r: Reference = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let device = Device::flex().autodiff();
         let sets = ["model.image_size=16", "dcgan.ndf=4", "dcgan.batch_norm_d=false"].map(String::from);

@@ -197,7 +197,7 @@ mod tests {
     /// (tests/fixtures/half_pth_reference.py): normal, negative, inexact and subnormal values.
     #[test]
     fn half_precision_tensors_read_as_their_values() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/half.pth");
+        let path = crate::fixture("half.pth");
         let sd = read(&path).unwrap();
         assert_eq!(sd.floats["f16"].values, vec![1.0, -2.0, 0.333_251_95, 2f32.powi(-24), 65504.0]);
         assert_eq!(sd.floats["bf16"].values, vec![1.0, -2.0, 0.333_984_38, 2f32.powi(-126), 3.389_531_4e38]);

@@ -33,6 +33,16 @@ fn assert_same_files(a: &Path, b: &Path, files: &[&str]) {
     }
 }
 
+/// The run of `cfg` stopped after its first step (as by Ctrl-C) and resumed ends with the same
+/// `files` as the uninterrupted run `whole`.
+fn assert_resumes_exactly(cfg: impl Fn() -> GanConfig, out: &Path, whole: &Path, files: &[&str]) {
+    let mut stopped = opts(out, None);
+    stopped.stop = Arc::new(AtomicBool::new(true));
+    let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
+    train(cfg(), opts(out, Some(part.clone())), &mut Quiet).unwrap();
+    assert_same_files(whole, &part, files);
+}
+
 #[test]
 fn run_folder_holds_config_metrics_samples_and_checkpoints() {
     let out = tempfile::tempdir().unwrap();
@@ -611,11 +621,7 @@ fn stylegan2_trains_samples_and_resumes() {
     let imgs = s.generate(&s.latents(2, 0), None);
     assert_eq!((imgs.n, imgs.channels, imgs.height), (2, 1, 16));
 
-    let mut stopped = opts(out.path(), None);
-    stopped.stop = Arc::new(AtomicBool::new(true));
-    let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
-    train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
-    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
+    assert_resumes_exactly(cfg, out.path(), &whole, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
 }
 
 /// The BigGAN-style model trains a few steps with its preset's choices (hinge, 2 D steps, EMA,
@@ -650,11 +656,7 @@ fn biggan_trains_samples_and_resumes() {
     assert_eq!((imgs.n, imgs.channels, imgs.height), (2, 1, 16));
     assert_ne!(imgs.values, s.generate(&z, Some(&[8, 8])).values);
 
-    let mut stopped = opts(out.path(), None);
-    stopped.stop = Arc::new(AtomicBool::new(true));
-    let part = train(cfg(), stopped, &mut Quiet).unwrap().path;
-    train(cfg(), opts(out.path(), Some(part.clone())), &mut Quiet).unwrap();
-    assert_same_files(&whole, &part, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
+    assert_resumes_exactly(cfg, out.path(), &whole, &["g.safetensors", "d.safetensors", "g_ema.safetensors"]);
 }
 
 /// `eval.every`: metrics of G during training, as lines of metrics.jsonl beside the losses.

@@ -301,9 +301,7 @@ fn decode_values(ty: u32, b: Vec<u8>, e: Endian) -> Option<Values> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-    }
+    use crate::fixture;
 
     #[test]
     fn reads_scipy_files_compressed_or_not() {

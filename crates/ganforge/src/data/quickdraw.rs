@@ -277,17 +277,16 @@ mod tests {
     /// numpy_bitmap files as np.save writes them (tests/fixtures/make_fixtures.py).
     #[test]
     fn numpy_bitmaps_load_and_bad_ones_are_refused() {
-        let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let set = QuickDrawSet::open(&fx.join("quickdraw_bitmap_3.npy"), OPT).unwrap();
+        let set = QuickDrawSet::open(&crate::fixture("quickdraw_bitmap_3.npy"), OPT).unwrap();
         assert_eq!(set.len(), 3);
         let img = set.image(2).unwrap().to_luma8();
         assert_eq!(img.dimensions(), (28, 28));
         assert_eq!((img.get_pixel(0, 0)[0], img.get_pixel(27, 27)[0]), (2, (2 + 783) as u8));
-        let e = QuickDrawSet::open(&fx.join("quickdraw_bad_shape.npy"), OPT).err().unwrap().to_string();
+        let e = QuickDrawSet::open(&crate::fixture("quickdraw_bad_shape.npy"), OPT).err().unwrap().to_string();
         assert!(e.contains("is not [N, 784]"), "{e}");
-        let e = QuickDrawSet::open(&fx.join("latents_3x4.npy"), OPT).err().unwrap().to_string();
+        let e = QuickDrawSet::open(&crate::fixture("latents_3x4.npy"), OPT).err().unwrap().to_string();
         assert!(e.contains("expected '|u1'"), "{e}");
-        let bytes = std::fs::read(fx.join("quickdraw_bitmap_3.npy")).unwrap();
+        let bytes = std::fs::read(crate::fixture("quickdraw_bitmap_3.npy")).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let cut = dir.path().join("cut.npy");
         std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();

@@ -106,9 +106,7 @@ impl Source for SvhnSet {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-    }
+    use crate::fixture;
 
     #[test]
     fn images_and_digits_match_numpy() {

@@ -127,9 +127,7 @@ pub fn import_generator(path: &Path, device: &Device) -> Result<(GanConfig, Gene
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> std::path::PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-    }
+    use crate::fixture;
 
     /// tests/fixtures/stylegan2_reference.py saves its generator under NVlabs' names: imported,
     /// it makes the reference's images (const noise) within 2e-5 of the largest value.
@@ -144,7 +142,8 @@ mod tests {
         let floats = |k: &str| r[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<f64>>();
         let z: Vec<f32> = floats("z").iter().map(|&v| v as f32).collect();
         let z = Tensor::<2>::from_data(TensorData::new(z, [4, 8]), &device);
-        let got = g.sample(z, None, &[], crate::nets::stylegan2::NoiseMode::Const).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+        let got =
+            g.sample(z, None, &[], crate::nets::stylegan2::NoiseMode::Const).into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
         let want = floats("images_const");
         let scale = want.iter().fold(0.0f64, |a, v| a.max(v.abs()));
         let worst = got.iter().zip(&want).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);

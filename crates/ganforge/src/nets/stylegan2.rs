@@ -773,7 +773,7 @@ mod tests {
     }
 
     fn reference() -> Reference {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stylegan2_reference.json");
+        let path = crate::fixture("stylegan2_reference.json");
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
