@@ -391,11 +391,17 @@ pub struct Mapping {
 impl Mapping {
     /// z [b, nz] -> w [b, w_dim]; in training (an autodiff device) w_avg moves toward the batch mean.
     pub fn forward(&self, z: Tensor<2>) -> Tensor<2> {
+        self.to_w(z, true)
+    }
+
+    /// z -> w; `track` lets a training pass move w_avg (the style-mixing latents do not, as in
+    /// NVlabs' `skip_w_avg_update`: w_avg is the mean of the w that G is asked to draw).
+    fn to_w(&self, z: Tensor<2>, track: bool) -> Tensor<2> {
         let mut x = z.clone() * z.square().mean_dim(1).add_scalar(1e-8).sqrt().recip(); // normalize_2nd_moment: [b, nz]
         for fc in &self.fc {
             x = fc.forward(x); // [b, w_dim]
         }
-        if x.device().is_autodiff() {
+        if track && x.device().is_autodiff() {
             let [_, d] = x.dims();
             let avg = self.w_avg.value_sync().to_device(&x.device());
             let mean = x.clone().detach().mean_dim(0).reshape([d]);
@@ -485,7 +491,7 @@ impl Generator {
             if rng.bernoulli(self.style_mixing) {
                 let [_, nz] = z.dims();
                 let z2 = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(b * nz, 0.0, 1.0), [b, nz]), &z.device());
-                let w2 = self.mapping.forward(z2).reshape([b, 1, d]).repeat_dim(1, n - cutoff); // [b, n - cutoff, w_dim]
+                let w2 = self.mapping.to_w(z2, false).reshape([b, 1, d]).repeat_dim(1, n - cutoff); // [b, n - cutoff, w_dim]
                 ws = Tensor::cat(vec![ws.narrow(1, 0, cutoff), w2], 1);
             }
         }
@@ -907,6 +913,17 @@ mod tests {
         let avg = values(g.mapping.w_avg());
         for (a, m) in avg.iter().zip(&mean) {
             assert!((a - (1.0 - 0.995) * m).abs() < 1e-6 * m.abs().max(1.0), "{a} vs {m}");
+        }
+
+        // A training pass that mixes styles moves w_avg by the asked-for latents only, not by
+        // the second latent drawn for the mix.
+        let mut rng = GanRng::new(2, Stream::Init);
+        let mut g = init(Generator::new(&cfg.model, &cfg.stylegan2, &device), &cfg.stylegan2, &mut rng);
+        g.style_mixing = 1.0;
+        let _ = g.forward(z);
+        let avg = values(g.mapping.w_avg());
+        for (a, m) in avg.iter().zip(&mean) {
+            assert!((a - (1.0 - 0.995) * m).abs() < 1e-6 * m.abs().max(1.0), "mixing moved w_avg: {a} vs {m}");
         }
     }
 }
