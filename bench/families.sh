@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16: StyleGAN2-style vs DCGAN vs BigGAN-style at equal wall time, each with its preset
-# (on CIFAR-10 also StyleGAN2 with NVlabs' own CIFAR-10 settings).
+# Issue 16: StyleGAN2-style vs DCGAN vs BigGAN-style at equal wall time, each with its preset.
 #
 # Runs the three families side by side, one thread each, for the same wall time, then judges
 # every run with the shipped classifier of the data (LeNet for MNIST, the CIFAR-10 CNN for
@@ -31,10 +30,7 @@ case "$data" in
     d="--data cifar10:$cifar/train"
     families=("dcgan|--preset cifar10 $d"
       "biggan|--preset cifar10 $d --set model.arch=biggan --set model.classes=10 --set biggan.attn_res=16 --set train.loss=hinge --set tricks.soft_labels=false --set tricks.label_flip_p=0 --set train.lr_g=1e-4 --set train.lr_d=4e-4 --set train.beta1=0.0 --set train.n_critic=2"
-      "stylegan2|--preset stylegan2-cifar $d"
-      # NVlabs' own CIFAR-10 config (stylegan2-ada-pytorch `--cfg cifar`): two mapping layers,
-      # minibatch-stddev groups of 32, no style mixing, Adam at 2.5e-3, at the preset's widths.
-      "stylegan2-nvcifar|--preset stylegan2-cifar $d --set stylegan2.mapping_layers=2 --set stylegan2.mbstd_group=32 --set stylegan2.style_mixing=0 --set train.lr_g=2.5e-3 --set train.lr_d=2.5e-3")
+      "stylegan2|--preset stylegan2-cifar $d")
     judge=(--features cifar --metrics fid,kid,coverage --n 10000 --real "cifar10:$cifar/test")
     ;;
   *) echo "unknown data '$data': mnist or cifar10" >&2; exit 2 ;;
