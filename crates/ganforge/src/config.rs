@@ -422,8 +422,9 @@ pub const PRESETS: &[Preset] = &[
             ("preset", "\"stylegan2-cifar\""),
             ("data.spec", "\"cifar10\""),
             ("model.channels", "3"),
-            // NVlabs' `--cfg cifar` (stylegan2-ada-pytorch): beat the MNIST recipe in colour at 25
-            // minutes side by side (CIFAR FID 1449 vs 1825, all ten classes vs seven; BENCHMARKS.md).
+            // NVlabs' `--cfg cifar` (stylegan2-ada-pytorch; its plain `orig` D is not built, the
+            // residual D stays): beat the MNIST recipe in colour at 25 minutes side by side (CIFAR
+            // FID 1449 vs 1825, all ten classes vs seven; BENCHMARKS.md).
             ("stylegan2.mapping_layers", "2"),
             ("stylegan2.mbstd_group", "32"),
             ("stylegan2.style_mixing", "0.0"),

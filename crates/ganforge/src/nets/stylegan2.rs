@@ -910,20 +910,19 @@ mod tests {
         let g = init(Generator::new(&cfg.model, &cfg.stylegan2, &device), &cfg.stylegan2, &mut rng);
         let z = Tensor::<2>::from_data(TensorData::new(rng.normal_vec(4 * 8, 0.0, 1.0), [4, 8]), &device);
         let mean = values(g.mapping.forward(z.clone()).mean_dim(0)); // this call moved w_avg from 0 once
-        let avg = values(g.mapping.w_avg());
-        for (a, m) in avg.iter().zip(&mean) {
-            assert!((a - (1.0 - 0.995) * m).abs() < 1e-6 * m.abs().max(1.0), "{a} vs {m}");
-        }
+        let moved_once_by_mean = |g: &Generator, what: &str| {
+            for (a, m) in values(g.mapping.w_avg()).iter().zip(&mean) {
+                assert!((a - (1.0 - 0.995) * m).abs() < 1e-6 * m.abs().max(1.0), "{what}: {a} vs {m}");
+            }
+        };
+        moved_once_by_mean(&g, "mapping");
 
         // A training pass that mixes styles moves w_avg by the asked-for latents only, not by
-        // the second latent drawn for the mix.
+        // the second latent drawn for the mix (the same G again, from the same seed, with w_avg at 0).
         let mut rng = GanRng::new(2, Stream::Init);
         let mut g = init(Generator::new(&cfg.model, &cfg.stylegan2, &device), &cfg.stylegan2, &mut rng);
         g.style_mixing = 1.0;
         let _ = g.forward(z);
-        let avg = values(g.mapping.w_avg());
-        for (a, m) in avg.iter().zip(&mean) {
-            assert!((a - (1.0 - 0.995) * m).abs() < 1e-6 * m.abs().max(1.0), "mixing moved w_avg: {a} vs {m}");
-        }
+        moved_once_by_mean(&g, "mixing moved w_avg");
     }
 }
