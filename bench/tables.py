@@ -14,6 +14,7 @@ Standard library only.
 """
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -188,6 +189,71 @@ def sampling():
     return out
 
 
+CONV_OPS = "2026-12-04-conv-ops-cpu-2threads.json"
+
+
+def conv_split():
+    # The one rule for how often a step runs each pass, and what the passes cost.
+    from compare import conv_flops_per_step, conv_seconds_per_step
+
+    out = [
+        "| config | step: ganforge / PyTorch | ratio | convolution passes: ganforge / PyTorch | ratio | share of ganforge's step "
+        "| convolution work | its products alone at the gemm crate's best rate |",
+        "|--------|------------------------:|------:|---------------------------------------:|------:|-------------------------:"
+        "|-----------------:|------------------------------------------------:|",
+    ]
+    for r in json.loads((RESULTS / CONV_OPS).read_text()):
+        gs, ps = r["ganforge_step"]["median_s"], r["pytorch_step"]["median_s"]
+        gc, pc = conv_seconds_per_step(r["ganforge"]["layers"]), conv_seconds_per_step(r["pytorch"]["layers"])
+        flops = conv_flops_per_step(r["ganforge"]["layers"])
+        best = max(2 * math.prod(L["product_mkn"]) / L["product_crate_s"] for L in r["ganforge"]["layers"] if "product_mkn" in L)
+        out.append(
+            f"| {r['config']} | {gs:.3f} / {ps:.3f} s | **{gs / ps:.2f}** | {gc:.3f} / {pc:.3f} s | **{gc / pc:.2f}** | {100 * gc / gs:.0f}% "
+            f"| {flops / 1e9:.1f} GFLOP | {flops / best:.3f} s ({best / 1e9:.0f} GFLOP/s) |"
+        )
+    return out
+
+
+def conv_ops():
+    from compare import op_counts
+
+    out = [
+        "| layer | op | input -> output | passes per step (fwd, dx, dw) | fwd ms: ganforge / PyTorch | ratio | fwd+dx ms | ratio | fwd+dw ms | ratio |",
+        "|-------|----|-----------------|:-----------------------------:|---------------------------:|------:|----------:|------:|----------:|------:|",
+    ]
+    run = next(r for r in json.loads((RESULTS / CONV_OPS).read_text()) if r["config"] == "dcgan64")
+    for g, p in zip(run["ganforge"]["layers"], run["pytorch"]["layers"]):
+        x, y = g["x"], g["y"]
+        cells = []
+        for k in ("fwd_s", "fwd_dx_s", "fwd_dw_s"):
+            cells.append(f"{1e3 * g[k]:.1f} / {1e3 * p[k]:.1f} | **{g[k] / p[k]:.2f}**")
+        nf, ndx, ndw = op_counts(g)
+        out.append(
+            f"| {g['layer']} | {g['op']} | {x[1]}x{x[2]}x{x[3]} -> {y[1]}x{y[2]}x{y[3]} | {nf}, {ndx}, {ndw} | " + " | ".join(cells) + " |"
+        )
+    return out
+
+
+def conv_kernels():
+    out = [
+        "| layer | product m x k x n | product GFLOP/s: gemm crate / own AVX-512 | fwd ms: burn-flex | own, gemm crate | own, AVX-512 | PyTorch | burn ops unfolded: fwd / fwd+dx / fwd+dw ms | burn-flex conv2d: same |",
+        "|-------|-------------------|------------------------------------------:|------------------:|----------------:|-------------:|--------:|-------------------------------------------:|-----------------------:|",
+    ]
+    run = next(r for r in json.loads((RESULTS / CONV_OPS).read_text()) if r["config"] == "dcgan64")
+    for g, p in zip(run["ganforge"]["layers"], run["pytorch"]["layers"]):
+        if "product_mkn" not in g:
+            continue
+        m, k, n = g["product_mkn"]
+        gflop = 2 * m * k * n / 1e9
+        out.append(
+            f"| {g['layer']} | {m} x {k} x {n} | {gflop / g['product_crate_s']:.0f} / {gflop / g['product_avx512_s']:.0f} "
+            f"| {1e3 * g['fwd_s']:.1f} | {1e3 * g['own_fwd_crate_s']:.1f} | {1e3 * g['own_fwd_avx512_s']:.1f} | {1e3 * p['fwd_s']:.1f} "
+            f"| {1e3 * g['unfolded_fwd_s']:.1f} / {1e3 * g['unfolded_fwd_dx_s']:.1f} / {1e3 * g['unfolded_fwd_dw_s']:.1f} "
+            f"| {1e3 * g['fwd_s']:.1f} / {1e3 * g['fwd_dx_s']:.1f} / {1e3 * g['fwd_dw_s']:.1f} |"
+        )
+    return out
+
+
 TABLES = {
     "train-step": train_step,
     "loader": loader,
@@ -198,6 +264,9 @@ TABLES = {
     "mpi": mpi,
     "size-batch": size_batch,
     "sampling": sampling,
+    "conv-split": conv_split,
+    "conv-ops": conv_ops,
+    "conv-kernels": conv_kernels,
 }
 
 

@@ -36,6 +36,7 @@ pub mod fsutil;
 pub mod image_io;
 pub mod interop;
 pub mod kaggle;
+pub mod kernels;
 pub mod loss;
 pub mod memory;
 pub mod metrics;

@@ -221,3 +221,120 @@ fn sampling_table_is_its_raw_file() {
         shows(&row[4], 0, gi / pi);
     }
 }
+
+/// The raw file of the per-convolution run (bench/compare.py --ops).
+fn conv_runs() -> Vec<Value> {
+    serde_json::from_str(&raw("2026-12-04-conv-ops-cpu-2threads.json")).unwrap()
+}
+
+/// How often a DCGAN step runs a layer's forward, input-gradient and weight-gradient passes,
+/// read again from train/step.rs's order (bench/compare.py's op_counts says the same): D three
+/// forwards (real, G(z) detached, G(z) for G's loss), two weight gradients, input gradients
+/// below every layer in all three passes but through d1 only in G's; G once each, and no
+/// gradient for z.
+fn passes(layer: &Value) -> [f64; 3] {
+    match layer["layer"].as_str().unwrap() {
+        "d1" => [3.0, 1.0, 2.0],
+        l if l.starts_with('d') => [3.0, 3.0, 2.0],
+        "g1" => [1.0, 0.0, 1.0],
+        _ => [1.0, 1.0, 1.0],
+    }
+}
+
+fn secs(v: &Value, key: &str) -> f64 {
+    v[key].as_f64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+fn conv_seconds(layers: &Value) -> f64 {
+    layers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let [nf, ndx, ndw] = passes(l);
+            let f = secs(l, "fwd_s");
+            nf * f + ndx * (secs(l, "fwd_dx_s") - f).max(0.0) + ndw * (secs(l, "fwd_dw_s") - f).max(0.0)
+        })
+        .sum()
+}
+
+fn dims(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|d| d.as_f64().unwrap()).collect()
+}
+
+#[test]
+fn conv_split_table_is_its_raw_file() {
+    let runs = conv_runs();
+    let table = rows(&block("conv-split"));
+    assert_eq!(table.len(), runs.len());
+    for (row, run) in table.iter().zip(&runs) {
+        assert_eq!(row[0], run["config"].as_str().unwrap());
+        let (gs, ps) = (secs(&run["ganforge_step"], "median_s"), secs(&run["pytorch_step"], "median_s"));
+        let (gc, pc) = (conv_seconds(&run["ganforge"]["layers"]), conv_seconds(&run["pytorch"]["layers"]));
+        shows(&row[1], 0, gs);
+        shows(&row[1], 1, ps);
+        shows(&row[2], 0, gs / ps);
+        shows(&row[3], 0, gc);
+        shows(&row[3], 1, pc);
+        shows(&row[4], 0, gc / pc);
+        shows(&row[5], 0, 100.0 * gc / gs);
+        // 2 * MACs per pass: per output of a convolution, per input of a transposed one.
+        let layers = run["ganforge"]["layers"].as_array().unwrap();
+        let flops: f64 = layers
+            .iter()
+            .map(|l| {
+                let (x, w, y) = (dims(&l["x"]), dims(&l["w"]), dims(&l["y"]));
+                let macs = if l["op"] == "conv2d" { y.iter().product::<f64>() * w[1] * w[2] * w[3] } else { x.iter().product::<f64>() * w[1] * w[2] * w[3] };
+                2.0 * macs * passes(l).iter().sum::<f64>()
+            })
+            .sum();
+        let best = layers
+            .iter()
+            .filter(|l| l.get("product_mkn").is_some())
+            .map(|l| 2.0 * dims(&l["product_mkn"]).iter().product::<f64>() / secs(l, "product_crate_s"))
+            .fold(0.0, f64::max);
+        shows(&row[6], 0, flops / 1e9);
+        shows(&row[7], 0, flops / best);
+        shows(&row[7], 1, best / 1e9);
+    }
+}
+
+#[test]
+fn conv_ops_and_kernel_tables_are_their_raw_file() {
+    let runs = conv_runs();
+    let run = runs.iter().find(|r| r["config"] == "dcgan64").expect("a dcgan64 run");
+    let (gl, pl) = (run["ganforge"]["layers"].as_array().unwrap(), run["pytorch"]["layers"].as_array().unwrap());
+    let table = rows(&block("conv-ops"));
+    assert_eq!(table.len(), gl.len());
+    for ((row, g), p) in table.iter().zip(gl).zip(pl) {
+        assert_eq!(row[0], g["layer"].as_str().unwrap());
+        assert_eq!(g["y"], p["y"], "both sides timed the same layer");
+        let counts = numbers(&row[3]).iter().map(|n| n.0).collect::<Vec<_>>();
+        assert_eq!(counts, passes(g).to_vec());
+        for (i, key) in ["fwd_s", "fwd_dx_s", "fwd_dw_s"].iter().enumerate() {
+            shows(&row[4 + 2 * i], 0, 1e3 * secs(g, key));
+            shows(&row[4 + 2 * i], 1, 1e3 * secs(p, key));
+            shows(&row[5 + 2 * i], 0, secs(g, key) / secs(p, key));
+        }
+    }
+    let kernels = rows(&block("conv-kernels"));
+    let own: Vec<(&Value, &Value)> = gl.iter().zip(pl).filter(|(g, _)| g.get("product_mkn").is_some()).collect();
+    assert_eq!(kernels.len(), own.len());
+    assert_eq!(own.len(), 5, "D's five convolutions carry the own-kernel figures");
+    for (row, (g, p)) in kernels.iter().zip(own) {
+        assert_eq!(row[0], g["layer"].as_str().unwrap());
+        let flop = 2.0 * dims(&g["product_mkn"]).iter().product::<f64>();
+        shows(&row[2], 0, flop / secs(g, "product_crate_s") / 1e9);
+        shows(&row[2], 1, flop / secs(g, "product_avx512_s") / 1e9);
+        shows(&row[3], 0, 1e3 * secs(g, "fwd_s"));
+        shows(&row[4], 0, 1e3 * secs(g, "own_fwd_crate_s"));
+        shows(&row[5], 0, 1e3 * secs(g, "own_fwd_avx512_s"));
+        shows(&row[6], 0, 1e3 * secs(p, "fwd_s"));
+        for (i, key) in ["unfolded_fwd_s", "unfolded_fwd_dx_s", "unfolded_fwd_dw_s"].iter().enumerate() {
+            shows(&row[7], i, 1e3 * secs(g, key));
+        }
+        for (i, key) in ["fwd_s", "fwd_dx_s", "fwd_dw_s"].iter().enumerate() {
+            shows(&row[8], i, 1e3 * secs(g, key));
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Times each convolution of a DCGAN step on its own, for side-by-side comparison with
+//! bench/pytorch_conv_ops.py: which of the step's operations make ganforge slower than PyTorch.
+//! Run through `python3 bench/compare.py --ops`, or:
+//!   cargo bench -p ganforge --bench conv_ops -- dcgan64 --batch 64 --steps 10
+//!
+//! For every layer of G (transposed convolutions) and D (convolutions) it times three things,
+//! the same way PyTorch's side does:
+//! - `fwd`: the forward pass alone, outside autodiff (as sampling runs it);
+//! - `fwd_dx`: forward + backward with only the input tracked (the input gradient, which burn
+//!   computes as the transposed operation);
+//! - `fwd_dw`: forward + backward with only the weight tracked (the weight gradient, which burn
+//!   computes as another convolution with the output gradient as its kernel).
+//!
+//! The backward passes start from `sum(y * g)` with a fixed random `g`, on both sides. Each
+//! figure is the fastest of `--steps` runs (see `time`).
+//!
+//! For D's convolutions it also times ganforge's own kernels (`kernels::conv`, forward only):
+//! one whole-batch im2col and one product, on the `gemm` crate (`own_fwd_crate_s`) and on the
+//! AVX-512 kernel (`own_fwd_avx512_s`), and that product alone on random operands
+//! (`product_crate_s`, `product_avx512_s`), to tell the kernel's share from the unfolding's.
+//! Prints one JSON line per layer, then one with all of them.
+
+use std::time::Instant;
+
+#[global_allocator]
+static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
+
+use ganforge::burn::tensor::module::{conv2d, conv_transpose2d};
+use ganforge::burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
+use ganforge::burn::tensor::{Device, Tensor, TensorData};
+use ganforge::kernels::conv::{Conv2d, Product};
+use ganforge::kernels::gemm::{crate_gemm, has_avx512, sgemm, MatRef};
+use ganforge::rng::{GanRng, Stream};
+
+/// One layer of the benchmarked DCGAN: kernel 4, no bias (as `nets::dcgan` builds them).
+struct Layer {
+    name: String,
+    transposed: bool,
+    c_in: usize,
+    c_out: usize,
+    /// Input height and width.
+    size: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl Layer {
+    fn weight_shape(&self) -> [usize; 4] {
+        // burn and PyTorch store a transposed convolution's weight as [in, out, k, k].
+        if self.transposed { [self.c_in, self.c_out, 4, 4] } else { [self.c_out, self.c_in, 4, 4] }
+    }
+
+    /// The same convolution composed of burn's differentiable ops: pad, two unfolds (views),
+    /// one copy into a [b*ho*wo, ci*16] matrix, and one matrix product; its backward is the
+    /// product's two products and the unfolds' scatter, where burn's conv2d backward runs a
+    /// convolution with the output gradient as a dilated kernel for the weight's gradient.
+    fn run_unfolded(&self, x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
+        let [b, ci, _, _] = x.dims();
+        let co = self.c_out;
+        let p = self.pad;
+        let x = if p > 0 { x.pad((p, p, p, p), PadMode::Constant(0.0)) } else { x };
+        let blocks: Tensor<6> = x.unfold::<5, _>(2, 4, self.stride).unfold(3, 4, self.stride); // [b, ci, ho, wo, 4, 4]
+        let [_, _, ho, wo, _, _] = blocks.dims();
+        let col = blocks.permute([0, 2, 3, 1, 4, 5]).reshape([b * ho * wo, ci * 16]); // [b*ho*wo, ci*16]
+        let y = col.matmul(w.reshape([co, ci * 16]).transpose()); // [b*ho*wo, co]
+        y.reshape([b, ho, wo, co]).permute([0, 3, 1, 2]) // [b, co, ho, wo]
+    }
+
+    fn run(&self, x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
+        let (s, p) = ([self.stride; 2], [self.pad; 2]);
+        if self.transposed {
+            conv_transpose2d(x, w, None, ConvTransposeOptions::new(s, p, [0, 0], [1, 1], 1))
+        } else {
+            conv2d(x, w, None, ConvOptions::new(s, p, [1, 1], 1))
+        }
+    }
+}
+
+/// The layers of the DCGAN at `image` pixels and width `width` (G's from z to the image, then
+/// D's from the image to its logit), as bench/pytorch_conv_ops.py lists them.
+fn layers(image: usize, channels: usize, width: usize, nz: usize) -> Vec<Layer> {
+    let n = (image as f64).log2() as usize - 2; // stride-2 layers from 4x4 to the image
+    let mut out = Vec::new();
+    // G: nz -> width * 2^(n-1) at 4x4, then halving channels while doubling size.
+    let mut c = width << (n - 1);
+    out.push(Layer { name: "g1".into(), transposed: true, c_in: nz, c_out: c, size: 1, stride: 1, pad: 0 });
+    let mut size = 4;
+    for i in 0..n {
+        let c_out = if i + 1 == n { channels } else { c / 2 };
+        out.push(Layer { name: format!("g{}", i + 2), transposed: true, c_in: c, c_out, size, stride: 2, pad: 1 });
+        c = c_out;
+        size *= 2;
+    }
+    // D: the image down to 4x4, doubling channels, then 4x4 -> 1 logit.
+    let (mut c_in, mut c) = (channels, width);
+    let mut size = image;
+    for i in 0..n {
+        out.push(Layer { name: format!("d{}", i + 1), transposed: false, c_in, c_out: c, size, stride: 2, pad: 1 });
+        c_in = c;
+        c *= 2;
+        size /= 2;
+    }
+    out.push(Layer { name: format!("d{}", n + 1), transposed: false, c_in, c_out: 1, size: 4, stride: 1, pad: 0 });
+    out
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Fastest seconds of `f` over `steps` runs after `warmup`: one operation takes well under a
+/// second, so a disturbance (another process, the VM's host) can cover a whole layer's runs and
+/// move even their median (PyTorch's g2 forward read 19, 22 and 42 ms in three runs); the
+/// fastest run is the operation's own cost.
+fn time(warmup: usize, steps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    (0..steps)
+        .map(|_| {
+            let t0 = Instant::now();
+            f();
+            t0.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    ganforge::alloc::keep_freed_memory();
+    let args: Vec<String> = std::env::args().collect();
+    let config =
+        args.iter().skip(1).find(|a| !a.starts_with("--") && a.parse::<f64>().is_err()).cloned().unwrap_or_else(|| "dcgan64".into());
+    let (image, channels, width) = match config.as_str() {
+        "dcgan64" => (64, 3, 64),
+        "small32" => (32, 1, 32),
+        "dcgan32" => (32, 3, 64),
+        "dcgan128" => (128, 3, 64),
+        other => panic!("unknown bench config {other}: use dcgan64, small32, dcgan32 or dcgan128"),
+    };
+    let steps: usize = arg(&args, "--steps", 10);
+    let warmup: usize = arg(&args, "--warmup", 2);
+    let batch: usize = arg(&args, "--batch", 64);
+    let device = Device::flex();
+    let ad = device.clone().autodiff();
+    let mut rng = GanRng::new(0, Stream::Train);
+    let host = |rng: &mut GanRng, shape: [usize; 4]| TensorData::new(rng.normal_vec(shape.iter().product(), 0.0, 1.0), shape);
+    let mut rows = Vec::new();
+    for layer in layers(image, channels, width, 100) {
+        let x_shape = [batch, layer.c_in, layer.size, layer.size];
+        let (x, w) = (host(&mut rng, x_shape), host(&mut rng, layer.weight_shape()));
+        let y_dims = layer.run(Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device)).dims();
+        let g = host(&mut rng, y_dims);
+        let fwd = time(warmup, steps, || {
+            let y = layer.run(Tensor::from_data(x.clone(), &device), Tensor::from_data(w.clone(), &device));
+            std::hint::black_box(y);
+        });
+        // Tracks one of the two inputs and times forward + backward to its gradient.
+        let fwd_bwd_with = |track_x: bool, unfolded: bool| {
+            time(warmup, steps, || {
+                let (mut xt, mut wt) = (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad));
+                if track_x { xt = xt.require_grad() } else { wt = wt.require_grad() }
+                let y = if unfolded { layer.run_unfolded(xt.clone(), wt.clone()) } else { layer.run(xt.clone(), wt.clone()) };
+                let loss = (y * Tensor::from_data(g.clone(), &ad)).sum();
+                let grads = loss.backward();
+                let grad = if track_x { xt.grad(&grads) } else { wt.grad(&grads) };
+                std::hint::black_box(grad.expect("the tracked input has a gradient"));
+            })
+        };
+        let fwd_bwd = |track_x: bool| fwd_bwd_with(track_x, false);
+        let (fwd_dx, fwd_dw) = (fwd_bwd(true), fwd_bwd(false));
+        let mut own = String::new();
+        if !layer.transposed {
+            let conv = Conv2d { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
+            let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
+            let own_fwd = |product: Product| time(warmup, steps, || drop(std::hint::black_box(conv.forward(&xv, &wv, product))));
+            // The product of the unfolded batch by the weight: [b*ho*wo, k] x [k, co].
+            let (m, k, n) = (batch * y_dims[2] * y_dims[3], layer.c_in * 16, layer.c_out);
+            let (a, b) = (rng.normal_vec(m * k, 0.0, 1.0), rng.normal_vec(k * n, 0.0, 1.0));
+            let mut c = vec![0.0f32; m * n];
+            let mut product = |f: Product| time(warmup, steps, || f(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, false));
+            let unfolded_fwd = time(warmup, steps, || {
+                let y = layer.run_unfolded(Tensor::from_data(x.clone(), &device), Tensor::from_data(w.clone(), &device));
+                std::hint::black_box(y.into_data());
+            });
+            let (unfolded_dx, unfolded_dw) = (fwd_bwd_with(true, true), fwd_bwd_with(false, true));
+            own = format!(
+                ", \"unfolded_fwd_s\": {unfolded_fwd}, \"unfolded_fwd_dx_s\": {unfolded_dx}, \"unfolded_fwd_dw_s\": {unfolded_dw}, \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}, \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_avx512_s\": {}",
+                own_fwd(crate_gemm),
+                own_fwd(sgemm),
+                product(crate_gemm),
+                product(sgemm)
+            );
+        }
+        let row = format!(
+            "{{\"layer\": \"{}\", \"op\": \"{}\", \"x\": {:?}, \"w\": {:?}, \"y\": {:?}, \"fwd_s\": {fwd}, \"fwd_dx_s\": {fwd_dx}, \"fwd_dw_s\": {fwd_dw}{own}}}",
+            layer.name,
+            if layer.transposed { "conv_transpose2d" } else { "conv2d" },
+            x_shape,
+            layer.weight_shape(),
+            y_dims,
+        );
+        println!("{row}");
+        rows.push(row);
+    }
+    println!(
+        "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"batch\": {batch}, \"avx512\": {}, \"layers\": [{}]}}",
+        has_avx512(),
+        rows.join(", ")
+    );
+}
