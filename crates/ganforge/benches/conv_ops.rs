@@ -14,6 +14,8 @@
 //! The backward passes start from `sum(y * g)` with a fixed random `g`, on both sides. Each
 //! figure is the fastest of `--steps` runs (see `time`).
 //!
+//! For G's transposed convolutions it also times ganforge's own forward (`kernels::conv`, as
+//! sampling runs it) on both products (`own_fwd_crate_s`, `own_fwd_avx512_s`).
 //! For D's convolutions it also times ganforge's own kernels (`kernels::conv`, forward only):
 //! one whole-batch im2col and one product, on the `gemm` crate (`own_fwd_crate_s`) and on the
 //! AVX-512 kernel (`own_fwd_avx512_s`), and that product alone on random operands
@@ -28,7 +30,7 @@ static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
 use ganforge::burn::tensor::module::{conv2d, conv_transpose2d};
 use ganforge::burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
 use ganforge::burn::tensor::{Device, Tensor, TensorData};
-use ganforge::kernels::conv::{Conv2d, Product};
+use ganforge::kernels::conv::{Conv2d, ConvTranspose2d as ConvT, Product};
 use ganforge::kernels::gemm::{crate_gemm, has_avx512, sgemm, MatRef};
 use ganforge::rng::{GanRng, Stream};
 
@@ -168,8 +170,12 @@ fn main() {
         };
         let fwd_bwd = |track_x: bool| fwd_bwd_with(track_x, false);
         let (fwd_dx, fwd_dw) = (fwd_bwd(true), fwd_bwd(false));
-        let mut own = String::new();
-        if !layer.transposed {
+        let own = if layer.transposed {
+            let conv = ConvT { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
+            let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
+            let own_fwd = |product: Product| time(warmup, steps, || drop(std::hint::black_box(conv.forward(&xv, &wv, product))));
+            format!(", \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}", own_fwd(crate_gemm), own_fwd(sgemm))
+        } else {
             let conv = Conv2d { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
             let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
             let own_fwd = |product: Product| time(warmup, steps, || drop(std::hint::black_box(conv.forward(&xv, &wv, product))));
@@ -183,14 +189,14 @@ fn main() {
                 std::hint::black_box(y.into_data());
             });
             let (unfolded_dx, unfolded_dw) = (fwd_bwd_with(true, true), fwd_bwd_with(false, true));
-            own = format!(
+            format!(
                 ", \"unfolded_fwd_s\": {unfolded_fwd}, \"unfolded_fwd_dx_s\": {unfolded_dx}, \"unfolded_fwd_dw_s\": {unfolded_dw}, \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}, \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_avx512_s\": {}",
                 own_fwd(crate_gemm),
                 own_fwd(sgemm),
                 product(crate_gemm),
                 product(sgemm)
-            );
-        }
+            )
+        };
         let row = format!(
             "{{\"layer\": \"{}\", \"op\": \"{}\", \"x\": {:?}, \"w\": {:?}, \"y\": {:?}, \"fwd_s\": {fwd}, \"fwd_dx_s\": {fwd_dx}, \"fwd_dw_s\": {fwd_dw}{own}}}",
             layer.name,
