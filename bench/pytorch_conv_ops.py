@@ -73,7 +73,8 @@ def main():
                 run(x, w)
 
         def fwd_bwd(track_x):
-            xt, wt = x.clone().requires_grad_(track_x), w.clone().requires_grad_(not track_x)
+            # Fresh leaves sharing x's and w's storage (no copy, as the Rust side clones handles).
+            xt, wt = x.detach().requires_grad_(track_x), w.detach().requires_grad_(not track_x)
             (run(xt, wt) * g).sum().backward()
             assert (xt if track_x else wt).grad is not None
 

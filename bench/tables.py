@@ -175,20 +175,16 @@ def size_batch():
 
 
 def sampling():
-    raw = json.loads((RESULTS / "2026-12-04-sampling-cpu-2threads.json").read_text())
+    runs = json.loads((RESULTS / "2026-12-02-sampling-cpu-2threads.json").read_text())
     out = [
-        "| config | batch | ganforge images/s | PyTorch images/s | ratio (ganforge/PyTorch) "
-        "| burn only (`GANFORGE_CPU_KERNELS=0`): ganforge / PyTorch images/s | ratio |",
-        "|--------|------:|------------------:|-----------------:|-------------------------:"
-        "|-----------------------------------------------------------------:|------:|",
+        "| config | batch | ganforge images/s | PyTorch images/s | ratio (ganforge/PyTorch) |",
+        "|--------|------:|------------------:|-----------------:|-------------------------:|",
     ]
-    for r, b in zip(raw["own_kernels"], raw["burn_only"]):
-        assert (r["config"], r["batch"]) == (b["config"], b["batch"])
-        g, p, bg, bp = r["ganforge"], r["pytorch"], b["ganforge"], b["pytorch"]
+    for r in runs:
+        g, p = r["ganforge"], r["pytorch"]
         out.append(
             f"| {r['config']} | {r['batch']} | {g['images_per_s']:.1f} | {p['images_per_s']:.1f} "
-            f"| **{g['images_per_s'] / p['images_per_s']:.2f}** | {bg['images_per_s']:.1f} / {bp['images_per_s']:.1f} "
-            f"| **{bg['images_per_s'] / bp['images_per_s']:.2f}** |"
+            f"| **{g['images_per_s'] / p['images_per_s']:.2f}** |"
         )
     return out
 

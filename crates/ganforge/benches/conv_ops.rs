@@ -15,7 +15,7 @@
 //! figure is the fastest of `--steps` runs (see `time`).
 //!
 //! For G's transposed convolutions it also times ganforge's own forward (`kernels::conv`, as
-//! sampling runs it) on both products (`own_fwd_crate_s`, `own_fwd_avx512_s`).
+//! a sampler would run it) on both products (`own_fwd_crate_s`, `own_fwd_avx512_s`).
 //! For D's convolutions it also times ganforge's own kernels (`kernels::conv`, forward only):
 //! one whole-batch im2col and one product, on the `gemm` crate (`own_fwd_crate_s`) and on the
 //! AVX-512 kernel (`own_fwd_avx512_s`), and that product alone on random operands
@@ -152,18 +152,19 @@ fn main() {
         let (x, w) = (host(&mut rng, x_shape), host(&mut rng, layer.weight_shape()));
         let y_dims = layer.run(Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device)).dims();
         let g = host(&mut rng, y_dims);
+        // Inputs made once: a timed run clones handles, never data (PyTorch's side detaches).
+        let (xd, wd) = (Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device));
+        let (xa, wa, ga) = (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad), Tensor::<4>::from_data(g.clone(), &ad));
         let fwd = time(warmup, steps, || {
-            let y = layer.run(Tensor::from_data(x.clone(), &device), Tensor::from_data(w.clone(), &device));
-            std::hint::black_box(y);
+            std::hint::black_box(layer.run(xd.clone(), wd.clone()));
         });
         // Tracks one of the two inputs and times forward + backward to its gradient.
         let fwd_bwd_with = |track_x: bool, unfolded: bool| {
             time(warmup, steps, || {
-                let (mut xt, mut wt) = (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad));
+                let (mut xt, mut wt) = (xa.clone(), wa.clone());
                 if track_x { xt = xt.require_grad() } else { wt = wt.require_grad() }
                 let y = if unfolded { layer.run_unfolded(xt.clone(), wt.clone()) } else { layer.run(xt.clone(), wt.clone()) };
-                let loss = (y * Tensor::from_data(g.clone(), &ad)).sum();
-                let grads = loss.backward();
+                let grads = (y * ga.clone()).sum().backward();
                 let grad = if track_x { xt.grad(&grads) } else { wt.grad(&grads) };
                 std::hint::black_box(grad.expect("the tracked input has a gradient"));
             })
@@ -185,8 +186,7 @@ fn main() {
             let mut c = vec![0.0f32; m * n];
             let mut product = |f: Product| time(warmup, steps, || f(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, false));
             let unfolded_fwd = time(warmup, steps, || {
-                let y = layer.run_unfolded(Tensor::from_data(x.clone(), &device), Tensor::from_data(w.clone(), &device));
-                std::hint::black_box(y.into_data());
+                std::hint::black_box(layer.run_unfolded(xd.clone(), wd.clone()));
             });
             let (unfolded_dx, unfolded_dw) = (fwd_bwd_with(true, true), fwd_bwd_with(false, true));
             format!(

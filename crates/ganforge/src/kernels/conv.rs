@@ -85,8 +85,8 @@ impl Conv2d {
 
 /// Geometry of one transposed convolution (G's layers). burn-flex's forward of DCGAN-64's g2
 /// took 51.6 ms against PyTorch's 19.0 (BENCHMARKS.md, "Each convolution of the step"); this one
-/// runs G's forward at sampling time (`nets::spectral::conv_transpose2d`). No groups, no
-/// dilation, no output padding.
+/// is faster on G's wide layers in large batches, and not wired into sampling (BENCHMARKS.md,
+/// "Sampling throughput", says why). No groups, no dilation, no output padding.
 #[derive(Clone, Copy, Debug)]
 pub struct ConvTranspose2d {
     /// Input [batch, channels, height, width].
@@ -98,9 +98,9 @@ pub struct ConvTranspose2d {
 }
 
 thread_local! {
-    /// The transposed input and the product's output, kept between calls: sampling calls G
+    /// The transposed input and the product's output, kept between calls: a sampler calls G
     /// again and again, and fresh buffers of tens of megabytes cost a page fault per page
-    /// (18% of a sampling batch in `perf`) plus a memset.
+    /// (18% of a batch of 256 in `perf`) plus a memset.
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 

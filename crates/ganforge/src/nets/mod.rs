@@ -1,7 +1,6 @@
 //! The networks, one file per family, each with its generator, discriminator and config.
 
 pub mod biggan;
-pub mod cpu_kernels;
 pub mod dcgan;
 pub mod fc;
 pub mod spectral;

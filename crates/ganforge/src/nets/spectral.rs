@@ -91,19 +91,11 @@ pub fn linear(layer: &Linear, sn: &Option<SpectralNorm>, x: burn::tensor::Tensor
     }
 }
 
-/// A transposed convolution through its spectrally normalized weight when `sn` is set; on
-/// ganforge's own CPU kernel outside autodiff (`cpu_kernels`), else burn's.
+/// A transposed convolution through its spectrally normalized weight when `sn` is set.
 pub fn conv_transpose2d(conv: &ConvTranspose2d, sn: &Option<SpectralNorm>, x: Tensor<4>) -> Tensor<4> {
-    let weight = match sn {
-        None => conv.weight.val(),
-        Some(sn) => sn.normalize(conv.weight.val()),
-    };
-    if let Some(y) = super::cpu_kernels::conv_transpose2d(conv, &weight, &x) {
-        return y;
-    }
     match sn {
         None => conv.forward(x),
-        Some(_) => ConvTranspose2d { weight: through(weight), ..conv.clone() }.forward(x),
+        Some(sn) => ConvTranspose2d { weight: through(sn.normalize(conv.weight.val())), ..conv.clone() }.forward(x),
     }
 }
 
