@@ -198,6 +198,14 @@ mod tests {
     use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
     use burn::tensor::{Device, Tensor, TensorData};
 
+    /// An input and a weight of these shapes: varied signs and magnitudes, the same everywhere.
+    fn inputs(x: [usize; 4], w: [usize; 4]) -> (Vec<f32>, Vec<f32>) {
+        let fill = |shape: [usize; 4], mul: usize, modulo: usize, scale: f32| -> Vec<f32> {
+            (0..shape.iter().product::<usize>()).map(|i| ((i * mul % modulo) as f32 - (modulo / 2) as f32) / scale).collect()
+        };
+        (fill(x, 37, 101, 50.0), fill(w, 53, 89, 100.0))
+    }
+
     /// burn's own conv2d on the CPU backend is the reference.
     fn burn_conv(c: &Conv2d, x: &[f32], w: &[f32]) -> Vec<f32> {
         let dev = Device::flex();
@@ -218,8 +226,7 @@ mod tests {
             Conv2d { x: [1, 5, 7, 9], w: [6, 5, 3, 3], stride: 1, pad: 1 },
         ];
         for c in cases {
-            let x: Vec<f32> = (0..c.x.iter().product::<usize>()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-            let w: Vec<f32> = (0..c.w.iter().product::<usize>()).map(|i| ((i * 53 % 89) as f32 - 44.0) / 100.0).collect();
+            let (x, w) = inputs(c.x, c.w);
             let want = burn_conv(&c, &x, &w);
             for product in [sgemm as Product, crate_gemm as Product] {
                 let got = c.forward(&x, &w, product);
@@ -241,8 +248,7 @@ mod tests {
         ];
         let dev = Device::flex();
         for c in cases {
-            let x: Vec<f32> = (0..c.x.iter().product::<usize>()).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
-            let w: Vec<f32> = (0..c.w.iter().product::<usize>()).map(|i| ((i * 53 % 89) as f32 - 44.0) / 100.0).collect();
+            let (x, w) = inputs(c.x, c.w);
             let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), c.x), &dev);
             let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), c.w), &dev);
             let y = conv_transpose2d(xt, wt, None, ConvTransposeOptions::new([c.stride; 2], [c.pad; 2], [0, 0], [1, 1], 1));

@@ -1,7 +1,7 @@
 //! Single-precision matrix product with an AVX-512 micro-kernel (the BLIS scheme: Van Zee & van
 //! de Geijn, "BLIS: A Framework for Rapidly Instantiating BLAS Functionality", 2015).
 //!
-//! Why ganforge has its own: a DCGAN step is 86% convolutions (BENCHMARKS.md, "Each
+//! Why ganforge has its own: convolution passes are 78% of a DCGAN-64 step (BENCHMARKS.md, "Each
 //! convolution"), and burn-flex runs them as im2col + the `gemm` crate, whose kernel on this
 //! machine is the AVX2 one (8 lanes) while PyTorch's oneDNN uses AVX-512 (16 lanes).
 //!
@@ -61,28 +61,31 @@ pub fn has_avx512() -> bool {
 ///
 /// Panics if a view reaches past its slice (a caller's bug, not user input).
 pub fn sgemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
-    assert_eq!(c.len(), m * n, "C must be m x n");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return;
-    }
-    if has_avx512() {
-        blocked(m, n, k, a, b, c, accumulate);
-    } else {
+    if !has_avx512() {
         crate_gemm(m, n, k, a, b, c, accumulate);
+    } else if !empty(m, n, k, c, accumulate) {
+        blocked(m, n, k, a, b, c, accumulate);
     }
+}
+
+/// Checks C's length and does the whole product when a dimension is 0 (C untouched, or zeroed
+/// when k = 0 and not accumulating); false when there is a product to compute. Both products
+/// start here, so that neither indexes an empty view.
+fn empty(m: usize, n: usize, k: usize, c: &mut [f32], accumulate: bool) -> bool {
+    assert_eq!(c.len(), m * n, "C must be m x n");
+    if k == 0 && !accumulate {
+        c.fill(0.0);
+    }
+    m == 0 || n == 0 || k == 0
 }
 
 /// The `gemm` crate's product (burn-flex's), for CPUs without AVX-512 and for comparison.
 pub fn crate_gemm(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
+    if empty(m, n, k, c, accumulate) {
+        return;
+    }
     let last = |v: &MatRef, r: usize, cols: usize| (r - 1) * v.row_stride + (cols - 1) * v.col_stride;
     assert!(last(&a, m, k) < a.data.len() && last(&b, k, n) < b.data.len(), "a view reaches past its slice");
-    assert_eq!(c.len(), m * n, "C must be m x n");
     let parallelism = if m * n * k >= 192 * 192 * 192 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the asserts above keep every index the views describe inside their slices.
     unsafe {
@@ -335,10 +338,14 @@ mod tests {
 
     #[test]
     fn empty_depth_clears_or_keeps() {
-        let mut c = vec![3.0; 6];
-        sgemm(2, 3, 0, MatRef::row_major(&[], 0), MatRef::row_major(&[], 3), &mut c, true);
-        assert_eq!(c, vec![3.0; 6]);
-        sgemm(2, 3, 0, MatRef::row_major(&[], 0), MatRef::row_major(&[], 3), &mut c, false);
-        assert_eq!(c, vec![0.0; 6]);
+        for product in [sgemm, crate_gemm] {
+            let mut c = vec![3.0; 6];
+            product(2, 3, 0, MatRef::row_major(&[], 0), MatRef::row_major(&[], 3), &mut c, true);
+            assert_eq!(c, vec![3.0; 6]);
+            product(2, 3, 0, MatRef::row_major(&[], 0), MatRef::row_major(&[], 3), &mut c, false);
+            assert_eq!(c, vec![0.0; 6]);
+            // No rows: nothing to compute, and no view is indexed.
+            product(0, 3, 4, MatRef::row_major(&[], 4), MatRef::row_major(&[0.0; 12], 3), &mut [], false);
+        }
     }
 }
