@@ -192,6 +192,21 @@ def sampling():
 CONV_OPS = "2026-12-04-conv-ops-cpu-2threads.json"
 
 
+def conv_runs():
+    return json.loads((RESULTS / CONV_OPS).read_text())
+
+
+def conv_layers(config):
+    """(ganforge's, PyTorch's) figures of each layer of one config's run."""
+    run = next(r for r in conv_runs() if r["config"] == config)
+    return list(zip(run["ganforge"]["layers"], run["pytorch"]["layers"]))
+
+
+def product_rate(layer, key):
+    """FLOP/s of the layer's product alone (`product_mkn`) as timed under `key`."""
+    return 2 * math.prod(layer["product_mkn"]) / layer[key]
+
+
 def conv_split():
     # The one rule for how often a step runs each pass, and what the passes cost.
     from compare import conv_flops_per_step, conv_seconds_per_step
@@ -202,11 +217,11 @@ def conv_split():
         "|--------|------------------------:|------:|---------------------------------------:|------:|-------------------------:"
         "|-----------------:|------------------------------------------------:|",
     ]
-    for r in json.loads((RESULTS / CONV_OPS).read_text()):
+    for r in conv_runs():
         gs, ps = r["ganforge_step"]["median_s"], r["pytorch_step"]["median_s"]
         gc, pc = conv_seconds_per_step(r["ganforge"]["layers"]), conv_seconds_per_step(r["pytorch"]["layers"])
         flops = conv_flops_per_step(r["ganforge"]["layers"])
-        best = max(2 * math.prod(L["product_mkn"]) / L["product_crate_s"] for L in r["ganforge"]["layers"] if "product_mkn" in L)
+        best = max(product_rate(L, "product_crate_s") for L in r["ganforge"]["layers"] if "product_mkn" in L)
         out.append(
             f"| {r['config']} | {gs:.3f} / {ps:.3f} s | **{gs / ps:.2f}** | {gc:.3f} / {pc:.3f} s | **{gc / pc:.2f}** | {100 * gc / gs:.0f}% "
             f"| {flops / 1e9:.1f} GFLOP | {flops / best:.3f} s ({best / 1e9:.0f} GFLOP/s) |"
@@ -221,8 +236,7 @@ def conv_ops():
         "| layer | op | input -> output | passes per step (fwd, dx, dw) | fwd ms: ganforge / PyTorch | ratio | fwd+dx ms | ratio | fwd+dw ms | ratio |",
         "|-------|----|-----------------|:-----------------------------:|---------------------------:|------:|----------:|------:|----------:|------:|",
     ]
-    run = next(r for r in json.loads((RESULTS / CONV_OPS).read_text()) if r["config"] == "dcgan64")
-    for g, p in zip(run["ganforge"]["layers"], run["pytorch"]["layers"]):
+    for g, p in conv_layers("dcgan64"):
         x, y = g["x"], g["y"]
         cells = []
         for k in ("fwd_s", "fwd_dx_s", "fwd_dw_s"):
@@ -239,14 +253,12 @@ def conv_kernels():
         "| layer | product m x k x n | product GFLOP/s: gemm crate / own AVX-512 | fwd ms: burn-flex | own, gemm crate | own, AVX-512 | PyTorch | burn ops unfolded: fwd / fwd+dx / fwd+dw ms | burn-flex conv2d: same |",
         "|-------|-------------------|------------------------------------------:|------------------:|----------------:|-------------:|--------:|-------------------------------------------:|-----------------------:|",
     ]
-    run = next(r for r in json.loads((RESULTS / CONV_OPS).read_text()) if r["config"] == "dcgan64")
-    for g, p in zip(run["ganforge"]["layers"], run["pytorch"]["layers"]):
+    for g, p in conv_layers("dcgan64"):
         if "product_mkn" not in g:
             continue
         m, k, n = g["product_mkn"]
-        gflop = 2 * m * k * n / 1e9
         out.append(
-            f"| {g['layer']} | {m} x {k} x {n} | {gflop / g['product_crate_s']:.0f} / {gflop / g['product_avx512_s']:.0f} "
+            f"| {g['layer']} | {m} x {k} x {n} | {product_rate(g, 'product_crate_s') / 1e9:.0f} / {product_rate(g, 'product_avx512_s') / 1e9:.0f} "
             f"| {1e3 * g['fwd_s']:.1f} | {1e3 * g['own_fwd_crate_s']:.1f} | {1e3 * g['own_fwd_avx512_s']:.1f} | {1e3 * p['fwd_s']:.1f} "
             f"| {1e3 * g['unfolded_fwd_s']:.1f} / {1e3 * g['unfolded_fwd_dx_s']:.1f} / {1e3 * g['unfolded_fwd_dw_s']:.1f} "
             f"| {1e3 * g['fwd_s']:.1f} / {1e3 * g['fwd_dx_s']:.1f} / {1e3 * g['fwd_dw_s']:.1f} |"

@@ -24,6 +24,9 @@
 
 use std::time::Instant;
 
+mod common;
+use common::{arg, config_name, dcgan_shape};
+
 #[global_allocator]
 static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
 
@@ -106,10 +109,6 @@ fn layers(image: usize, channels: usize, width: usize, nz: usize) -> Vec<Layer> 
     out
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Fastest seconds of `f` over `steps` runs after `warmup`: one operation takes well under a
 /// second, so a disturbance (another process, the VM's host) can cover a whole layer's runs and
 /// move even their median (PyTorch's g2 forward read 19, 22 and 42 ms in three runs); the
@@ -130,15 +129,8 @@ fn time(warmup: usize, steps: usize, mut f: impl FnMut()) -> f64 {
 fn main() {
     ganforge::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
-    let config =
-        args.iter().skip(1).find(|a| !a.starts_with("--") && a.parse::<f64>().is_err()).cloned().unwrap_or_else(|| "dcgan64".into());
-    let (image, channels, width) = match config.as_str() {
-        "dcgan64" => (64, 3, 64),
-        "small32" => (32, 1, 32),
-        "dcgan32" => (32, 3, 64),
-        "dcgan128" => (128, 3, 64),
-        other => panic!("unknown bench config {other}: use dcgan64, small32, dcgan32 or dcgan128"),
-    };
+    let config = config_name(&args, "dcgan64");
+    let (image, channels, width) = dcgan_shape(&config);
     let steps: usize = arg(&args, "--steps", 10);
     let warmup: usize = arg(&args, "--warmup", 2);
     let batch: usize = arg(&args, "--batch", 64);
@@ -150,10 +142,10 @@ fn main() {
     for layer in layers(image, channels, width, 100) {
         let x_shape = [batch, layer.c_in, layer.size, layer.size];
         let (x, w) = (host(&mut rng, x_shape), host(&mut rng, layer.weight_shape()));
-        let y_dims = layer.run(Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device)).dims();
-        let g = host(&mut rng, y_dims);
         // Inputs made once: a timed run clones handles, never data (PyTorch's side detaches).
         let (xd, wd) = (Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device));
+        let y_dims = layer.run(xd.clone(), wd.clone()).dims();
+        let g = host(&mut rng, y_dims);
         let (xa, wa, ga) = (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad), Tensor::<4>::from_data(g.clone(), &ad));
         let fwd = time(warmup, steps, || {
             std::hint::black_box(layer.run(xd.clone(), wd.clone()));
@@ -171,15 +163,18 @@ fn main() {
         };
         let fwd_bwd = |track_x: bool| fwd_bwd_with(track_x, false);
         let (fwd_dx, fwd_dw) = (fwd_bwd(true), fwd_bwd(false));
+        // ganforge's own forward on both products, on the same inputs as host slices.
+        let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
+        let own_fwd = |forward: &dyn Fn(&[f32], &[f32], Product) -> Vec<f32>| {
+            let t = |product: Product| time(warmup, steps, || drop(std::hint::black_box(forward(&xv, &wv, product))));
+            format!(", \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}", t(crate_gemm), t(sgemm))
+        };
         let own = if layer.transposed {
             let conv = ConvT { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
-            let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
-            let own_fwd = |product: Product| time(warmup, steps, || drop(std::hint::black_box(conv.forward(&xv, &wv, product))));
-            format!(", \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}", own_fwd(crate_gemm), own_fwd(sgemm))
+            own_fwd(&|x, w, p| conv.forward(x, w, p))
         } else {
             let conv = Conv2d { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
-            let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
-            let own_fwd = |product: Product| time(warmup, steps, || drop(std::hint::black_box(conv.forward(&xv, &wv, product))));
+            let own = own_fwd(&|x, w, p| conv.forward(x, w, p));
             // The product of the unfolded batch by the weight: [b*ho*wo, k] x [k, co].
             let (m, k, n) = (batch * y_dims[2] * y_dims[3], layer.c_in * 16, layer.c_out);
             let (a, b) = (rng.normal_vec(m * k, 0.0, 1.0), rng.normal_vec(k * n, 0.0, 1.0));
@@ -190,9 +185,7 @@ fn main() {
             });
             let (unfolded_dx, unfolded_dw) = (fwd_bwd_with(true, true), fwd_bwd_with(false, true));
             format!(
-                ", \"unfolded_fwd_s\": {unfolded_fwd}, \"unfolded_fwd_dx_s\": {unfolded_dx}, \"unfolded_fwd_dw_s\": {unfolded_dw}, \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}, \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_avx512_s\": {}",
-                own_fwd(crate_gemm),
-                own_fwd(sgemm),
+                "{own}, \"unfolded_fwd_s\": {unfolded_fwd}, \"unfolded_fwd_dx_s\": {unfolded_dx}, \"unfolded_fwd_dw_s\": {unfolded_dw}, \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_avx512_s\": {}",
                 product(crate_gemm),
                 product(sgemm)
             )

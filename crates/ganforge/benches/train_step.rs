@@ -11,6 +11,9 @@
 
 use std::time::Instant;
 
+mod common;
+use common::{arg, config_name, dcgan_shape};
+
 #[global_allocator]
 static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
 
@@ -36,23 +39,12 @@ fn peak_rss_mib() -> f64 {
         / 1024.0
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn main() {
     ganforge::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
-    let config =
-        args.iter().skip(1).find(|a| !a.starts_with("--") && !a.parse::<f64>().is_ok()).cloned().unwrap_or_else(|| "small32".into());
-    let (s, c, width) = match config.as_str() {
-        "dcgan64" => (64, 3, 64),
-        "small32" => (32, 1, 32),
-        // The same DCGAN at other image sizes (BENCHMARKS.md's size/batch table).
-        "dcgan32" => (32, 3, 64),
-        "dcgan128" => (128, 3, 64),
-        other => panic!("unknown bench config {other}: use dcgan64, small32, dcgan32 or dcgan128"),
-    };
+    let config = config_name(&args, "small32");
+    let (s, c, width) = dcgan_shape(&config);
     let steps: usize = arg(&args, "--steps", 20);
     let warmup: usize = arg(&args, "--warmup", 3);
     let batch: usize = arg(&args, "--batch", 64);
