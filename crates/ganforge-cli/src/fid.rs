@@ -23,7 +23,9 @@ pub struct FidArgs {
     /// an .npz, as pytorch-fid's --save-stats does: `fid --save-stats real/ real.npz`.
     #[arg(long)]
     save_stats: bool,
-    /// Comma-separated: fid, kid, pr, is, mifid (statistics files allow fid only).
+    /// Comma-separated: fid, kid, pr, is, mifid, coverage (the classes the classifier calls in
+    /// each set; needs --features lenet, cifar or a classifier FILE). Statistics files allow fid
+    /// only.
     #[arg(long, default_value = "fid")]
     metrics: String,
     /// Features: inception (pytorch-fid's, needs --inception), lenet (the shipped MNIST

@@ -485,15 +485,19 @@ fn fid_compares_runs_folders_datasets_and_saved_statistics() {
         args.extend_from_slice(extra);
         json_of(&ganforge(&args))
     };
-    let of_run = fid(r, "mnist-test", &["--metrics", "fid,kid,pr,is"]);
-    for key in ["fid", "kid", "pr", "is"] {
+    let of_run = fid(r, "mnist-test", &["--metrics", "fid,kid,pr,is,coverage"]);
+    for key in ["fid", "kid", "pr", "is", "coverage"] {
         assert!(of_run.get(key).is_some(), "{key} missing in {of_run}");
     }
+    // Coverage: LeNet's call on each image of both sets (a folder has no labels).
+    let cov = &of_run["coverage"];
+    let total = |h: &serde_json::Value| h.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>();
+    assert_eq!((cov["classes"].as_u64(), total(&cov["histogram"]), total(&cov["real_histogram"])), (Some(10), 30, 30), "{cov}");
     let value = |j: &serde_json::Value| j["fid"]["value"].as_f64().unwrap();
     assert!(value(&of_run) > 1.0, "2 steps of training are far from MNIST: {of_run}");
     assert_eq!(of_run["fid"]["protocol"], "fid30");
     // The same 30 images read back from their PNG files: the same numbers.
-    let of_pngs = fid(g, "mnist-test", &["--metrics", "fid,kid,pr,is"]);
+    let of_pngs = fid(g, "mnist-test", &["--metrics", "fid,kid,pr,is,coverage"]);
     assert_eq!(of_pngs, of_run, "a generator and the PNGs sample wrote of it");
     // Folders are searched recursively.
     let nested = dir.path().join("nested/one/two");
@@ -519,9 +523,15 @@ fn fid_compares_runs_folders_datasets_and_saved_statistics() {
     assert!(value(&same).abs() < 1e-4 && same["fid"]["protocol"] == "fid", "{same}");
     let text = ganforge(&["fid", g, s, "--features", "lenet"]);
     assert!(text.ok && text.stdout.starts_with("FID:  "), "{}", text.stdout);
+    // 16x16 generated digits against MNIST's 28x28 files: the resize moves FID, so say so.
+    let sizes = ganforge(&["fid", g, "mnist-test", "--features", "lenet", "--n", "30"]);
+    assert!(sizes.ok && sizes.stderr.contains(&format!("differ in size ({g}: 16x16; mnist-test: 28x28)")), "{}", sizes.stderr);
+    let one_size = ganforge(&["fid", g, g, "--features", "lenet"]);
+    assert!(one_size.ok && !one_size.stderr.contains("differ in size"), "{}", one_size.stderr);
 
     fails_with(&["fid", "--save-stats", g, "out.png", "--features", "lenet"], "must end in .npz");
     fails_with(&["fid", g, s, "--metrics", "kid", "--features", "lenet"], "kid needs the features of both sets");
+    fails_with(&["fid", g, s, "--metrics", "fid,coverage", "--features", "lenet"], "coverage needs the features of both sets");
     fails_with(&["fid", g, "mnist-test"], "--inception FILE");
     fails_with(&["fid", g, "mnist-test", "--features", "bogus"], "not inception, lenet, cifar, nor an existing classifier file");
     // The CIFAR-10 classifier's features: a domain FID of its own, 256-d.

@@ -9,8 +9,10 @@
 //! The metrics are the registered ones of [`crate::metrics::registry`], computed exactly as
 //! `eval` computes them, with the first set in the role of the generated images and the second
 //! in that of the real ones (it matters for precision/recall; the Inception Score is the first
-//! set's).
+//! set's). Class coverage counts the classes the classifier calls in each set: a folder has no
+//! labels, so the real set's distribution is the classifier's reading of it too.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -50,8 +52,6 @@ pub enum CompareError {
     StatsOnlyFid { metric: &'static str, side: String },
     #[error("the statistics of {side} are of {have}-d features, but {extractor} gives {want}-d ones: compare statistics made with the same features")]
     StatsDim { side: String, have: usize, want: usize, extractor: String },
-    #[error("coverage compares a generator's classes with its data's; use `ganforge eval --metrics coverage`")]
-    Coverage,
     #[error("{metric} needs at least {need} images in each set; {side} has {n}")]
     TooFew { metric: &'static str, need: usize, side: String, n: usize },
     #[error("{0}: {1}")]
@@ -136,17 +136,15 @@ pub struct Comparison {
     pub warnings: Vec<String>,
 }
 
-/// Features of a side, or the statistics it already is.
+/// Features of a side (when a metric needs them) and the classifier's call on each image (when
+/// coverage asks), or the statistics it already is.
 enum Extracted {
-    Features(Features),
+    Images { features: Option<Features>, classes: Vec<u32>, channels: usize, sizes: BTreeSet<(usize, usize)> },
     Stats(FeatureStats),
 }
 
 /// Compares `a` (in the generated images' role) with `b` (the real ones').
 pub fn compare(a: &Side, b: &Side, opts: &CompareOptions, ex: &Extractors, progress: &mut dyn FnMut(&str)) -> Result<Comparison, CompareError> {
-    if opts.metrics.contains(&Metric::Coverage) {
-        return Err(CompareError::Coverage);
-    }
     for side in [a, b] {
         if let (ImageSet::Stats(_), Some(m)) = (&side.set, opts.metrics.iter().find(|m| **m != Metric::Fid)) {
             return Err(CompareError::StatsOnlyFid { metric: m.spec().title, side: side.name.clone() });
@@ -156,32 +154,39 @@ pub fn compare(a: &Side, b: &Side, opts: &CompareOptions, ex: &Extractors, progr
     let fa = extract(a, opts, ex, progress)?;
     let fb = extract(b, opts, ex, progress)?;
     let count = |e: &Extracted| match e {
-        Extracted::Features(f) => f.len(),
+        Extracted::Images { features: Some(f), .. } => f.len(),
+        Extracted::Images { features: None, classes, .. } => classes.len(),
         Extracted::Stats(_) => 0,
     };
     let counts = [count(&fa), count(&fb)];
     let mut metrics = MetricResults::default();
     let mut warnings = Vec::new();
     match (&fa, &fb) {
-        (Extracted::Features(x), Extracted::Features(y)) => {
+        (
+            Extracted::Images { features: x, classes: cx, channels: ca, sizes: sa },
+            Extracted::Images { features: y, classes: cy, channels: cb, sizes: sb },
+        ) => {
+            if let Some(w) = size_warning([(a, sa), (b, sb)]) {
+                warnings.push(w);
+            }
             for &m in &opts.metrics {
                 let spec = m.spec();
-                for (side, n) in [(a, x.len()), (b, y.len())] {
+                for (side, n) in [(a, counts[0]), (b, counts[1])] {
                     if n < spec.min_count {
                         return Err(CompareError::TooFew { metric: spec.title, need: spec.min_count, side: side.name.clone(), n });
                     }
                 }
             }
-            let probs = x.probs();
+            let probs = x.as_ref().map(Features::probs).unwrap_or_default();
             let inputs = Inputs::new(
-                x.len(),
-                y.len(),
-                Some((&y.values, &x.values)),
-                x.dim,
-                x.classes.map(|c| (probs.as_slice(), c)),
-                0,
-                &[],
-                &[],
+                counts[0],
+                counts[1],
+                x.as_ref().zip(y.as_ref()).map(|(x, y)| (y.values.as_slice(), x.values.as_slice())),
+                x.as_ref().map_or(0, |x| x.dim),
+                x.as_ref().and_then(|x| x.classes).map(|c| (probs.as_slice(), c)),
+                ex.coverage_classes((*ca).max(*cb)),
+                cy,
+                cx,
                 opts.seed,
             );
             for &m in &opts.metrics {
@@ -193,7 +198,8 @@ pub fn compare(a: &Side, b: &Side, opts: &CompareOptions, ex: &Extractors, progr
         _ => {
             let stats = |e: &Extracted| match e {
                 Extracted::Stats(s) => Ok(s.clone()),
-                Extracted::Features(f) => FeatureStats::of("features", &f.values, f.dim).map_err(|e| CompareError::Metric("fid", e)),
+                Extracted::Images { features: Some(f), .. } => FeatureStats::of("features", &f.values, f.dim).map_err(|e| CompareError::Metric("fid", e)),
+                Extracted::Images { features: None, .. } => unreachable!("fid, the one metric a statistics file allows, asks for features"),
             };
             let (sa, sb) = (stats(&fa)?, stats(&fb)?);
             if sa.mu.len() != sb.mu.len() {
@@ -218,7 +224,8 @@ pub fn statistics(side: &Side, opts: &CompareOptions, ex: &Extractors, progress:
     check_memory(&[side], opts)?;
     match extract(side, opts, ex, progress)? {
         Extracted::Stats(_) => Err(CompareError::StatsOfStats(side.name.clone())),
-        Extracted::Features(f) => FeatureStats::of("features", &f.values, f.dim).map_err(|e| CompareError::Metric("statistics", e)),
+        Extracted::Images { features: Some(f), .. } => FeatureStats::of("features", &f.values, f.dim).map_err(|e| CompareError::Metric("statistics", e)),
+        Extracted::Images { features: None, .. } => Err(CompareError::TooFew { metric: "statistics", need: 2, side: side.name.clone(), n: 0 }),
     }
 }
 
@@ -243,7 +250,17 @@ fn check_memory(sides: &[&Side], opts: &CompareOptions) -> Result<(), CompareErr
 
 fn extract(side: &Side, opts: &CompareOptions, ex: &Extractors, progress: &mut dyn FnMut(&str)) -> Result<Extracted, CompareError> {
     let mut out: Option<Features> = None;
-    let mut add = |f: Option<Features>| Features::append(&mut out, f);
+    let (mut classes, mut channels, mut sizes) = (Vec::new(), 0, BTreeSet::new());
+    // Classes cost classifier passes of their own (three per image on RGB digits): only for coverage.
+    let coverage = opts.metrics.contains(&Metric::Coverage);
+    let mut add = |images: &ImageBatch| -> Result<(), CompareError> {
+        let (f, c) = if coverage { ex.run(images)? } else { (ex.features(images)?, None) };
+        Features::append(&mut out, f);
+        classes.extend(c.unwrap_or_default());
+        channels = channels.max(images.channels);
+        sizes.insert((images.height, images.width));
+        Ok(())
+    };
     match &side.set {
         ImageSet::Stats(s) => return Ok(Extracted::Stats(s.clone())),
         ImageSet::Images(source) => {
@@ -255,7 +272,7 @@ fn extract(side: &Side, opts: &CompareOptions, ex: &Extractors, progress: &mut d
             for (k, &i) in order[..n].iter().enumerate() {
                 let img = source.image(i)?;
                 if !batch.fits(&img) || batch.images.n == opts.batch_size {
-                    add(ex.features(&std::mem::take(&mut batch).images)?);
+                    add(&std::mem::take(&mut batch).images)?;
                 }
                 batch.push(&img);
                 if (k + 1) % 500 == 0 {
@@ -263,20 +280,43 @@ fn extract(side: &Side, opts: &CompareOptions, ex: &Extractors, progress: &mut d
                 }
             }
             if batch.images.n > 0 {
-                add(ex.features(&batch.images)?);
+                add(&batch.images)?;
             }
         }
         ImageSet::Generator(sampler) => {
             let n = count(side, opts);
             sampler.for_each_generated((n, opts.seed), 0..n, opts.batch_size, |images, done| {
-                add(ex.features(&images)?);
+                add(&images)?;
                 progress(&format!("{}: {done} of {n} images generated", side.name));
                 Ok::<_, CompareError>(())
             })?;
         }
     }
-    let features = out.ok_or_else(|| CompareError::TooFew { metric: "fid", need: 2, side: side.name.clone(), n: 0 })?;
-    Ok(Extracted::Features(features))
+    if out.is_none() && classes.is_empty() {
+        return Err(CompareError::TooFew { metric: "fid", need: 2, side: side.name.clone(), n: 0 });
+    }
+    Ok(Extracted::Images { features: out, classes, channels, sizes })
+}
+
+/// A warning when the two sets' images are of different sizes: each is resized to the
+/// extractor's input on its own, and the resizing itself moves the features. MNIST's 28x28
+/// digits against the same digits at 32x32 (a generator's size) give a LeNet FID of 38 where
+/// 32x32 against 32x32 gives 0.8 (BENCHMARKS.md, issue 15).
+fn size_warning(sides: [(&Side, &BTreeSet<(usize, usize)>); 2]) -> Option<String> {
+    let [(a, sa), (b, sb)] = sides;
+    // Sets of many sizes (photos as found) are resized anyway; one size against another is
+    // the trap: a generator's 32x32 against a dataset read at its own 28x28.
+    if sa.len() != 1 || sb.len() != 1 || sa == sb {
+        return None;
+    }
+    let show = |s: &BTreeSet<(usize, usize)>| s.iter().map(|(h, w)| format!("{w}x{h}")).collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "the sets' images differ in size ({}: {}; {}: {}): each is resized to the extractor's input on its own, which alone raises FID; compare images of one size (resize the real ones as the generator's data were)",
+        a.name,
+        show(sa),
+        b.name,
+        show(sb)
+    ))
 }
 
 /// Consecutive images of one shape, gathered for one extractor call.

@@ -153,17 +153,31 @@ impl Extractors {
         })
     }
 
+    /// The classes coverage counts on images of `channels`: Stacked MNIST's 1,000 triples on RGB
+    /// digits (see [`Self::run`]), else the classifier's own.
+    pub(crate) fn coverage_classes(&self, channels: usize) -> usize {
+        match &self.classifier {
+            None => 0,
+            Some(c) if channels == 3 && c.arch() != Arch::Cifar => 1000,
+            Some(c) => c.classes(),
+        }
+    }
+
     fn loaded_classifier(&self) -> &Classifier {
         self.classifier.as_ref().expect("loaded with the metrics that need it")
     }
 
     /// Features (for the distribution metrics) and class predictions (for coverage) of a chunk.
-    fn run(&self, images: &ImageBatch) -> Result<(Option<Features>, Option<Vec<u32>>), EvalError> {
+    pub(crate) fn run(&self, images: &ImageBatch) -> Result<(Option<Features>, Option<Vec<u32>>), EvalError> {
         let features = self.features(images)?;
         let preds = match &self.classifier {
             None => None,
             // A photo classifier reads colour; grey images are repeated to RGB.
-            Some(c) if c.arch() == Arch::Cifar || images.channels == 1 => Some(c.features(images, 250).predictions()),
+            Some(c) if c.arch() == Arch::Cifar || images.channels == 1 => Some(match (&features, &self.features) {
+                // The features came from this classifier's pass already.
+                (Some(f), Some((_, Extractor::Classifier))) => f.predictions(),
+                _ => c.features(images, 250).predictions(),
+            }),
             // Digits in RGB: one digit per channel (Stacked MNIST), class = 100 r + 10 g + b.
             Some(c) if images.channels == 3 && c.classes() == 10 => {
                 let per: Vec<Vec<u32>> = (0..3).map(|ch| c.features(&channel(images, ch), 250).predictions()).collect();
@@ -400,8 +414,7 @@ pub fn evaluate_in(
         return Ok(None);
     }
 
-    // Coverage's classes: Stacked MNIST's 1,000 triples on RGB digits, else the classifier's own.
-    let classes = if channels == 3 && !photos { 1000 } else { classifier_classes };
+    let classes = ex.coverage_classes(channels);
     // The real class distribution: the data's labels when they are the classifier's classes,
     // else what the classifier sees in the real images.
     let labels_are_classes = source.class_names().len() == classes && real.labels.len() == n_real;
