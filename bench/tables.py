@@ -108,6 +108,39 @@ def mnist_10k():
     ]
 
 
+MNIST_TIME = RESULTS / "2026-12-04-mnist-equal-time"
+
+
+def mnist_equal_time():
+    """bench/mnist_vs_pytorch.sh's contenders: PyTorch's DCGAN at two widths, then each recipe
+    of the `mnist` preset tried (ganforge-K.sets holds its `--set`s), judged by LeNet."""
+    out = [
+        "| contender | steps in 5 min | s / step | LeNet FID | KID | IS analogue | classes covered (KL) "
+        "| raw G's FID at its last 3 checkpoints: mean (range) |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+
+    def row(label, steps, seconds, judge, checkpoints=""):
+        m = json.loads((MNIST_TIME / judge).read_text())
+        c = m["coverage"]
+        return (f"| {label} | {steps:,} | {seconds / steps:.3f} | {m['fid']['value']:.1f} | {m['kid']['mean']:.1f} "
+                f"| {m['is']['mean']:.2f} | {c['covered']} ({c['kl']:.3f}) | {checkpoints} |")
+
+    def checkpoints(k):
+        fids = [r["metrics"]["fid"]["value"] for r in json_lines(MNIST_TIME / f"ganforge-{k}-checkpoints.jsonl")]
+        return f"{sum(fids) / len(fids):.1f} ({min(fids):.1f}-{max(fids):.1f})"
+
+    for w, what in ((64, "the example's"), (32, "the preset's")):
+        r = json.loads((MNIST_TIME / f"pytorch-w{w}-result.json").read_text())
+        out.append(row(f"PyTorch DCGAN example, widths {w} ({what})", r["steps"], r["seconds"], f"judge-pytorch-w{w}.json", "(final G only)"))
+    for sets in sorted(MNIST_TIME.glob("ganforge-*.sets")):
+        k = sets.name[len("ganforge-") : -len(".sets")]
+        last = json.loads((MNIST_TIME / f"ganforge-{k}-last-step.json").read_text())
+        recipe = f"`{sets.read_text().strip()}`" if sets.read_text().strip() else "as it was"
+        out.append(row(f"ganforge, `mnist` of before (Adam 2e-4): {recipe}", last["step"], last["elapsed_s"], f"judge-ganforge-{k}.json", checkpoints(k)))
+    return out
+
+
 def wrk(path):
     """The figures of one `bench/load.sh` output: wrk's summary and the server's memory."""
     text = path.read_text()
@@ -272,6 +305,7 @@ TABLES = {
     "mode-collapse": mode_collapse,
     "mnist-evals": mnist_evals,
     "mnist-10k": mnist_10k,
+    "mnist-equal-time": mnist_equal_time,
     "serve-load": serve_load,
     "mpi": mpi,
     "size-batch": size_batch,

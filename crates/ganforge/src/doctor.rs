@@ -756,8 +756,12 @@ mod tests {
         let ttur = cfg.with_overrides(&["train.lr_d=0.0004".into(), "train.lr_g=1e-4".into()]).unwrap();
         let r = Settings::of(&ttur).remedy(OSCILLATION_ADVICE);
         assert!(!r.contains("TTUR (") && r.contains("already set: train.lr_d = 4e-4, train.lr_g = 1e-4"), "{r}");
-        // The default config already has DCGAN's rates.
-        assert!(Settings::of(&cfg)
+        // The default preset runs at twice DCGAN's rates, so DCGAN's are advised; a run at
+        // DCGAN's own is told they are already set.
+        let r = Settings::of(&cfg).remedy(OSCILLATION_ADVICE);
+        assert!(r.contains("DCGAN's rates (train.lr_d = 2e-4, train.lr_g = 2e-4, train.beta1 = 0.5)") && !r.contains("already set"), "{r}");
+        let paper = cfg.with_overrides(&["train.lr_d=2e-4".into(), "train.lr_g=2e-4".into()]).unwrap();
+        assert!(Settings::of(&paper)
             .remedy(OSCILLATION_ADVICE)
             .contains("already set: train.lr_d = 2e-4, train.lr_g = 2e-4, train.beta1 = 0.5"));
         let soft = cfg.with_overrides(&["tricks.soft_labels=true".into(), "tricks.label_flip_p=0.05".into()]).unwrap();

@@ -144,6 +144,55 @@ fn mnist_tables_are_their_raw_files() {
     assert_eq!(table[5][1], hist.join(", "));
 }
 
+/// bench/mnist_vs_pytorch.sh's contenders: PyTorch at two widths, then ganforge's recipes.
+#[test]
+fn mnist_equal_time_table_is_its_raw_files() {
+    let dir = "2026-12-04-mnist-equal-time";
+    let json = |name: &str| -> Value { serde_json::from_str(&raw(&format!("{dir}/{name}"))).unwrap() };
+    let mut recipes: Vec<String> = std::fs::read_dir(root().join("bench/results").join(dir))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| n.strip_prefix("ganforge-").and_then(|k| k.strip_suffix(".sets")).map(str::to_string))
+        .collect();
+    recipes.sort();
+    let table = rows(&block("mnist-equal-time"));
+    assert_eq!(table.len(), 2 + recipes.len());
+    let mut expected: Vec<(String, f64, f64, Value, Vec<f64>)> = Vec::new();
+    for w in [64, 32] {
+        let r = json(&format!("pytorch-w{w}-result.json"));
+        assert_eq!(r["width"], w);
+        let (steps, seconds) = (r["steps"].as_f64().unwrap(), r["seconds"].as_f64().unwrap());
+        expected.push((format!("widths {w}"), steps, seconds, json(&format!("judge-pytorch-w{w}.json")), vec![]));
+    }
+    for k in &recipes {
+        let last = json(&format!("ganforge-{k}-last-step.json"));
+        let sets = raw(&format!("{dir}/ganforge-{k}.sets"));
+        let label = if sets.trim().is_empty() { "as it was".to_string() } else { sets.trim().to_string() };
+        let checkpoints = json_lines(&raw(&format!("{dir}/ganforge-{k}-checkpoints.jsonl")));
+        assert_eq!(checkpoints.len(), 3, "the last three checkpoints of recipe {k}");
+        let fids = checkpoints.iter().map(|c| c["metrics"]["fid"]["value"].as_f64().unwrap()).collect();
+        let (steps, seconds) = (last["step"].as_f64().unwrap(), last["elapsed_s"].as_f64().unwrap());
+        expected.push((label, steps, seconds, json(&format!("judge-ganforge-{k}.json")), fids));
+    }
+    for (row, (label, steps, seconds, m, fids)) in table.iter().zip(&expected) {
+        assert!(row[0].contains(label.as_str()), "{} should name {label}", row[0]);
+        assert!((seconds - 300.0).abs() < 1.0, "every contender trains 5 minutes: {seconds}");
+        shows(&row[1].replace(',', ""), 0, *steps);
+        shows(&row[2], 0, seconds / steps);
+        shows(&row[3], 0, m["fid"]["value"].as_f64().unwrap());
+        shows(&row[4], 0, m["kid"]["mean"].as_f64().unwrap());
+        shows(&row[5], 0, m["is"]["mean"].as_f64().unwrap());
+        assert_eq!(row[6], format!("{} ({:.3})", m["coverage"]["covered"], m["coverage"]["kl"].as_f64().unwrap()));
+        if fids.is_empty() {
+            assert_eq!(row[7], "(final G only)");
+        } else {
+            shows(&row[7], 0, fids.iter().sum::<f64>() / fids.len() as f64);
+            shows(&row[7], 1, fids.iter().copied().fold(f64::INFINITY, f64::min));
+            shows(&row[7], 2, fids.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        }
+    }
+}
+
 #[test]
 fn serve_load_table_is_its_raw_files() {
     let table = rows(&block("serve-load"));
