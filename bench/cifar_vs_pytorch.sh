@@ -12,8 +12,9 @@
 # OUT/fid-*.json, and prints one line per contender.
 set -euo pipefail
 cifar=${1:?CIFAR_DIR}; out=${2:?OUT}; time=${3:-30m}; shift $(( $# < 3 ? $# : 3 ))
+cifar=$(cd "$cifar" && pwd)
 bin=${GANFORGE:-target/release/ganforge}; py=${PYTHON:-python3}
-mkdir -p "$out"
+mkdir -p "$out"; out=$(cd "$out" && pwd)  # absolute: the PyTorch side runs from bench/
 minutes=$(python3 -c "import re,sys; t=sys.argv[1]; print(sum(int(n)*{'h':60,'m':1,'s':1/60}[u] for n,u in re.findall(r'(\d+)([hms])',t)))" "$time")
 
 if [ "${ONLY:-}" != ganforge ]; then

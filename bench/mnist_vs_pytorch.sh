@@ -11,16 +11,18 @@
 #
 # Usage: bench/mnist_vs_pytorch.sh OUT [TIME] [SETS...]
 #   TIME: a `train --time` duration (default 5m, the preset's few minutes); SETS: extra
-#   `train --set` overrides for ganforge (a recipe to try).
+#   `train --set` overrides for ganforge (a recipe to try; BENCHMARKS.md's rows of the preset of
+#   before 2026-12-04 add train.lr_d=2e-4 train.lr_g=2e-4 to theirs).
 #   PYTHON: a Python with torch, numpy and pillow (default python3); ONLY=ganforge skips PyTorch;
 #   ONLY=judge trains nothing and judges what OUT holds.
 # Writes OUT/pytorch-w64/, OUT/pytorch-w32/ (result.json, grid.png, images/), OUT/ganforge/ (the
-# run folder), OUT/judge-*.json, and prints one line per contender.
+# run folder), OUT/judge-*.json, OUT/ganforge-checkpoints.jsonl (the raw G of each checkpoint
+# the run kept), and prints one line per contender.
 set -euo pipefail
 out=${1:?OUT}; time=${2:-5m}; shift $(( $# < 2 ? $# : 2 ))
 bin=${GANFORGE:-target/release/ganforge}; py=${PYTHON:-python3}
 root=$(cd "$(dirname "$0")/.." && pwd)
-mkdir -p "$out"
+mkdir -p "$out"; out=$(cd "$out" && pwd)  # absolute: the PyTorch side runs from bench/
 minutes=$(python3 -c "import re,sys; t=sys.argv[1]; print(sum(int(n)*{'h':60,'m':1,'s':1/60}[u] for n,u in re.findall(r'(\d+)([hms])',t)))" "$time")
 real="$out/mnist-test-32px"
 [ -d "$real" ] || (cd "$root/bench" && "$py" -c "
@@ -45,7 +47,12 @@ for w in 64 32; do
   judge "$out/pytorch-w$w/images" > "$out/judge-pytorch-w$w.json"
   judge "$out/pytorch-w$w/images_train_mode" > "$out/judge-pytorch-w$w-train-mode.json"
 done
-judge "$(ls -d "$out/ganforge"/0* | tail -1)" > "$out/judge-ganforge.json"
+run=$(ls -d "$out/ganforge"/0* | tail -1)
+judge "$run" > "$out/judge-ganforge.json"
+# Each kept checkpoint's raw G too: one final step is a noisy sample of a GAN's progress.
+for c in "$run"/checkpoints/step_*; do
+  echo "{\"step\":$((10#${c##*step_})),\"g\":\"g.safetensors\",\"metrics\":$(judge "$c/g.safetensors" 2>/dev/null)}"
+done > "$out/ganforge-checkpoints.jsonl"
 
 for f in "$out"/judge-*.json; do echo "$(basename "$f" .json): $(cat "$f")"; done
 for w in 64 32; do [ -f "$out/pytorch-w$w/result.json" ] && echo "pytorch-w$w: $(tr -d '\n ' < "$out/pytorch-w$w/result.json")"; done
