@@ -60,7 +60,8 @@ fn config_show_is_the_resolved_config_with_docs_and_defaults() {
     // The defaults alone annotate nothing as changed but what the default preset sets.
     let (ok, out, _) = ganforge_at(dir.path(), &["config", "show"]);
     assert!(ok);
-    assert_eq!(out.matches("# default: ").count(), 6, "{out}");
+    // mnist: image size, two widths, two rates, steps, sample and checkpoint intervals.
+    assert_eq!(out.matches("# default: ").count(), 8, "{out}");
     // Bad input is the error resolve gives.
     let (ok, _, err) = ganforge_at(dir.path(), &["config", "show", "--set", "train.lr=1"]);
     assert!(!ok && err.contains("unknown config key 'train.lr'"), "{err}");
