@@ -82,11 +82,32 @@ def ops_main(a, configs, batches):
                   f"of it convolutions {gc:.3f} s vs {pc:.3f} s ({gc / pc:.2f}), the rest {gs['median_s'] - gc:.3f} s vs {ps['median_s'] - pc:.3f} s")
             out.append({"config": cfg, "batch": batch, "ganforge": gf, "pytorch": pt, "ganforge_step": gs, "pytorch_step": ps,
                         "ganforge_conv_s_per_step": gc, "pytorch_conv_s_per_step": pc})
+    m = machine()
+    for row in out:
+        row["machine"] = m
     print(json.dumps(out))
 
 
-def run(cmd, threads):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+def machine():
+    """The CPU model and the vector extensions that decide which kernels run (every raw file
+    names them: a ratio from an AVX-512 machine says nothing of an AVX2 one)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    vector = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni") if f in flags]
+    return {"cpu": model, "vector_extensions": vector, "cpus": os.cpu_count(),
+            "ganforge_kernels": "burn's ops" if os.environ.get("GANFORGE_CPU_KERNELS") == "0" else "own"}
+
+
+def run(cmd, threads, **extra_env):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), **extra_env)
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -102,6 +123,7 @@ def main():
     ap.add_argument("--bin", help="a prebuilt train_step bench binary (default: build it with cargo)")
     ap.add_argument("--device", default="cpu", help="ganforge device (cpu, vulkan, ...); PyTorch uses cuda for any GPU")
     ap.add_argument("--ops", action="store_true", help="time each convolution's passes (benches/conv_ops.rs) and the step")
+    ap.add_argument("--burn-too", action="store_true", help="also time ganforge on burn's ops (GANFORGE_CPU_KERNELS=0) in the same run")
     a = ap.parse_args()
     if a.ops:
         return ops_main(a, a.configs.split(","), [int(b) for b in a.batches.split(",")])
@@ -112,10 +134,13 @@ def main():
         for batch in [int(b) for b in a.batches.split(",")]:
             common = [cfg, "--steps", str(a.steps), "--warmup", str(a.warmup), "--batch", str(batch)] + (["--sample"] if a.sample else [])
             gf = run([exe, *common, "--device", a.device], a.threads)
+            if a.burn_too:
+                gf["burn_ops"] = run([exe, *common, "--device", a.device], a.threads, GANFORGE_CPU_KERNELS="0")
             pt = run([sys.executable, "bench/pytorch_dcgan_step.py", *common, "--threads", str(a.threads), "--device", torch_dev], a.threads)
             rows.append((cfg, batch, gf, pt))
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, threads {a.threads}, "
-          f"device {a.device}, PyTorch {rows[0][3]['version']}")
+    m = machine()
+    print(f"machine: {m['cpu']} ({', '.join(m['vector_extensions'])}), {m['cpus']} cpus, threads {a.threads}, "
+          f"device {a.device}, PyTorch {rows[0][3]['version']}, ganforge kernels: {m['ganforge_kernels']}")
     if a.sample:
         print(f"{'config':10} {'batch':>5} {'ganforge img/s':>15} {'PyTorch img/s':>14} {'ratio':>6}")
         for cfg, b, gf, pt in rows:
@@ -125,7 +150,11 @@ def main():
         for cfg, b, gf, pt in rows:
             print(f"{cfg:10} {b:5d} {gf['median_s']:11.3f} {pt['median_s']:10.3f} {gf['median_s'] / pt['median_s']:6.2f} "
                   f"{gf['peak_rss_mib']:12.0f} {pt['peak_rss_mib']:12.0f}")
-    print(json.dumps([{"config": c, "batch": b, "ganforge": g, "pytorch": p} for c, b, g, p in rows]))
+            if "burn_ops" in gf:
+                bo = gf["burn_ops"]
+                print(f"{'  on burn':10} {b:5d} {bo['median_s']:11.3f} {pt['median_s']:10.3f} {bo['median_s'] / pt['median_s']:6.2f} "
+                      f"{bo['peak_rss_mib']:12.0f}")
+    print(json.dumps([{"config": c, "batch": b, "ganforge": g, "pytorch": p, "machine": m} for c, b, g, p in rows]))
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@
 //! The backward passes start from `sum(y * g)` with a fixed random `g`, on both sides. Each
 //! figure is the fastest of `--steps` runs (see `time`).
 //!
-//! For G's transposed convolutions it also times ganforge's own forward (`kernels::conv`, as
-//! a sampler would run it) on both products (`own_fwd_crate_s`, `own_fwd_avx512_s`).
-//! For D's convolutions it also times ganforge's own kernels (`kernels::conv`, forward only):
-//! one whole-batch im2col and one product, on the `gemm` crate (`own_fwd_crate_s`) and on the
-//! AVX-512 kernel (`own_fwd_avx512_s`), and that product alone on random operands
-//! (`product_crate_s`, `product_avx512_s`), to tell the kernel's share from the unfolding's.
+//! The three figures are ganforge's path (`ops::conv2d` / `ops::conv_transpose2d`: its own
+//! kernels, or burn's ops under `GANFORGE_CPU_KERNELS=0`); `burn_fwd_s`, `burn_fwd_dx_s` and
+//! `burn_fwd_dw_s` time burn-flex's own op on the same inputs. For D's layers it also times the
+//! forward's product alone on random operands, `[b*ho*wo, ci*16] x [ci*16, co]`, on the `gemm`
+//! crate (`product_crate_s`) and on ganforge's kernel for this CPU (`product_own_s`).
 //! Prints one JSON line per layer, then one with all of them.
 
 use std::time::Instant;
@@ -31,10 +30,11 @@ use common::{arg, config_name, dcgan_shape};
 static GLOBAL: ganforge::alloc::MiMalloc = ganforge::alloc::MiMalloc;
 
 use ganforge::burn::tensor::module::{conv2d, conv_transpose2d};
-use ganforge::burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
+use ganforge::burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use ganforge::burn::tensor::{Device, Tensor, TensorData};
-use ganforge::kernels::conv::{Conv2d, ConvTranspose2d as ConvT, Product};
-use ganforge::kernels::gemm::{crate_gemm, has_avx512, sgemm, MatRef};
+use ganforge::kernels::conv::Product;
+use ganforge::kernels::gemm::{crate_gemm, isa, sgemm, MatRef};
+use ganforge::ops;
 use ganforge::rng::{GanRng, Stream};
 
 /// One layer of the benchmarked DCGAN: kernel 4, no bias (as `nets::dcgan` builds them).
@@ -55,28 +55,14 @@ impl Layer {
         if self.transposed { [self.c_in, self.c_out, 4, 4] } else { [self.c_out, self.c_in, 4, 4] }
     }
 
-    /// The same convolution composed of burn's differentiable ops: pad, two unfolds (views),
-    /// one copy into a [b*ho*wo, ci*16] matrix, and one matrix product; its backward is the
-    /// product's two products and the unfolds' scatter, where burn's conv2d backward runs a
-    /// convolution with the output gradient as a dilated kernel for the weight's gradient.
-    fn run_unfolded(&self, x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
-        let [b, ci, _, _] = x.dims();
-        let co = self.c_out;
-        let p = self.pad;
-        let x = if p > 0 { x.pad((p, p, p, p), PadMode::Constant(0.0)) } else { x };
-        let blocks: Tensor<6> = x.unfold::<5, _>(2, 4, self.stride).unfold(3, 4, self.stride); // [b, ci, ho, wo, 4, 4]
-        let [_, _, ho, wo, _, _] = blocks.dims();
-        let col = blocks.permute([0, 2, 3, 1, 4, 5]).reshape([b * ho * wo, ci * 16]); // [b*ho*wo, ci*16]
-        let y = col.matmul(w.reshape([co, ci * 16]).transpose()); // [b*ho*wo, co]
-        y.reshape([b, ho, wo, co]).permute([0, 3, 1, 2]) // [b, co, ho, wo]
-    }
-
-    fn run(&self, x: Tensor<4>, w: Tensor<4>) -> Tensor<4> {
+    /// The layer on ganforge's op (`own`) or burn-flex's.
+    fn run(&self, x: Tensor<4>, w: Tensor<4>, own: bool) -> Tensor<4> {
         let (s, p) = ([self.stride; 2], [self.pad; 2]);
-        if self.transposed {
-            conv_transpose2d(x, w, None, ConvTransposeOptions::new(s, p, [0, 0], [1, 1], 1))
-        } else {
-            conv2d(x, w, None, ConvOptions::new(s, p, [1, 1], 1))
+        match (self.transposed, own) {
+            (true, true) => ops::conv_transpose2d(x, w, None, ConvTransposeOptions::new(s, p, [0, 0], [1, 1], 1)),
+            (true, false) => conv_transpose2d(x, w, None, ConvTransposeOptions::new(s, p, [0, 0], [1, 1], 1)),
+            (false, true) => ops::conv2d(x, w, None, ConvOptions::new(s, p, [1, 1], 1)),
+            (false, false) => conv2d(x, w, None, ConvOptions::new(s, p, [1, 1], 1)),
         }
     }
 }
@@ -144,54 +130,39 @@ fn main() {
         let (x, w) = (host(&mut rng, x_shape), host(&mut rng, layer.weight_shape()));
         // Inputs made once: a timed run clones handles, never data (PyTorch's side detaches).
         let (xd, wd) = (Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device));
-        let y_dims = layer.run(xd.clone(), wd.clone()).dims();
+        let y_dims = layer.run(xd.clone(), wd.clone(), true).dims();
         let g = host(&mut rng, y_dims);
         let (xa, wa, ga) = (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad), Tensor::<4>::from_data(g.clone(), &ad));
-        let fwd = time(warmup, steps, || {
-            std::hint::black_box(layer.run(xd.clone(), wd.clone()));
-        });
+        let fwd = |own: bool| {
+            time(warmup, steps, || {
+                std::hint::black_box(layer.run(xd.clone(), wd.clone(), own));
+            })
+        };
         // Tracks one of the two inputs and times forward + backward to its gradient.
-        let fwd_bwd_with = |track_x: bool, unfolded: bool| {
+        let fwd_bwd = |track_x: bool, own: bool| {
             time(warmup, steps, || {
                 let (mut xt, mut wt) = (xa.clone(), wa.clone());
                 if track_x { xt = xt.require_grad() } else { wt = wt.require_grad() }
-                let y = if unfolded { layer.run_unfolded(xt.clone(), wt.clone()) } else { layer.run(xt.clone(), wt.clone()) };
+                let y = layer.run(xt.clone(), wt.clone(), own);
                 let grads = (y * ga.clone()).sum().backward();
                 let grad = if track_x { xt.grad(&grads) } else { wt.grad(&grads) };
                 std::hint::black_box(grad.expect("the tracked input has a gradient"));
             })
         };
-        let fwd_bwd = |track_x: bool| fwd_bwd_with(track_x, false);
-        let (fwd_dx, fwd_dw) = (fwd_bwd(true), fwd_bwd(false));
-        // ganforge's own forward on both products, on the same inputs as host slices.
-        let (xv, wv) = (x.clone().try_into_vec::<f32>().expect("f32"), w.clone().try_into_vec::<f32>().expect("f32"));
-        let own_fwd = |forward: &dyn Fn(&[f32], &[f32], Product) -> Vec<f32>| {
-            let t = |product: Product| time(warmup, steps, || drop(std::hint::black_box(forward(&xv, &wv, product))));
-            format!(", \"own_fwd_crate_s\": {}, \"own_fwd_avx512_s\": {}", t(crate_gemm), t(sgemm))
-        };
+        let (fwd_s, fwd_dx, fwd_dw) = (fwd(true), fwd_bwd(true, true), fwd_bwd(false, true));
+        let burn = format!(", \"burn_fwd_s\": {}, \"burn_fwd_dx_s\": {}, \"burn_fwd_dw_s\": {}", fwd(false), fwd_bwd(true, false), fwd_bwd(false, false));
         let own = if layer.transposed {
-            let conv = ConvT { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
-            own_fwd(&|x, w, p| conv.forward(x, w, p))
+            String::new()
         } else {
-            let conv = Conv2d { x: x_shape, w: layer.weight_shape(), stride: layer.stride, pad: layer.pad };
-            let own = own_fwd(&|x, w, p| conv.forward(x, w, p));
             // The product of the unfolded batch by the weight: [b*ho*wo, k] x [k, co].
             let (m, k, n) = (batch * y_dims[2] * y_dims[3], layer.c_in * 16, layer.c_out);
             let (a, b) = (rng.normal_vec(m * k, 0.0, 1.0), rng.normal_vec(k * n, 0.0, 1.0));
             let mut c = vec![0.0f32; m * n];
             let mut product = |f: Product| time(warmup, steps, || f(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, false));
-            let unfolded_fwd = time(warmup, steps, || {
-                std::hint::black_box(layer.run_unfolded(xd.clone(), wd.clone()));
-            });
-            let (unfolded_dx, unfolded_dw) = (fwd_bwd_with(true, true), fwd_bwd_with(false, true));
-            format!(
-                "{own}, \"unfolded_fwd_s\": {unfolded_fwd}, \"unfolded_fwd_dx_s\": {unfolded_dx}, \"unfolded_fwd_dw_s\": {unfolded_dw}, \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_avx512_s\": {}",
-                product(crate_gemm),
-                product(sgemm)
-            )
+            format!(", \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_own_s\": {}", product(crate_gemm), product(sgemm))
         };
         let row = format!(
-            "{{\"layer\": \"{}\", \"op\": \"{}\", \"x\": {:?}, \"w\": {:?}, \"y\": {:?}, \"fwd_s\": {fwd}, \"fwd_dx_s\": {fwd_dx}, \"fwd_dw_s\": {fwd_dw}{own}}}",
+            "{{\"layer\": \"{}\", \"op\": \"{}\", \"x\": {:?}, \"w\": {:?}, \"y\": {:?}, \"fwd_s\": {fwd_s}, \"fwd_dx_s\": {fwd_dx}, \"fwd_dw_s\": {fwd_dw}{burn}{own}}}",
             layer.name,
             if layer.transposed { "conv_transpose2d" } else { "conv2d" },
             x_shape,
@@ -202,8 +173,9 @@ fn main() {
         rows.push(row);
     }
     println!(
-        "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"batch\": {batch}, \"avx512\": {}, \"layers\": [{}]}}",
-        has_avx512(),
+        "{{\"impl\": \"ganforge\", \"config\": \"{config}\", \"batch\": {batch}, \"isa\": \"{}\", \"own_kernels\": {}, \"layers\": [{}]}}",
+        isa().name(),
+        ops::own_kernels_enabled(),
         rows.join(", ")
     );
 }

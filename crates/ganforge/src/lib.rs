@@ -6,6 +6,8 @@
 //!   data-parallel run and their collectives), file formats [`npy`],
 //!   [`pth`], [`image_io`], [`tensorboard`] (event files), and [`params`] (named tensors and
 //!   their safetensors files);
+//! - [`kernels`]: ganforge's own CPU products and convolutions on slices; [`ops`]: the
+//!   convolutions inside burn (forward and both gradients), on those kernels;
 //! - [`metrics`]: the metrics as pure functions on features, and their registry;
 //! - the pieces of a GAN: [`augment`] (DiffAugment), [`loss`], [`optim`], [`nets`] (DCGAN,
 //!   fully connected, BigGAN-style), [`penalty`] (WGAN-GP and R1);
@@ -41,6 +43,7 @@ pub mod loss;
 pub mod memory;
 pub mod metrics;
 pub mod nets;
+pub mod ops;
 pub mod npy;
 pub mod optim;
 pub mod params;

@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::dist::Group;
+use crate::kernels::{self, optim::AdamStep};
 use crate::params::{HostTensor, NamedVisit, Paths};
 
 /// The optimizer of both networks.
@@ -201,33 +202,71 @@ impl crate::params::NamedMap for StepMapper<'_> {
         let g = grad.inner().reshape([n]); // [n]
         let name = path.to_string();
         let old = o.state.remove(&name);
-        let (p, moments) = match o.rule {
-            Rule::Adam { beta1, beta2 } => {
-                let (m, v) = match old {
-                    Some(Moments { m: Some(m), v }) => {
-                        (m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1), v.mul_scalar(beta2) + g.square().mul_scalar(1.0 - beta2))
-                    }
-                    _ => (g.clone().mul_scalar(1.0 - beta1), g.square().mul_scalar(1.0 - beta2)),
-                };
-                // PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-                let t = o.steps as f64;
-                let (bias1, bias2_sqrt) = (1.0 - beta1.powf(t), (1.0 - beta2.powf(t)).sqrt());
-                let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(o.eps);
-                (p - m.clone().div(denom).mul_scalar(o.lr / bias1), Moments { m: Some(m), v })
-            }
-            Rule::RmsProp { alpha } => {
-                let v = match old {
-                    Some(Moments { v, .. }) => v.mul_scalar(alpha) + g.clone().square().mul_scalar(1.0 - alpha),
-                    None => g.clone().square().mul_scalar(1.0 - alpha),
-                };
-                let denom = v.clone().sqrt().add_scalar(o.eps);
-                (p - g.div(denom).mul_scalar(o.lr), Moments { m: None, v })
-            }
+        let (p, moments) = if crate::ops::own_kernels_enabled() && p.device() == Device::flex() && p.dtype() == DType::F32 {
+            fused_update(o, p, g, old)
+        } else {
+            tensor_update(o, p, g, old)
         };
         o.state.insert(name, moments);
         let p = p.reshape(dims).autodiff();
         let p = if require_grad { p.require_grad() } else { p };
         Param::from_mapped_value(id, p, mapper)
+    }
+}
+
+/// One parameter's update through tensor operations (any backend).
+fn tensor_update(o: &Optimizer, p: Tensor<1>, g: Tensor<1>, old: Option<Moments>) -> (Tensor<1>, Moments) {
+    match o.rule {
+        Rule::Adam { beta1, beta2 } => {
+            let (m, v) = match old {
+                Some(Moments { m: Some(m), v }) => {
+                    (m.mul_scalar(beta1) + g.clone().mul_scalar(1.0 - beta1), v.mul_scalar(beta2) + g.square().mul_scalar(1.0 - beta2))
+                }
+                _ => (g.clone().mul_scalar(1.0 - beta1), g.square().mul_scalar(1.0 - beta2)),
+            };
+            // PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+            let t = o.steps as f64;
+            let (bias1, bias2_sqrt) = (1.0 - beta1.powf(t), (1.0 - beta2.powf(t)).sqrt());
+            let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(o.eps);
+            (p - m.clone().div(denom).mul_scalar(o.lr / bias1), Moments { m: Some(m), v })
+        }
+        Rule::RmsProp { alpha } => {
+            let v = match old {
+                Some(Moments { v, .. }) => v.mul_scalar(alpha) + g.clone().square().mul_scalar(1.0 - alpha),
+                None => g.clone().square().mul_scalar(1.0 - alpha),
+            };
+            let denom = v.clone().sqrt().add_scalar(o.eps);
+            (p - g.div(denom).mul_scalar(o.lr), Moments { m: None, v })
+        }
+    }
+}
+
+/// The same update in one pass over host buffers (the CPU backend; `kernels::optim`).
+fn fused_update(o: &Optimizer, p: Tensor<1>, g: Tensor<1>, old: Option<Moments>) -> (Tensor<1>, Moments) {
+    let device = p.device();
+    let host = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().expect("f32 values: the caller checked the dtype");
+    let n = p.dims()[0];
+    let (mut pv, gv) = (host(p), host(g));
+    let tensor = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
+    match o.rule {
+        Rule::Adam { beta1, beta2 } => {
+            let (fresh, mut m, mut v) = match old {
+                Some(Moments { m: Some(m), v }) => (false, host(m), host(v)),
+                _ => (true, vec![0.0; n], vec![0.0; n]),
+            };
+            let t = o.steps as f64;
+            let step = AdamStep { beta1, beta2, step_size: o.lr / (1.0 - beta1.powf(t)), bias2_sqrt: (1.0 - beta2.powf(t)).sqrt(), eps: o.eps };
+            kernels::optim::adam(&mut pv, &gv, &mut m, &mut v, step, fresh);
+            (tensor(pv), Moments { m: Some(tensor(m)), v: tensor(v) })
+        }
+        Rule::RmsProp { alpha } => {
+            let (fresh, mut v) = match old {
+                Some(Moments { v, .. }) => (false, host(v)),
+                None => (true, vec![0.0; n]),
+            };
+            kernels::optim::rmsprop(&mut pv, &gv, &mut v, alpha, o.lr, o.eps, fresh);
+            (tensor(pv), Moments { m: None, v: tensor(v) })
+        }
     }
 }
 
@@ -261,6 +300,30 @@ mod tests {
         // m = 2 * (1 - 0.5^3), v = 4 * (1 - 0.999^3)
         assert!((state["m.weight"].values[0] - 1.75).abs() < 1e-6);
         assert!((state["v.weight"].values[0] - 4.0 * (1.0 - 0.999f32.powi(3))).abs() < 1e-6);
+    }
+
+    /// The one-pass update on host buffers gives the tensor operations' values, bit for bit, for
+    /// both rules, from fresh moments and from moments carried over.
+    #[test]
+    fn fused_update_equals_tensor_update() {
+        let device = Device::flex();
+        let n = 1000;
+        let values = |seed: usize| (0..n).map(|i| (((i * 37 + seed * 11) % 101) as f32 - 50.0) / 25.0).collect::<Vec<f32>>();
+        let t = |v: Vec<f32>| Tensor::<1>::from_data(TensorData::new(v, [n]), &device);
+        let host = |t: &Tensor<1>| t.clone().into_data().try_into_vec::<f32>().unwrap();
+        for mut opt in [Optimizer::adam(2e-4, 0.5, 0.999, 1e-8), Optimizer::rmsprop(5e-5, 0.99, 1e-8)] {
+            let (mut fused, mut plain) = ((t(values(1)), None), (t(values(1)), None));
+            for step in 1..=3 {
+                opt.steps = step;
+                let g = t(values(step as usize + 1));
+                fused = { let (p, m) = fused_update(&opt, fused.0, g.clone(), fused.1); (p, Some(m)) };
+                plain = { let (p, m) = tensor_update(&opt, plain.0, g, plain.1); (p, Some(m)) };
+                assert_eq!(host(&fused.0), host(&plain.0), "{:?} step {step}: parameters", opt.rule);
+                let (fm, pm) = (fused.1.as_ref().unwrap(), plain.1.as_ref().unwrap());
+                assert_eq!(host(&fm.v), host(&pm.v), "{:?} step {step}: second moments", opt.rule);
+                assert_eq!(fm.m.as_ref().map(host), pm.m.as_ref().map(host), "{:?} step {step}: first moments", opt.rule);
+            }
+        }
     }
 
     /// Two optimizers, one saved and reloaded halfway, take identical steps.

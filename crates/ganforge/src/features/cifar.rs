@@ -45,7 +45,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        relu(self.bn.forward(crate::ops::conv2d_layer(&self.conv, x)))
     }
 }
 

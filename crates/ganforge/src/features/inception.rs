@@ -22,12 +22,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::activation::relu;
-use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::module::{adaptive_avg_pool2d, avg_pool2d, max_pool2d};
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{resize_bilinear, FeatureError, Features};
 use crate::image_io::ImageBatch;
+use crate::ops::conv2d;
 use crate::params::HostTensor;
 
 /// The input side of the network.

@@ -55,8 +55,8 @@ impl ClassifierNet for LeNet {
 
     fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let pool = |x| max_pool2d(x, MaxPoolOptions::new([2, 2]).with_stride([2, 2]));
-        let x = pool(relu(self.conv1.forward(x))); // [b, 16, 14, 14]
-        let x = pool(relu(self.conv2.forward(x))); // [b, 32, 7, 7]
+        let x = pool(relu(crate::ops::conv2d_layer(&self.conv1, x))); // [b, 16, 14, 14]
+        let x = pool(relu(crate::ops::conv2d_layer(&self.conv2, x))); // [b, 32, 7, 7]
         let [b, ..] = x.dims();
         let f = relu(self.fc1.forward(x.reshape([b, 32 * 7 * 7]))); // [b, 64]
         (f.clone(), self.fc2.forward(f)) // [b, classes]

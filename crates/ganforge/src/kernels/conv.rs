@@ -1,107 +1,53 @@
-//! A 2-D convolution (NCHW, no groups, no dilation) as one im2col over the whole batch and one
-//! matrix product (Chellapilla et al., "High Performance Convolutional Neural Networks for
-//! Document Processing", 2006), and a transposed one as one product and a col2im.
+//! A 2-D convolution (NCHW, no groups, no dilation) and its two gradients, each as an unfolding
+//! of a chunk of the batch and one matrix product (Chellapilla et al., "High Performance
+//! Convolutional Neural Networks for Document Processing", 2006):
 //!
-//! burn-flex unfolds and multiplies per image and per tile of 512 output pixels, so D's deep
-//! layers (4x4 or 8x8 outputs) become products 16 or 64 rows tall; unfolding the whole batch
-//! first makes one product `[b*ho*wo, ci*kh*kw] x [ci*kh*kw, co]`, tall enough for any kernel.
+//! - forward: `y = im2col(x) * w^T`, `[b*ho*wo, ci*kh*kw] x [ci*kh*kw, co]`;
+//! - input gradient: `dx = col2im(dy^T * w)`, `[b*ho*wo, co] x [co, ci*kh*kw]`, added back
+//!   under each kernel window;
+//! - weight gradient: `dw = dy^T^T * im2col(x)`, one product over the whole batch,
+//!   `[co, b*ho*wo] x [b*ho*wo, ci*kh*kw]` (burn's generic backward instead convolves x with
+//!   dy as a dilated kernel).
+//!
+//! A transposed convolution is the input gradient of the convolution that maps its output back
+//! to its input ([`Conv2d::of_transposed`]), so G's layers run on the same three passes with
+//! their roles swapped: forward = `backward_input`, input gradient = `forward`, weight gradient
+//! = `backward_weight` with x and dy exchanged.
+//!
+//! Unfolding the whole batch first makes products tall enough for any kernel (burn-flex unfolds
+//! per image and tile, so D's deep layers become products 16 rows tall); chunks of images bound
+//! the unfolded matrix's memory. Every element is summed in an order that depends only on the
+//! layer's shape (see `gemm`), so an image's output does not depend on its batch.
 
 use rayon::prelude::*;
 
 use super::gemm::MatRef;
 
-/// Which matrix product a convolution runs on (the bench compares them).
+/// Which matrix product a convolution runs on (the benches compare them).
 pub type Product = fn(usize, usize, usize, MatRef, MatRef, &mut [f32], bool);
 
+/// Floats of an unfolded chunk (32 MiB): bounds the memory a large batch takes (DCGAN-64's d2
+/// at batch 64 unfolds to 67 MB; 256 images of its g4 to 268 MB).
+const COL_CHUNK_FLOATS: usize = 8 << 20;
+
 /// Geometry of one convolution.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2d {
     /// Input [batch, channels, height, width].
     pub x: [usize; 4],
     /// Weight [out channels, in channels, kernel height, kernel width], as burn and PyTorch.
     pub w: [usize; 4],
-    pub stride: usize,
-    pub pad: usize,
-}
-
-impl Conv2d {
-    /// Output [batch, out channels, height, width].
-    pub fn out_shape(&self) -> [usize; 4] {
-        let [b, _, h, w] = self.x;
-        let [co, _, kh, kw] = self.w;
-        [b, co, (h + 2 * self.pad - kh) / self.stride + 1, (w + 2 * self.pad - kw) / self.stride + 1]
-    }
-
-    /// Runs the convolution on `product`; `x` and `w` are NCHW / OIHW slices of the shapes above.
-    pub fn forward(&self, x: &[f32], w: &[f32], product: Product) -> Vec<f32> {
-        let [b, ci, h, wi] = self.x;
-        let [co, wci, kh, kw] = self.w;
-        assert_eq!(ci, wci, "input channels of x and the weight differ");
-        assert_eq!((x.len(), w.len()), (b * ci * h * wi, co * ci * kh * kw), "slices do not match the shapes");
-        let [_, _, ho, wo] = self.out_shape();
-        let (p, k) = (ho * wo, ci * kh * kw);
-        // Row (n, oy, ox) of the unfolded input holds the patch under output pixel (oy, ox) of
-        // image n, ordered (channel, ky, kx) like a row of the weight.
-        let mut col = vec![0.0f32; b * p * k]; // [b*ho*wo, ci*kh*kw]
-        col.par_chunks_mut(p * k).enumerate().for_each(|(n, col)| {
-            let img = &x[n * ci * h * wi..(n + 1) * ci * h * wi];
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let row = &mut col[(oy * wo + ox) * k..(oy * wo + ox + 1) * k];
-                    for c in 0..ci {
-                        for ky in 0..kh {
-                            let iy = (oy * self.stride + ky) as isize - self.pad as isize;
-                            let dst = &mut row[(c * kh + ky) * kw..(c * kh + ky + 1) * kw];
-                            if iy < 0 || iy >= h as isize {
-                                continue; // stays zero: padding
-                            }
-                            let src = &img[(c * h + iy as usize) * wi..(c * h + iy as usize + 1) * wi];
-                            for (kx, d) in dst.iter_mut().enumerate() {
-                                let ix = (ox * self.stride + kx) as isize - self.pad as isize;
-                                if ix >= 0 && ix < wi as isize {
-                                    *d = src[ix as usize];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        let mut out_t = vec![0.0f32; b * p * co]; // [b*ho*wo, co]
-        product(b * p, co, k, MatRef::row_major(&col, k), MatRef::transposed(w, k), &mut out_t, false);
-        // Back to NCHW: image n's [ho*wo, co] block, transposed.
-        let mut out = vec![0.0f32; b * co * p]; // [b, co, ho, wo]
-        out.par_chunks_mut(co * p).enumerate().for_each(|(n, out)| {
-            let block = &out_t[n * p * co..(n + 1) * p * co];
-            for (q, row) in block.chunks(co).enumerate() {
-                for (c, &v) in row.iter().enumerate() {
-                    out[c * p + q] = v;
-                }
-            }
-        });
-        out
-    }
-}
-
-/// Geometry of one transposed convolution (G's layers). burn-flex's forward of DCGAN-64's g2
-/// took 51.6 ms against PyTorch's 19.0 (BENCHMARKS.md, "Each convolution of the step"); this one
-/// is faster on G's wide layers in large batches, and not wired into sampling (BENCHMARKS.md,
-/// "Sampling throughput", says why). No groups, no dilation, no output padding.
-#[derive(Clone, Copy, Debug)]
-pub struct ConvTranspose2d {
-    /// Input [batch, channels, height, width].
-    pub x: [usize; 4],
-    /// Weight [in channels, out channels, kernel height, kernel width], as burn and PyTorch.
-    pub w: [usize; 4],
-    pub stride: usize,
-    pub pad: usize,
+    /// [vertical, horizontal].
+    pub stride: [usize; 2],
+    /// Zeros on each side, [vertical, horizontal].
+    pub pad: [usize; 2],
 }
 
 thread_local! {
-    /// The transposed input and the product's output, kept between calls: a sampler calls G
-    /// again and again, and fresh buffers of tens of megabytes cost a page fault per page
-    /// (18% of a batch of 256 in `perf`) plus a memset.
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// The unfolded chunk and the product's operand, kept between calls: a step or a sampler
+    /// calls the same layers again and again, and fresh buffers of tens of megabytes cost a page
+    /// fault per page plus a memset. Taken out while in use (a nested call makes its own).
+    static SCRATCH: std::cell::Cell<(Vec<f32>, Vec<f32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// The first `len` floats of `buf`, growing it if needed (their values are stale: callers
@@ -113,80 +59,195 @@ fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
-/// Floats of the product's output per chunk of images (32 MiB): bounds the memory a large
-/// sampling batch takes (256 images of DCGAN-64's g4 would otherwise need 268 MB at once).
-const COL_CHUNK_FLOATS: usize = 8 << 20;
+/// `dst[j * rows + i] = src[i * cols + j]`, in tiles that stay in cache.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const T: usize = 32;
+    for i0 in (0..rows).step_by(T) {
+        for j0 in (0..cols).step_by(T) {
+            for i in i0..rows.min(i0 + T) {
+                for j in j0..cols.min(j0 + T) {
+                    dst[j * rows + i] = src[i * cols + j];
+                }
+            }
+        }
+    }
+}
 
-impl ConvTranspose2d {
-    /// Output [batch, out channels, height, width]; None when the padding eats the whole output.
+impl Conv2d {
+    /// Output [batch, out channels, height, width]; None when the kernel is wider than the
+    /// padded input, a stride is 0 or the channels of x and the weight differ.
     pub fn out_shape(&self) -> Option<[usize; 4]> {
-        let [b, _, h, w] = self.x;
-        let [_, co, kh, kw] = self.w;
-        let size = |i: usize, k: usize| (i.checked_sub(1)? * self.stride + k).checked_sub(2 * self.pad).filter(|&o| o > 0);
-        Some([b, co, size(h, kh)?, size(w, kw)?])
+        let [b, ci, h, w] = self.x;
+        let [co, wci, kh, kw] = self.w;
+        let size = |i: usize, k: usize, s: usize, p: usize| (i + 2 * p).checked_sub(k).filter(|_| s > 0 && k > 0).map(|d| d / s + 1);
+        (ci == wci).then_some(())?;
+        Some([b, co, size(h, kh, self.stride[0], self.pad[0])?, size(w, kw, self.stride[1], self.pad[1])?])
     }
 
-    /// Runs the transposed convolution on `product`: each input pixel's channels times the
-    /// weight ([b*h*w, ci] x [ci, co*kh*kw], one product for a chunk of images), then each row
-    /// of the result added into the output under its kernel window (col2im), image by image in
-    /// a fixed order, so that an image's output does not depend on the batch it is in.
+    /// The convolution whose input gradient is the transposed convolution of an input `x`
+    /// [b, ci, h, w] by a weight `w` [ci, co, kh, kw] (burn's and PyTorch's layout): it maps
+    /// [b, co, ho, wo] to [b, ci, h, w] with the same weight read as [ci out, co in, kh, kw].
+    /// None where no output pixel remains or the channels differ.
+    pub fn of_transposed(x: [usize; 4], w: [usize; 4], stride: [usize; 2], pad: [usize; 2]) -> Option<Conv2d> {
+        let [b, ci, h, wi] = x;
+        let [wci, co, kh, kw] = w;
+        let size = |i: usize, k: usize, s: usize, p: usize| (i.checked_sub(1)? * s + k).checked_sub(2 * p).filter(|&o| o > 0);
+        let conv = Conv2d { x: [b, co, size(h, kh, stride[0], pad[0])?, size(wi, kw, stride[1], pad[1])?], w: [ci, co, kh, kw], stride, pad };
+        (wci == ci && conv.out_shape() == Some([b, ci, h, wi])).then_some(conv)
+    }
+
+    /// (pixels of one output image, length of one unfolded row, images per chunk).
+    fn sizes(&self) -> (usize, usize, usize) {
+        let [_, _, ho, wo] = self.out_shape().expect("a convolution with an output");
+        let [_, ci, kh, kw] = self.w;
+        let (p, k) = (ho * wo, ci * kh * kw);
+        (p, k, (COL_CHUNK_FLOATS / (p * k).max(1)).clamp(1, self.x[0].max(1)))
+    }
+
+    /// Runs `body` on the scratch buffers (taken out of the thread's slot and put back).
+    fn with_scratch<R>(body: impl FnOnce(&mut Vec<f32>, &mut Vec<f32>) -> R) -> R {
+        let (mut col, mut rows) = SCRATCH.take();
+        let out = body(&mut col, &mut rows);
+        SCRATCH.set((col, rows));
+        out
+    }
+
+    fn check(&self, x_len: usize, w_len: usize, y_len: usize) {
+        let y = self.out_shape().expect("a convolution with an output");
+        let lens = [self.x.iter().product::<usize>(), self.w.iter().product(), y.iter().product()];
+        assert_eq!([x_len, w_len, y_len], lens, "slices do not match {self:?}");
+    }
+
+    /// `y = conv(x, w)`: x [b, ci, h, w] and w [co, ci, kh, kw] as NCHW / OIHW slices.
     ///
-    /// Panics if the slices do not match the shapes or `out_shape` is None (callers' bugs).
+    /// Panics if the slices do not match the shapes or there is no output (callers' bugs).
     pub fn forward(&self, x: &[f32], w: &[f32], product: Product) -> Vec<f32> {
-        let [b, ci, h, wi] = self.x;
-        let [wci, co, kh, kw] = self.w;
-        assert_eq!(ci, wci, "input channels of x and the weight differ");
-        assert_eq!((x.len(), w.len()), (b * ci * h * wi, ci * co * kh * kw), "slices do not match the shapes");
-        let [_, _, ho, wo] = self.out_shape().expect("padding leaves no output");
-        let (p, n) = (h * wi, co * kh * kw);
-        let mut out = vec![0.0f32; b * co * ho * wo]; // [b, co, ho, wo]
-        let per_chunk = (COL_CHUNK_FLOATS / (p * n)).clamp(1, b);
-        // Kernel taps that land inside the output for input row/column i: (first tap, end, where
-        // the first lands). Hoisted so that col2im adds contiguous runs without bounds tests.
-        let taps = |i: usize, k: usize, len: usize| {
-            let first = self.pad.saturating_sub(i * self.stride);
-            let end = k.min((len + self.pad).saturating_sub(i * self.stride));
-            (first, end.max(first), (i * self.stride + first).saturating_sub(self.pad))
-        };
-        SCRATCH.with_borrow_mut(|(xt, col)| {
-            for (chunk, out) in out.chunks_mut(per_chunk * co * ho * wo).enumerate() {
-                let images = out.len() / (co * ho * wo);
-                let x = &x[chunk * per_chunk * ci * p..(chunk * per_chunk + images) * ci * p];
-                // Pixels as rows: [images*h*w, ci].
-                let xt = grown(xt, images * p * ci);
-                xt.par_chunks_mut(p * ci).zip(x.par_chunks(ci * p)).for_each(|(xt, img)| {
-                    for (c, plane) in img.chunks(p).enumerate() {
-                        for (q, &v) in plane.iter().enumerate() {
-                            xt[q * ci + c] = v;
+        let [_, ci, h, wi] = self.x;
+        let co = self.w[0];
+        let (p, k, per) = self.sizes();
+        let mut out = vec![0.0f32; self.x[0] * co * p]; // [b, co, ho, wo]
+        self.check(x.len(), w.len(), out.len());
+        Self::with_scratch(|col, rows| {
+            for (chunk, out) in out.chunks_mut(per * co * p).enumerate() {
+                let n = out.len() / (co * p);
+                let x = &x[chunk * per * ci * h * wi..][..n * ci * h * wi];
+                let col = grown(col, n * p * k);
+                self.im2col(x, col); // [n*ho*wo, ci*kh*kw]
+                let rows = grown(rows, n * p * co);
+                product(n * p, co, k, MatRef::row_major(col, k), MatRef::transposed(w, k), rows, false); // [n*ho*wo, co]
+                out.par_chunks_mut(co * p).zip(rows.par_chunks(p * co)).for_each(|(img, r)| transpose(r, p, co, img));
+            }
+        });
+        out
+    }
+
+    /// `dx` of `y = conv(x, w)` from `dy` [b, co, ho, wo]: [b, ci, h, w]. Also the forward of
+    /// a transposed convolution (see [`Conv2d::of_transposed`]).
+    pub fn backward_input(&self, dy: &[f32], w: &[f32], product: Product) -> Vec<f32> {
+        let [_, ci, h, wi] = self.x;
+        let co = self.w[0];
+        let (p, k, per) = self.sizes();
+        let mut dx = vec![0.0f32; self.x.iter().product()]; // [b, ci, h, w]
+        self.check(dx.len(), w.len(), dy.len());
+        Self::with_scratch(|col, rows| {
+            for (chunk, dx) in dx.chunks_mut(per * ci * h * wi).enumerate() {
+                let n = dx.len() / (ci * h * wi);
+                let dy = &dy[chunk * per * co * p..][..n * co * p];
+                let rows = grown(rows, n * p * co);
+                rows.par_chunks_mut(p * co).zip(dy.par_chunks(co * p)).for_each(|(r, img)| transpose(img, co, p, r)); // [n*ho*wo, co]
+                let col = grown(col, n * p * k);
+                product(n * p, k, co, MatRef::row_major(rows, co), MatRef::row_major(w, k), col, false); // [n*ho*wo, ci*kh*kw]
+                self.col2im(col, dx);
+            }
+        });
+        dx
+    }
+
+    /// `dw` of `y = conv(x, w)` from x and `dy` [b, co, ho, wo]: [co, ci, kh, kw], one product
+    /// over the batch (chunk by chunk, each added to the last).
+    pub fn backward_weight(&self, x: &[f32], dy: &[f32], product: Product) -> Vec<f32> {
+        let [_, ci, h, wi] = self.x;
+        let co = self.w[0];
+        let (p, k, per) = self.sizes();
+        let mut dw = vec![0.0f32; co * k]; // [co, ci*kh*kw]
+        self.check(x.len(), dw.len(), dy.len());
+        Self::with_scratch(|col, rows| {
+            for (chunk, x) in x.chunks(per * ci * h * wi).enumerate() {
+                let n = x.len() / (ci * h * wi);
+                let dy = &dy[chunk * per * co * p..][..n * co * p];
+                let col = grown(col, n * p * k);
+                self.im2col(x, col); // [n*ho*wo, ci*kh*kw]
+                let rows = grown(rows, n * p * co);
+                rows.par_chunks_mut(p * co).zip(dy.par_chunks(co * p)).for_each(|(r, img)| transpose(img, co, p, r)); // [n*ho*wo, co]
+                product(co, k, n * p, MatRef::transposed(rows, co), MatRef::row_major(col, k), &mut dw, chunk > 0);
+            }
+        });
+        dw
+    }
+
+    /// Row (n, oy, ox) of `col` gets the patch under output pixel (oy, ox) of image n, ordered
+    /// (channel, ky, kx) like a row of the weight; zeros where the window covers padding.
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let [_, ci, h, wi] = self.x;
+        let [_, _, kh, kw] = self.w;
+        let [_, _, ho, wo] = self.out_shape().expect("a convolution with an output");
+        let ([sh, sw], [ph, pw]) = (self.stride, self.pad);
+        let k = ci * kh * kw;
+        col.par_chunks_mut(ho * wo * k).zip(x.par_chunks(ci * h * wi)).for_each(|(col, img)| {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let row = &mut col[(oy * wo + ox) * k..][..k];
+                    for c in 0..ci {
+                        for ky in 0..kh {
+                            let dst = &mut row[(c * kh + ky) * kw..][..kw];
+                            let iy = (oy * sh + ky).wrapping_sub(ph);
+                            if iy >= h {
+                                dst.fill(0.0); // padding (above wraps around to a huge index)
+                                continue;
+                            }
+                            let src = &img[(c * h + iy) * wi..][..wi];
+                            for (kx, d) in dst.iter_mut().enumerate() {
+                                let ix = (ox * sw + kx).wrapping_sub(pw);
+                                *d = if ix < wi { src[ix] } else { 0.0 };
+                            }
                         }
                     }
-                });
-                let col = grown(col, images * p * n); // [images*h*w, co*kh*kw]
-                product(images * p, n, ci, MatRef::row_major(xt, ci), MatRef::row_major(w, n), col, false);
-                out.par_chunks_mut(co * ho * wo).zip(col.par_chunks(p * n)).for_each(|(img, col)| {
-                    for iy in 0..h {
-                        let (ky0, ky1, oy0) = taps(iy, kh, ho);
-                        for ix in 0..wi {
-                            let (kx0, kx1, ox0) = taps(ix, kw, wo);
-                            if kx0 == kx1 {
-                                continue; // every tap of this column falls in the padding
+                }
+            }
+        });
+    }
+
+    /// The adjoint of `im2col`: each row of `col` added into `x` under its window, image by image
+    /// in a fixed order.
+    fn col2im(&self, col: &[f32], x: &mut [f32]) {
+        let [_, ci, h, wi] = self.x;
+        let [_, _, kh, kw] = self.w;
+        let [_, _, ho, wo] = self.out_shape().expect("a convolution with an output");
+        let ([sh, sw], [ph, pw]) = (self.stride, self.pad);
+        let k = ci * kh * kw;
+        x.par_chunks_mut(ci * h * wi).zip(col.par_chunks(ho * wo * k)).for_each(|(img, col)| {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let row = &col[(oy * wo + ox) * k..][..k];
+                    for c in 0..ci {
+                        for ky in 0..kh {
+                            let iy = (oy * sh + ky).wrapping_sub(ph);
+                            if iy >= h {
+                                continue;
                             }
-                            let row = &col[(iy * wi + ix) * n..(iy * wi + ix + 1) * n];
-                            for c in 0..co {
-                                for (oy, ky) in (oy0..).zip(ky0..ky1) {
-                                    let dst = &mut img[(c * ho + oy) * wo + ox0..][..kx1 - kx0];
-                                    let src = &row[(c * kh + ky) * kw + kx0..(c * kh + ky) * kw + kx1];
-                                    for (d, &v) in dst.iter_mut().zip(src) {
-                                        *d += v;
-                                    }
+                            let dst = &mut img[(c * h + iy) * wi..][..wi];
+                            let src = &row[(c * kh + ky) * kw..][..kw];
+                            for (kx, &v) in src.iter().enumerate() {
+                                let ix = (ox * sw + kx).wrapping_sub(pw);
+                                if ix < wi {
+                                    dst[ix] += v;
                                 }
                             }
                         }
                     }
-                });
+                }
             }
         });
-        out
     }
 }
 
@@ -206,32 +267,36 @@ mod tests {
         (fill(x, 37, 101, 50.0), fill(w, 53, 89, 100.0))
     }
 
-    /// burn's own conv2d on the CPU backend is the reference.
-    fn burn_conv(c: &Conv2d, x: &[f32], w: &[f32]) -> Vec<f32> {
-        let dev = Device::flex();
-        let xt = Tensor::<4>::from_data(TensorData::new(x.to_vec(), c.x), &dev);
-        let wt = Tensor::<4>::from_data(TensorData::new(w.to_vec(), c.w), &dev);
-        let y = conv2d(xt, wt, None, ConvOptions::new([c.stride; 2], [c.pad; 2], [1, 1], 1));
-        assert_eq!(y.dims(), c.out_shape());
-        y.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+    fn tensor(v: &[f32], shape: [usize; 4]) -> Tensor<4> {
+        Tensor::<4>::from_data(TensorData::new(v.to_vec(), shape), &Device::flex())
     }
 
-    /// DCGAN's D layers (kernel 4: stride 2 pad 1, and the last 4x4 -> 1) plus odd sizes.
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data")
+    }
+
+    fn assert_close(got: &[f32], want: &[f32], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: lengths");
+        let worst = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{what}: largest difference {worst}");
+    }
+
+    /// DCGAN's D layers (kernel 4: stride 2 pad 1, and the last 4x4 -> 1) plus odd sizes and
+    /// unequal strides and paddings; burn's own conv2d on the CPU backend is the reference.
     #[test]
     fn matches_burns_conv2d() {
         let cases = [
-            Conv2d { x: [2, 3, 16, 16], w: [8, 3, 4, 4], stride: 2, pad: 1 },
-            Conv2d { x: [3, 16, 8, 8], w: [33, 16, 4, 4], stride: 2, pad: 1 },
-            Conv2d { x: [2, 32, 4, 4], w: [1, 32, 4, 4], stride: 1, pad: 0 },
-            Conv2d { x: [1, 5, 7, 9], w: [6, 5, 3, 3], stride: 1, pad: 1 },
+            Conv2d { x: [2, 3, 16, 16], w: [8, 3, 4, 4], stride: [2, 2], pad: [1, 1] },
+            Conv2d { x: [3, 16, 8, 8], w: [33, 16, 4, 4], stride: [2, 2], pad: [1, 1] },
+            Conv2d { x: [2, 32, 4, 4], w: [1, 32, 4, 4], stride: [1, 1], pad: [0, 0] },
+            Conv2d { x: [1, 5, 7, 9], w: [6, 5, 3, 3], stride: [1, 2], pad: [1, 0] },
         ];
         for c in cases {
             let (x, w) = inputs(c.x, c.w);
-            let want = burn_conv(&c, &x, &w);
+            let opts = ConvOptions::new(c.stride, c.pad, [1, 1], 1);
+            let want = values(conv2d(tensor(&x, c.x), tensor(&w, c.w), None, opts));
             for product in [sgemm as Product, crate_gemm as Product] {
-                let got = c.forward(&x, &w, product);
-                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(worst < 1e-4, "{c:?}: largest difference {worst}");
+                assert_close(&c.forward(&x, &w, product), &want, &format!("{c:?}"));
             }
         }
     }
@@ -241,38 +306,34 @@ mod tests {
     #[test]
     fn transposed_matches_burns_and_is_the_same_alone() {
         let cases = [
-            ConvTranspose2d { x: [3, 10, 1, 1], w: [10, 16, 4, 4], stride: 1, pad: 0 },
-            ConvTranspose2d { x: [2, 16, 4, 4], w: [16, 8, 4, 4], stride: 2, pad: 1 },
-            ConvTranspose2d { x: [2, 8, 8, 8], w: [8, 3, 4, 4], stride: 2, pad: 1 },
-            ConvTranspose2d { x: [1, 5, 5, 7], w: [5, 6, 3, 3], stride: 2, pad: 1 },
+            ([3, 10, 1, 1], [10, 16, 4, 4], 1, 0),
+            ([2, 16, 4, 4], [16, 8, 4, 4], 2, 1),
+            ([2, 8, 8, 8], [8, 3, 4, 4], 2, 1),
+            ([2, 5, 5, 7], [5, 6, 3, 3], 2, 1),
         ];
-        let dev = Device::flex();
-        for c in cases {
-            let (x, w) = inputs(c.x, c.w);
-            let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), c.x), &dev);
-            let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), c.w), &dev);
-            let y = conv_transpose2d(xt, wt, None, ConvTransposeOptions::new([c.stride; 2], [c.pad; 2], [0, 0], [1, 1], 1));
-            assert_eq!(y.dims(), c.out_shape().unwrap());
-            let want = y.into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 data");
+        for (xs, ws, s, p) in cases {
+            let c = Conv2d::of_transposed(xs, ws, [s, s], [p, p]).expect("an output");
+            let (x, w) = inputs(xs, ws);
+            let opts = ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1);
+            let y = conv_transpose2d(tensor(&x, xs), tensor(&w, ws), None, opts);
+            assert_eq!(y.dims(), c.x);
+            let want = values(y);
             for product in [sgemm as Product, crate_gemm as Product] {
-                let got = c.forward(&x, &w, product);
-                let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-                assert!(worst < 1e-4, "{c:?}: largest difference {worst}");
+                assert_close(&c.backward_input(&x, &w, product), &want, &format!("{xs:?} * {ws:?}"));
             }
-            if !super::super::gemm::has_avx512() {
-                continue; // the gemm crate's fallback makes no promise across batch sizes
-            }
-            let all = c.forward(&x, &w, sgemm);
-            let [b, ci, h, wi] = c.x;
-            let last = ConvTranspose2d { x: [1, ci, h, wi], ..c };
-            let alone = last.forward(&x[(b - 1) * ci * h * wi..], &w, sgemm);
-            assert_eq!(alone[..], all[all.len() - alone.len()..], "{c:?}: the last image alone differs");
+            let all = c.backward_input(&x, &w, sgemm);
+            let [b, ci, h, wi] = xs;
+            let last = Conv2d { x: [1, c.x[1], c.x[2], c.x[3]], ..c };
+            let alone = last.backward_input(&x[(b - 1) * ci * h * wi..], &w, sgemm);
+            assert_eq!(alone[..], all[all.len() - alone.len()..], "{xs:?}: the last image alone differs");
         }
     }
 
     #[test]
-    fn transposed_out_shape_refuses_no_output() {
-        assert!(ConvTranspose2d { x: [1, 1, 1, 1], w: [1, 1, 2, 2], stride: 1, pad: 1 }.out_shape().is_none());
-        assert_eq!(ConvTranspose2d { x: [1, 1, 4, 4], w: [1, 2, 4, 4], stride: 2, pad: 1 }.out_shape(), Some([1, 2, 8, 8]));
+    fn shapes_refuse_no_output() {
+        assert!(Conv2d::of_transposed([1, 1, 1, 1], [1, 1, 2, 2], [1, 1], [1, 1]).is_none());
+        assert!(Conv2d::of_transposed([1, 2, 1, 1], [3, 1, 2, 2], [1, 1], [0, 0]).is_none(), "channels differ");
+        assert_eq!(Conv2d::of_transposed([1, 1, 4, 4], [1, 2, 4, 4], [2, 2], [1, 1]).map(|c| c.x), Some([1, 2, 8, 8]));
+        assert!(Conv2d { x: [1, 1, 2, 2], w: [1, 1, 5, 5], stride: [1, 1], pad: [1, 1] }.out_shape().is_none());
     }
 }

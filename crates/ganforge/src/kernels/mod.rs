@@ -1,11 +1,17 @@
-//! ganforge's own CPU kernels, below everything else (they import nothing from the crate).
+//! ganforge's own CPU kernels, below everything else (they import nothing from the crate); the
+//! `ops` module puts them inside burn.
 //!
-//! - [`gemm`]: an AVX-512 single-precision matrix product, the core of a convolution.
-//! - [`conv`]: DCGAN's convolutions as one whole-batch im2col and one product, and transposed
-//!   ones as one product and a col2im.
+//! - [`gemm`]: a single-precision matrix product with AVX-512, AVX2 and portable micro-kernels,
+//!   chosen at run time, whose sums do not depend on the shape's other dimensions;
+//! - [`conv`]: a convolution's forward, input gradient and weight gradient as one unfolding and
+//!   one product each (a transposed convolution is the same three passes, roles swapped);
+//! - [`norm`]: batch normalization fused with its activation, forward and backward;
+//! - [`optim`]: Adam and RMSProp updates in one pass over a parameter.
 //!
 //! BENCHMARKS.md ("Each convolution of the step") has what they measure against burn-flex's and
-//! PyTorch's, and why they are not yet wired into training or sampling.
+//! PyTorch's.
 
 pub mod conv;
 pub mod gemm;
+pub mod norm;
+pub mod optim;

@@ -17,7 +17,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Embedding, EmbeddingConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::tanh;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Int, Tensor};
@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::spectral::{self, SpectralNorm};
 use super::{leaky_relu_02, DCond, ModelShape};
+use crate::ops::{self, Act};
 
 /// How G doubles the resolution at each stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,9 +208,9 @@ impl Generator {
         let [b, nz] = z.dims();
         let x = z.reshape([b, nz, 1, 1]); // [b, nz, 1, 1]
         let x = spectral::conv_transpose2d(&self.project, &self.project_sn, x); // [b, 8ngf, 4, 4] at 64px
-        let mut x = relu(self.project_bn.forward(x));
+        let mut x = ops::batch_norm_act(&self.project_bn, x, Act::Relu);
         for block in &self.blocks {
-            x = relu(block.bn.forward(block.up.forward(x, &block.sn))); // [b, w/2, 2h, 2w]
+            x = ops::batch_norm_act(&block.bn, block.up.forward(x, &block.sn), Act::Relu); // [b, w/2, 2h, 2w]
         }
         tanh(self.to_image.forward(x, &self.to_image_sn)) // [b, c, s, s]
     }
@@ -301,8 +302,8 @@ impl Discriminator {
         let linear = |conv: &Conv2d, sn: &Option<SpectralNorm>, x: Tensor<4>, t: Option<Tensor<4>>| {
             let conv = spectral::effective_conv2d(conv, sn);
             debug_assert!(conv.bias.is_none(), "D's convolutions are bias-free, so the tangent map is linear");
-            let t = t.map(|t| conv.forward(t));
-            (conv.forward(x), t)
+            let t = t.map(|t| ops::conv2d_layer(&conv, t));
+            (ops::conv2d_layer(&conv, x), t)
         };
         // LeakyReLU(0.2): the tangent is scaled by the slope at the primal point.
         let leaky = |a: Tensor<4>, t: Option<Tensor<4>>| {
@@ -313,14 +314,13 @@ impl Discriminator {
         let (mut x, mut t) = leaky(a, t);
         for block in &self.blocks {
             let (a, ta) = linear(&block.conv, &block.sn, x, t); // [b, 2w, h/2, w/2]
-            let a = match &block.bn {
+            (x, t) = match &block.bn {
                 Some(bn) => {
                     assert!(ta.is_none(), "a tangent through batch norm is not supported: set dcgan.batch_norm_d = false");
-                    bn.forward(a)
+                    (ops::batch_norm_act(bn, a, Act::Leaky(0.2)), None)
                 }
-                None => a,
+                None => leaky(a, ta),
             };
-            (x, t) = leaky(a, ta);
         }
         let (logits, tl) = linear(&self.head, &self.head_sn, x.clone(), t.clone());
         let (logits, tl) = (logits.reshape([b]), tl.map(|t| t.reshape([b]))); // [b]

@@ -15,6 +15,8 @@ use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
+use crate::ops;
+
 /// The persistent left singular vector estimate of one layer.
 #[derive(Module, Debug)]
 pub struct SpectralNorm {
@@ -77,8 +79,8 @@ pub fn effective_conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>) -> Conv2d {
 /// A convolution through its spectrally normalized weight when `sn` is set.
 pub fn conv2d(conv: &Conv2d, sn: &Option<SpectralNorm>, x: Tensor<4>) -> Tensor<4> {
     match sn {
-        None => conv.forward(x),
-        Some(_) => effective_conv2d(conv, sn).forward(x),
+        None => ops::conv2d_layer(conv, x),
+        Some(_) => ops::conv2d_layer(&effective_conv2d(conv, sn), x),
     }
 }
 
@@ -94,8 +96,8 @@ pub fn linear(layer: &Linear, sn: &Option<SpectralNorm>, x: burn::tensor::Tensor
 /// A transposed convolution through its spectrally normalized weight when `sn` is set.
 pub fn conv_transpose2d(conv: &ConvTranspose2d, sn: &Option<SpectralNorm>, x: Tensor<4>) -> Tensor<4> {
     match sn {
-        None => conv.forward(x),
-        Some(sn) => ConvTranspose2d { weight: through(sn.normalize(conv.weight.val())), ..conv.clone() }.forward(x),
+        None => ops::conv_transpose2d_layer(conv, x),
+        Some(sn) => ops::conv_transpose2d_layer(&ConvTranspose2d { weight: through(sn.normalize(conv.weight.val())), ..conv.clone() }, x),
     }
 }
 

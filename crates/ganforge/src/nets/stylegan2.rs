@@ -29,11 +29,11 @@
 
 use burn::config::Config;
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{leaky_relu_02, ModelShape};
+use crate::ops::conv2d;
 use crate::params::{map_named, HostTensor};
 use crate::rng::{GanRng, Stream};
 
