@@ -43,6 +43,25 @@ def train_step():
     return out
 
 
+def train_step_kernels():
+    """The step on ganforge's own kernels, on burn's ops and in PyTorch, from one run."""
+    runs = json.loads((RESULTS / "2026-12-07-cpu-2threads-kernels.json").read_text())
+    m = runs[0]["machine"]
+    out = [
+        f"Machine: {m['cpu']} ({', '.join(m['vector_extensions'])}), {m['cpus']} cpus; PyTorch {runs[0]['pytorch']['version']}.",
+        "",
+        "| config | ganforge step, own kernels | on burn's ops | PyTorch step | ratio own / PyTorch | ratio burn's ops / PyTorch | peak RSS own / burn's / PyTorch |",
+        "|--------|---------------------------:|--------------:|-------------:|--------------------:|---------------------------:|--------------------------------:|",
+    ]
+    for r in runs:
+        g, b, p = r["ganforge"], r["ganforge"]["burn_ops"], r["pytorch"]
+        out.append(
+            f"| {r['config']} | {g['median_s']:.3f} s | {b['median_s']:.3f} s | {p['median_s']:.3f} s | **{g['median_s'] / p['median_s']:.2f}** "
+            f"| {b['median_s'] / p['median_s']:.2f} | {g['peak_rss_mib']:.0f} / {b['peak_rss_mib']:.0f} / {p['peak_rss_mib']:.0f} MiB |"
+        )
+    return out
+
+
 def loader():
     raw = RESULTS / "2026-11-28-loader-cpu-2threads.md"
     lines = raw.read_text().splitlines()
@@ -301,6 +320,7 @@ def conv_kernels():
 
 TABLES = {
     "train-step": train_step,
+    "train-step-kernels": train_step_kernels,
     "loader": loader,
     "mode-collapse": mode_collapse,
     "mnist-evals": mnist_evals,

@@ -81,6 +81,29 @@ fn train_step_table_is_its_raw_file() {
 }
 
 #[test]
+fn train_step_kernels_table_is_its_raw_file() {
+    let runs: Vec<Value> = serde_json::from_str(&raw("2026-12-07-cpu-2threads-kernels.json")).unwrap();
+    let lines = block("train-step-kernels");
+    let cpu = runs[0]["machine"]["cpu"].as_str().unwrap();
+    assert!(lines[0].starts_with("Machine: ") && lines[0].contains(cpu), "{}", lines[0]);
+    let table = rows(&lines);
+    assert_eq!(table.len(), runs.len());
+    for (row, run) in table.iter().zip(&runs) {
+        let (g, b, p) = (&run["ganforge"], &run["ganforge"]["burn_ops"], &run["pytorch"]);
+        assert_eq!(row[0], run["config"].as_str().unwrap());
+        let (gs, bs, ps) = (g["median_s"].as_f64().unwrap(), b["median_s"].as_f64().unwrap(), p["median_s"].as_f64().unwrap());
+        shows(&row[1], 0, gs);
+        shows(&row[2], 0, bs);
+        shows(&row[3], 0, ps);
+        shows(&row[4], 0, gs / ps);
+        shows(&row[5], 0, bs / ps);
+        shows(&row[6], 0, g["peak_rss_mib"].as_f64().unwrap());
+        shows(&row[6], 1, b["peak_rss_mib"].as_f64().unwrap());
+        shows(&row[6], 2, p["peak_rss_mib"].as_f64().unwrap());
+    }
+}
+
+#[test]
 fn loader_table_is_its_raw_file() {
     let records = json_lines(&raw("2026-11-28-loader-cpu-2threads.md"));
     let lines = block("loader");

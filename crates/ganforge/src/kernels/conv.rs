@@ -73,6 +73,29 @@ fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     }
 }
 
+/// `dst = src` for one kernel row (DCGAN's are 4 wide: copied as one vector, not through a
+/// call to memcpy for 16 bytes).
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    match (<&mut [f32; 4]>::try_from(&mut *dst), <&[f32; 4]>::try_from(src)) {
+        (Ok(d), Ok(s)) => *d = *s,
+        _ => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s),
+    }
+}
+
+/// `dst += src` for one kernel row.
+#[inline(always)]
+fn add_run(dst: &mut [f32], src: &[f32]) {
+    match (<&mut [f32; 4]>::try_from(&mut *dst), <&[f32; 4]>::try_from(src)) {
+        (Ok(d), Ok(s)) => {
+            for i in 0..4 {
+                d[i] += s[i];
+            }
+        }
+        _ => dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+    }
+}
+
 impl Conv2d {
     /// Output [batch, out channels, height, width]; None when the kernel is wider than the
     /// padded input, a stride is 0 or the channels of x and the weight differ.
@@ -206,9 +229,14 @@ impl Conv2d {
                                 continue;
                             }
                             let src = &img[(c * h + iy) * wi..][..wi];
-                            for (kx, d) in dst.iter_mut().enumerate() {
-                                let ix = (ox * sw + kx).wrapping_sub(pw);
-                                *d = if ix < wi { src[ix] } else { 0.0 };
+                            let ix0 = (ox * sw).wrapping_sub(pw);
+                            if ix0 < wi && ix0 + kw <= wi {
+                                copy_run(dst, &src[ix0..ix0 + kw]);
+                            } else {
+                                for (kx, d) in dst.iter_mut().enumerate() {
+                                    let ix = (ox * sw + kx).wrapping_sub(pw);
+                                    *d = if ix < wi { src[ix] } else { 0.0 };
+                                }
                             }
                         }
                     }
@@ -237,10 +265,15 @@ impl Conv2d {
                             }
                             let dst = &mut img[(c * h + iy) * wi..][..wi];
                             let src = &row[(c * kh + ky) * kw..][..kw];
-                            for (kx, &v) in src.iter().enumerate() {
-                                let ix = (ox * sw + kx).wrapping_sub(pw);
-                                if ix < wi {
-                                    dst[ix] += v;
+                            let ix0 = (ox * sw).wrapping_sub(pw);
+                            if ix0 < wi && ix0 + kw <= wi {
+                                add_run(&mut dst[ix0..ix0 + kw], src);
+                            } else {
+                                for (kx, &v) in src.iter().enumerate() {
+                                    let ix = (ox * sw + kx).wrapping_sub(pw);
+                                    if ix < wi {
+                                        dst[ix] += v;
+                                    }
                                 }
                             }
                         }

@@ -202,97 +202,117 @@ impl CPtr {
 trait Micro {
     const MR: usize;
     const NR: usize;
+    /// `pack_a` / `pack_b` at this kernel's MR / NR (constants, so that a sliver's row is
+    /// copied with vector moves rather than a call to memcpy per handful of floats).
+    fn pack_a(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]);
+    fn pack_b(b: MatRef, pc: usize, kc: usize, j0: usize, cols: usize, sliver: &mut [f32]);
     /// SAFETY: `a` holds kc * MR floats, `b` kc * NR, and the MR x NR tile at `c` (row stride
     /// `ldc`) is valid for reads and writes; the CPU runs this kernel's instructions.
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool);
 }
 
+thread_local! {
+    /// Each thread's packed block of A (MC x KC), kept between products: a fresh zeroed buffer
+    /// per task cost more than some small products themselves. No task calls a product inside
+    /// another, so the borrow is never nested.
+    static APACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn blocked<K: Micro>(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32], accumulate: bool) {
     let cp = CPtr(c.as_mut_ptr());
     let row_blocks = m.div_ceil(MC);
-    let slivers = n.div_ceil(K::NR);
-    // Column groups: enough tasks for two per thread when the rows alone do not give them.
-    let groups = slivers.min((2 * rayon::current_num_threads()).div_ceil(row_blocks)).max(1);
-    let group_cols = slivers.div_ceil(groups) * K::NR;
-    let groups = n.div_ceil(group_cols);
-    let panel_cols = NC.min(group_cols);
-    (0..row_blocks * groups).into_par_iter().for_each_init(
-        || (vec![0.0f32; MC * KC], vec![0.0f32; KC * panel_cols]),
-        |(apack, bpack), task| {
-            let (ic, j0) = ((task / groups) * MC, (task % groups) * group_cols);
-            let mc = MC.min(m - ic);
-            let j1 = n.min(j0 + group_cols);
-            for jc in (j0..j1).step_by(NC) {
-                let nc = NC.min(j1 - jc);
-                for pc in (0..k).step_by(KC) {
-                    let kc = KC.min(k - pc);
-                    pack_b(b, pc, kc, jc, nc, K::NR, bpack);
-                    pack_a(a, ic, mc, pc, kc, K::MR, apack);
-                    // After the first panel of k, every tile adds to what the earlier panels wrote.
-                    let acc = accumulate || pc > 0;
-                    for jr in (0..nc).step_by(K::NR) {
+    let mut bpack = vec![0.0f32; KC * NC.min(n.div_ceil(K::NR) * K::NR)];
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        let slivers = nc.div_ceil(K::NR);
+        // Column groups: enough tasks for two per thread when the rows alone do not give them
+        // (a weight gradient's m is a layer's channels).
+        let group_slivers = slivers.div_ceil(slivers.min((2 * rayon::current_num_threads()).div_ceil(row_blocks)).max(1));
+        let groups = slivers.div_ceil(group_slivers);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            // B's panel is packed once, sliver by sliver in parallel, and shared by all tasks.
+            bpack.par_chunks_mut(kc * K::NR).take(slivers).enumerate().for_each(|(s, sliver)| K::pack_b(b, pc, kc, jc + s * K::NR, K::NR.min(nc - s * K::NR), sliver));
+            // After the first panel of k, every tile adds to what the earlier panels wrote.
+            let acc = accumulate || pc > 0;
+            let bpack = &bpack[..];
+            (0..row_blocks * groups).into_par_iter().for_each(|task| {
+                APACK.with_borrow_mut(|apack| {
+                    apack.resize(MC * KC, 0.0); // once per thread: stale values are overwritten
+                    let (ic, s0) = ((task / groups) * MC, (task % groups) * group_slivers);
+                    let mc = MC.min(m - ic);
+                    K::pack_a(a, ic, mc, pc, kc, apack);
+                    for s in s0..slivers.min(s0 + group_slivers) {
+                        let jr = s * K::NR;
                         for ir in (0..mc).step_by(K::MR) {
                             let (rows, cols) = (K::MR.min(mc - ir), K::NR.min(nc - jr));
                             // SAFETY: packed panels hold whole MR x kc and kc x NR slivers; the
                             // tile (ic + ir.., jc + jr..) is inside C and owned by this task
                             // (tasks split C into disjoint row blocks x column groups).
-                            unsafe {
-                                tile::<K>(kc, apack.as_ptr().add(ir * kc), bpack.as_ptr().add(jr * kc), cp.at((ic + ir) * n + jc + jr), n, rows, cols, acc)
-                            };
+                            unsafe { tile::<K>(kc, apack.as_ptr().add(ir * kc), bpack.as_ptr().add(jr * kc), cp.at((ic + ir) * n + jc + jr), n, rows, cols, acc) };
                         }
                     }
-                }
-            }
-        },
-    );
-}
-
-/// Packs B[pc..pc+kc, jc..jc+nc] as slivers of `nr` columns: sliver s holds, for each p, the nr
-/// values B[pc + p, jc + s*nr ..], zero past n.
-fn pack_b(b: MatRef, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, out: &mut [f32]) {
-    for (s, sliver) in out.chunks_mut(kc * nr).take(nc.div_ceil(nr)).enumerate() {
-        let j0 = jc + s * nr;
-        let cols = nr.min(jc + nc - j0);
-        for p in 0..kc {
-            let row = &mut sliver[p * nr..(p + 1) * nr];
-            if b.col_stride == 1 {
-                let start = (pc + p) * b.row_stride + j0;
-                row[..cols].copy_from_slice(&b.data[start..start + cols]);
-            } else {
-                for (j, v) in row[..cols].iter_mut().enumerate() {
-                    *v = b.at(pc + p, j0 + j);
-                }
-            }
-            row[cols..].fill(0.0);
+                })
+            });
         }
     }
 }
 
-/// Packs A[ic..ic+mc, pc..pc+kc] as slivers of `mr` rows: sliver s holds, for each p, the mr
-/// values A[ic + s*mr .., pc + p], zero past m.
-fn pack_a(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize, mr: usize, out: &mut [f32]) {
-    for (s, sliver) in out.chunks_mut(kc * mr).take(mc.div_ceil(mr)).enumerate() {
-        let i0 = ic + s * mr;
-        let rows = mr.min(ic + mc - i0);
-        if a.row_stride == 1 {
-            // A is a transposed view: a sliver's row at p is contiguous in memory.
-            for p in 0..kc {
-                let dst = &mut sliver[p * mr..(p + 1) * mr];
-                let start = (pc + p) * a.col_stride + i0;
-                dst[..rows].copy_from_slice(&a.data[start..start + rows]);
-                dst[rows..].fill(0.0);
-            }
-            continue;
+/// Packs B[pc..pc+kc, j0..j0+cols] as one sliver of NR columns: for each p, the NR values
+/// B[pc + p, j0 ..], zero past the last column.
+fn pack_b<const NR: usize>(b: MatRef, pc: usize, kc: usize, j0: usize, cols: usize, sliver: &mut [f32]) {
+    let rows = sliver[..kc * NR].chunks_exact_mut(NR);
+    if b.col_stride == 1 && cols == NR {
+        for (p, row) in rows.enumerate() {
+            let src: &[f32; NR] = b.data[(pc + p) * b.row_stride + j0..][..NR].try_into().expect("NR floats");
+            *<&mut [f32; NR]>::try_from(row).expect("NR floats") = *src;
         }
-        for i in 0..mr {
-            if i < rows {
-                // Row i of the sliver is read along k: contiguous when A is row-major.
-                for p in 0..kc {
-                    sliver[p * mr + i] = a.at(i0 + i, pc + p);
+    } else if b.row_stride == 1 && b.col_stride != 1 {
+        // B is a transposed view: each of its columns is contiguous along p.
+        for j in 0..NR {
+            if j < cols {
+                let col = &b.data[(j0 + j) * b.col_stride + pc..][..kc];
+                for (p, &v) in col.iter().enumerate() {
+                    sliver[p * NR + j] = v;
                 }
             } else {
                 for p in 0..kc {
-                    sliver[p * mr + i] = 0.0;
+                    sliver[p * NR + j] = 0.0;
+                }
+            }
+        }
+    } else {
+        for (p, row) in rows.enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if j < cols { b.at(pc + p, j0 + j) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Packs A[ic..ic+mc, pc..pc+kc] as slivers of MR rows: sliver s holds, for each p, the MR
+/// values A[ic + s*MR .., pc + p], zero past m.
+fn pack_a<const MR: usize>(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+    for (s, sliver) in out.chunks_mut(kc * MR).take(mc.div_ceil(MR)).enumerate() {
+        let i0 = ic + s * MR;
+        let rows = MR.min(ic + mc - i0);
+        if a.row_stride == 1 && rows == MR {
+            // A is a transposed view: a sliver's row at p is contiguous in memory.
+            for (p, dst) in sliver[..kc * MR].chunks_exact_mut(MR).enumerate() {
+                let src: &[f32; MR] = a.data[(pc + p) * a.col_stride + i0..][..MR].try_into().expect("MR floats");
+                *<&mut [f32; MR]>::try_from(dst).expect("MR floats") = *src;
+            }
+            continue;
+        }
+        for i in 0..MR {
+            if i < rows {
+                // Row i of the sliver is read along k: contiguous when A is row-major.
+                for p in 0..kc {
+                    sliver[p * MR + i] = a.at(i0 + i, pc + p);
+                }
+            } else {
+                for p in 0..kc {
+                    sliver[p * MR + i] = 0.0;
                 }
             }
         }
@@ -333,6 +353,12 @@ struct Portable;
 impl Micro for Avx512 {
     const MR: usize = 12;
     const NR: usize = 32;
+    fn pack_a(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+        pack_a::<12>(a, ic, mc, pc, kc, out)
+    }
+    fn pack_b(b: MatRef, pc: usize, kc: usize, j0: usize, cols: usize, sliver: &mut [f32]) {
+        pack_b::<32>(b, pc, kc, j0, cols, sliver)
+    }
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
         #[cfg(target_arch = "x86_64")]
         unsafe {
@@ -349,6 +375,12 @@ impl Micro for Avx512 {
 impl Micro for Avx2 {
     const MR: usize = 6;
     const NR: usize = 16;
+    fn pack_a(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+        pack_a::<6>(a, ic, mc, pc, kc, out)
+    }
+    fn pack_b(b: MatRef, pc: usize, kc: usize, j0: usize, cols: usize, sliver: &mut [f32]) {
+        pack_b::<16>(b, pc, kc, j0, cols, sliver)
+    }
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
         #[cfg(target_arch = "x86_64")]
         unsafe {
@@ -365,6 +397,12 @@ impl Micro for Avx2 {
 impl Micro for Portable {
     const MR: usize = 4;
     const NR: usize = 8;
+    fn pack_a(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [f32]) {
+        pack_a::<4>(a, ic, mc, pc, kc, out)
+    }
+    fn pack_b(b: MatRef, pc: usize, kc: usize, j0: usize, cols: usize, sliver: &mut [f32]) {
+        pack_b::<8>(b, pc, kc, j0, cols, sliver)
+    }
     unsafe fn run(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
         // SAFETY: the caller's contract (Micro::run) bounds every read and write below.
         let (a, b) = unsafe { (std::slice::from_raw_parts(a, kc * 4), std::slice::from_raw_parts(b, kc * 8)) };
