@@ -61,12 +61,15 @@ fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 /// `dst[j * rows + i] = src[i * cols + j]`, in tiles that stay in cache.
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const T: usize = 32;
+    const T: usize = 16;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: slices shorter than {rows} x {cols}");
     for i0 in (0..rows).step_by(T) {
         for j0 in (0..cols).step_by(T) {
             for i in i0..rows.min(i0 + T) {
                 for j in j0..cols.min(j0 + T) {
-                    dst[j * rows + i] = src[i * cols + j];
+                    // SAFETY: i < rows and j < cols, and both slices hold rows * cols floats
+                    // (asserted above).
+                    unsafe { *dst.get_unchecked_mut(j * rows + i) = *src.get_unchecked(i * cols + j) };
                 }
             }
         }
