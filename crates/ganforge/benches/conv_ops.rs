@@ -52,7 +52,11 @@ struct Layer {
 impl Layer {
     fn weight_shape(&self) -> [usize; 4] {
         // burn and PyTorch store a transposed convolution's weight as [in, out, k, k].
-        if self.transposed { [self.c_in, self.c_out, 4, 4] } else { [self.c_out, self.c_in, 4, 4] }
+        if self.transposed {
+            [self.c_in, self.c_out, 4, 4]
+        } else {
+            [self.c_out, self.c_in, 4, 4]
+        }
     }
 
     /// The layer on ganforge's op (`own`) or burn-flex's.
@@ -132,7 +136,8 @@ fn main() {
         let (xd, wd) = (Tensor::<4>::from_data(x.clone(), &device), Tensor::<4>::from_data(w.clone(), &device));
         let y_dims = layer.run(xd.clone(), wd.clone(), true).dims();
         let g = host(&mut rng, y_dims);
-        let (xa, wa, ga) = (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad), Tensor::<4>::from_data(g.clone(), &ad));
+        let (xa, wa, ga) =
+            (Tensor::<4>::from_data(x.clone(), &ad), Tensor::<4>::from_data(w.clone(), &ad), Tensor::<4>::from_data(g.clone(), &ad));
         let fwd = |own: bool| {
             time(warmup, steps, || {
                 std::hint::black_box(layer.run(xd.clone(), wd.clone(), own));
@@ -142,7 +147,11 @@ fn main() {
         let fwd_bwd = |track_x: bool, own: bool| {
             time(warmup, steps, || {
                 let (mut xt, mut wt) = (xa.clone(), wa.clone());
-                if track_x { xt = xt.require_grad() } else { wt = wt.require_grad() }
+                if track_x {
+                    xt = xt.require_grad()
+                } else {
+                    wt = wt.require_grad()
+                }
                 let y = layer.run(xt.clone(), wt.clone(), own);
                 let grads = (y * ga.clone()).sum().backward();
                 let grad = if track_x { xt.grad(&grads) } else { wt.grad(&grads) };
@@ -150,7 +159,12 @@ fn main() {
             })
         };
         let (fwd_s, fwd_dx, fwd_dw) = (fwd(true), fwd_bwd(true, true), fwd_bwd(false, true));
-        let burn = format!(", \"burn_fwd_s\": {}, \"burn_fwd_dx_s\": {}, \"burn_fwd_dw_s\": {}", fwd(false), fwd_bwd(true, false), fwd_bwd(false, false));
+        let burn = format!(
+            ", \"burn_fwd_s\": {}, \"burn_fwd_dx_s\": {}, \"burn_fwd_dw_s\": {}",
+            fwd(false),
+            fwd_bwd(true, false),
+            fwd_bwd(false, false)
+        );
         let own = if layer.transposed {
             String::new()
         } else {
@@ -158,8 +172,13 @@ fn main() {
             let (m, k, n) = (batch * y_dims[2] * y_dims[3], layer.c_in * 16, layer.c_out);
             let (a, b) = (rng.normal_vec(m * k, 0.0, 1.0), rng.normal_vec(k * n, 0.0, 1.0));
             let mut c = vec![0.0f32; m * n];
-            let mut product = |f: Product| time(warmup, steps, || f(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, false));
-            format!(", \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_own_s\": {}", product(crate_gemm), product(sgemm))
+            let mut product =
+                |f: Product| time(warmup, steps, || f(m, n, k, MatRef::row_major(&a, k), MatRef::row_major(&b, n), &mut c, false));
+            format!(
+                ", \"product_mkn\": [{m}, {k}, {n}], \"product_crate_s\": {}, \"product_own_s\": {}",
+                product(crate_gemm),
+                product(sgemm)
+            )
         };
         let row = format!(
             "{{\"layer\": \"{}\", \"op\": \"{}\", \"x\": {:?}, \"w\": {:?}, \"y\": {:?}, \"fwd_s\": {fwd_s}, \"fwd_dx_s\": {fwd_dx}, \"fwd_dw_s\": {fwd_dw}{burn}{own}}}",

@@ -23,8 +23,8 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
-use burn::backend::tensor::FloatTensor;
 use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::{BatchNorm, PaddingConfig2d};
@@ -34,8 +34,8 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use crate::kernels::conv::Conv2d as Geometry;
 use crate::kernels::gemm::sgemm;
-use crate::kernels::norm::{self, Planes};
 pub use crate::kernels::norm::Act;
+use crate::kernels::norm::{self, Planes};
 
 /// Whether ganforge's own kernels may run: unless `GANFORGE_CPU_KERNELS=0` (burn's ops
 /// everywhere, for comparison), read once per process.
@@ -73,7 +73,14 @@ pub trait OwnConv: Backend {
     fn own_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `act(gamma * (x - mean) / sqrt(var + eps) + beta)` with `stats` = [mean; var] of x itself,
     /// differentiated as training-mode batch norm (through the statistics) for x, gamma, beta.
-    fn own_batch_norm_act(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, stats: FloatTensor<Self>, eps: f64, act: Act) -> FloatTensor<Self>;
+    fn own_batch_norm_act(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        eps: f64,
+        act: Act,
+    ) -> FloatTensor<Self>;
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -134,7 +141,8 @@ impl OwnConv for Flex {
     fn own_batch_norm_act(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, stats: FlexTensor, eps: f64, act: Act) -> FlexTensor {
         let s = planes(&x);
         let (mean, var) = split_stats(&stats);
-        counted(flex(norm::forward(&f32s(&x), s, &mean, &var, &f32s(&gamma), &f32s(&beta), eps, act), dims4(&x))) // [b, c, h, w]
+        counted(flex(norm::forward(&f32s(&x), s, &mean, &var, &f32s(&gamma), &f32s(&beta), eps, act), dims4(&x)))
+        // [b, c, h, w]
     }
 }
 
@@ -181,10 +189,12 @@ impl Backward<Flex, 2> for ConvBackward {
         let w: FlexTensor = checkpointer.retrieve_node_output(w_state);
         let dy = f32s(&dy);
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, counted(flex(g.backward_input(&dy, &f32s(&w), sgemm), g.x))); // [b, ci, h, w]
+            grads.register::<Flex>(node.id, counted(flex(g.backward_input(&dy, &f32s(&w), sgemm), g.x)));
+            // [b, ci, h, w]
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, counted(flex(g.backward_weight(&f32s(&x), &dy, sgemm), g.w))); // [co, ci, kh, kw]
+            grads.register::<Flex>(node.id, counted(flex(g.backward_weight(&f32s(&x), &dy, sgemm), g.w)));
+            // [co, ci, kh, kw]
         }
     }
 }
@@ -206,10 +216,12 @@ impl Backward<Flex, 2> for ConvTransposeBackward {
         let dy = f32s(&dy);
         let x_shape = g.out_shape().expect("checked in the forward");
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, counted(flex(g.forward(&dy, &f32s(&w), sgemm), x_shape))); // [b, ci, h, w]
+            grads.register::<Flex>(node.id, counted(flex(g.forward(&dy, &f32s(&w), sgemm), x_shape)));
+            // [b, ci, h, w]
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, counted(flex(g.backward_weight(&dy, &f32s(&x), sgemm), g.w))); // [ci, co, kh, kw]
+            grads.register::<Flex>(node.id, counted(flex(g.backward_weight(&dy, &f32s(&x), sgemm), g.w)));
+            // [ci, co, kh, kw]
         }
     }
 }
@@ -244,15 +256,25 @@ impl<C: CheckpointStrategy> OwnConv for Autodiff<Flex, C> {
         Self::float_from_data(Flex::own_batch_norm_stats(x.into_primitive()).into_data(), &device)
     }
 
-    fn own_batch_norm_act(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, stats: FloatTensor<Self>, eps: f64, act: Act) -> FloatTensor<Self> {
+    fn own_batch_norm_act(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        eps: f64,
+        act: Act,
+    ) -> FloatTensor<Self> {
         let stats = stats.into_primitive();
         match BatchNormActBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
                 let (xs, gs) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
-                let y = Flex::own_batch_norm_act(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), stats.clone(), eps, act);
+                let y =
+                    Flex::own_batch_norm_act(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), stats.clone(), eps, act);
                 prep.finish((xs, gs, y.clone(), stats, eps, act), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::own_batch_norm_act(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), stats, eps, act)),
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::own_batch_norm_act(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), stats, eps, act))
+            }
         }
     }
 }
@@ -326,7 +348,12 @@ pub fn conv_transpose2d_layer(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4>
 /// does); elsewhere burn's layer and activation.
 pub fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, act: Act) -> Tensor<4> {
     let training = x.device().is_autodiff() && bn.training.is_enabled();
-    if !(training && own_kernels_enabled() && x.device().inner() == Device::flex() && x.dtype() == DType::F32 && x.dims().iter().all(|&d| d > 0)) {
+    if !(training
+        && own_kernels_enabled()
+        && x.device().inner() == Device::flex()
+        && x.dtype() == DType::F32
+        && x.dims().iter().all(|&d| d > 0))
+    {
         let y = bn.forward(x);
         return match act {
             Act::Identity => y,
@@ -336,7 +363,14 @@ pub fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, act: Act) -> Tensor<4> {
     }
     let c = x.dims()[1];
     let stats: Tensor<2> = Tensor::from_dispatch(Dispatch::own_batch_norm_stats(x.clone().into_dispatch())); // [2, c]
-    let y = Dispatch::own_batch_norm_act(x.into_dispatch(), bn.gamma.val().into_dispatch(), bn.beta.val().into_dispatch(), stats.clone().into_dispatch(), bn.epsilon, act);
+    let y = Dispatch::own_batch_norm_act(
+        x.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        stats.clone().into_dispatch(),
+        bn.epsilon,
+        act,
+    );
     let y: Tensor<4> = Tensor::from_dispatch(y);
     let device = y.device();
     let running = |state: &burn::module::RunningState<Tensor<1>>, row: usize| {
@@ -410,7 +444,9 @@ mod tests {
             (false, true) => conv2d(x2, w2, b2, ConvOptions::new([s, s], [p, p], [1, 1], 1)),
             (false, false) => burn::tensor::module::conv2d(x2, w2, b2, ConvOptions::new([s, s], [p, p], [1, 1], 1)),
             (true, true) => conv_transpose2d(x2, w2, b2, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1)),
-            (true, false) => burn::tensor::module::conv_transpose2d(x2, w2, b2, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1)),
+            (true, false) => {
+                burn::tensor::module::conv_transpose2d(x2, w2, b2, ConvTransposeOptions::new([s, s], [p, p], [0, 0], [1, 1], 1))
+            }
         };
         let dy = Tensor::<4>::from_data(TensorData::new(filled(y.dims().iter().product(), 4), y.dims()), &dev);
         let grads = (y.clone() * dy).sum().backward();
@@ -450,7 +486,10 @@ mod tests {
                 let bn = BatchNormConfig::new(shape[1]).init(&dev);
                 let c = shape[1];
                 let bn = BatchNorm {
-                    gamma: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(filled(c, 5).iter().map(|v| v + 1.0).collect(), [c]), &dev)),
+                    gamma: burn::module::Param::from_tensor(Tensor::from_data(
+                        TensorData::new(filled(c, 5).iter().map(|v| v + 1.0).collect(), [c]),
+                        &dev,
+                    )),
                     beta: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(filled(c, 6), [c]), &dev)),
                     ..bn
                 };
@@ -495,7 +534,8 @@ mod tests {
         let before = own_kernel_passes();
         let grouped = conv2d(x.clone(), Tensor::<4>::ones([4, 2, 3, 3], &dev), None, ConvOptions::new([1, 1], [1, 1], [1, 1], 2));
         let dilated = conv2d(x.clone(), Tensor::<4>::ones([3, 4, 3, 3], &dev), None, ConvOptions::new([1, 1], [0, 0], [2, 2], 1));
-        let padded_out = conv_transpose2d(x, Tensor::<4>::ones([4, 3, 3, 3], &dev), None, ConvTransposeOptions::new([2, 2], [1, 1], [1, 1], [1, 1], 1));
+        let padded_out =
+            conv_transpose2d(x, Tensor::<4>::ones([4, 3, 3, 3], &dev), None, ConvTransposeOptions::new([2, 2], [1, 1], [1, 1], [1, 1], 1));
         assert_eq!(own_kernel_passes(), before, "none of these may run on ganforge's kernels");
         assert_eq!((grouped.dims(), dilated.dims(), padded_out.dims()), ([2, 4, 6, 6], [2, 3, 2, 2], [2, 3, 12, 12]));
     }

@@ -255,7 +255,8 @@ fn fused_update(o: &Optimizer, p: Tensor<1>, g: Tensor<1>, old: Option<Moments>)
                 _ => (true, vec![0.0; n], vec![0.0; n]),
             };
             let t = o.steps as f64;
-            let step = AdamStep { beta1, beta2, step_size: o.lr / (1.0 - beta1.powf(t)), bias2_sqrt: (1.0 - beta2.powf(t)).sqrt(), eps: o.eps };
+            let step =
+                AdamStep { beta1, beta2, step_size: o.lr / (1.0 - beta1.powf(t)), bias2_sqrt: (1.0 - beta2.powf(t)).sqrt(), eps: o.eps };
             kernels::optim::adam(&mut pv, &gv, &mut m, &mut v, step, fresh);
             (tensor(pv), Moments { m: Some(tensor(m)), v: tensor(v) })
         }
@@ -316,8 +317,14 @@ mod tests {
             for step in 1..=3 {
                 opt.steps = step;
                 let g = t(values(step as usize + 1));
-                fused = { let (p, m) = fused_update(&opt, fused.0, g.clone(), fused.1); (p, Some(m)) };
-                plain = { let (p, m) = tensor_update(&opt, plain.0, g, plain.1); (p, Some(m)) };
+                fused = {
+                    let (p, m) = fused_update(&opt, fused.0, g.clone(), fused.1);
+                    (p, Some(m))
+                };
+                plain = {
+                    let (p, m) = tensor_update(&opt, plain.0, g, plain.1);
+                    (p, Some(m))
+                };
                 assert_eq!(host(&fused.0), host(&plain.0), "{:?} step {step}: parameters", opt.rule);
                 let (fm, pm) = (fused.1.as_ref().unwrap(), plain.1.as_ref().unwrap());
                 assert_eq!(host(&fm.v), host(&pm.v), "{:?} step {step}: second moments", opt.rule);

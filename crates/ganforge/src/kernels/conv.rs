@@ -59,6 +59,15 @@ fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[..len]
 }
 
+/// Whether each image is its own product, oriented so that NCHW needs no transpose
+/// (`[co, k] x [k, pixels]`): where an image has many output pixels and the weight is not thin
+/// (a product with a side under 64 keeps the kernel idle between calls); elsewhere the batch is
+/// one product, taller, and the small outputs are transposed. A property of the layer, never of
+/// the batch size, so an image still does not depend on its batch.
+fn per_image(pixels: usize, co: usize, k: usize) -> bool {
+    pixels >= 256 && co >= 64 && k >= 64
+}
+
 /// `dst[j * rows + i] = src[i * cols + j]`, in tiles that stay in cache.
 fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const T: usize = 16;
@@ -118,7 +127,8 @@ impl Conv2d {
         let [b, ci, h, wi] = x;
         let [wci, co, kh, kw] = w;
         let size = |i: usize, k: usize, s: usize, p: usize| (i.checked_sub(1)? * s + k).checked_sub(2 * p).filter(|&o| o > 0);
-        let conv = Conv2d { x: [b, co, size(h, kh, stride[0], pad[0])?, size(wi, kw, stride[1], pad[1])?], w: [ci, co, kh, kw], stride, pad };
+        let conv =
+            Conv2d { x: [b, co, size(h, kh, stride[0], pad[0])?, size(wi, kw, stride[1], pad[1])?], w: [ci, co, kh, kw], stride, pad };
         (wci == ci && conv.out_shape() == Some([b, ci, h, wi])).then_some(conv)
     }
 
@@ -159,6 +169,13 @@ impl Conv2d {
                 let x = &x[chunk * per * ci * h * wi..][..n * ci * h * wi];
                 let col = grown(col, n * p * k);
                 self.im2col(x, col); // [n*ho*wo, ci*kh*kw]
+                if per_image(p, co, k) {
+                    // Each image's [co, ho*wo] lands in NCHW directly: w times its unfolded patches.
+                    for (img, col) in out.chunks_mut(co * p).zip(col.chunks(p * k)) {
+                        product(co, p, k, MatRef::row_major(w, k), MatRef::transposed(col, k), img, false);
+                    }
+                    continue;
+                }
                 let rows = grown(rows, n * p * co);
                 product(n * p, co, k, MatRef::row_major(col, k), MatRef::transposed(w, k), rows, false); // [n*ho*wo, co]
                 out.par_chunks_mut(co * p).zip(rows.par_chunks(p * co)).for_each(|(img, r)| transpose(r, p, co, img));
@@ -179,10 +196,17 @@ impl Conv2d {
             for (chunk, dx) in dx.chunks_mut(per * ci * h * wi).enumerate() {
                 let n = dx.len() / (ci * h * wi);
                 let dy = &dy[chunk * per * co * p..][..n * co * p];
-                let rows = grown(rows, n * p * co);
-                rows.par_chunks_mut(p * co).zip(dy.par_chunks(co * p)).for_each(|(r, img)| transpose(img, co, p, r)); // [n*ho*wo, co]
                 let col = grown(col, n * p * k);
-                product(n * p, k, co, MatRef::row_major(rows, co), MatRef::row_major(w, k), col, false); // [n*ho*wo, ci*kh*kw]
+                if per_image(p, co, k) {
+                    // Each image's dy [co, ho*wo] read as its transpose: no copy.
+                    for (col, dy) in col.chunks_mut(p * k).zip(dy.chunks(co * p)) {
+                        product(p, k, co, MatRef::transposed(dy, p), MatRef::row_major(w, k), col, false);
+                    }
+                } else {
+                    let rows = grown(rows, n * p * co);
+                    rows.par_chunks_mut(p * co).zip(dy.par_chunks(co * p)).for_each(|(r, img)| transpose(img, co, p, r)); // [n*ho*wo, co]
+                    product(n * p, k, co, MatRef::row_major(rows, co), MatRef::row_major(w, k), col, false); // [n*ho*wo, ci*kh*kw]
+                }
                 self.col2im(col, dx);
             }
         });
@@ -203,6 +227,13 @@ impl Conv2d {
                 let dy = &dy[chunk * per * co * p..][..n * co * p];
                 let col = grown(col, n * p * k);
                 self.im2col(x, col); // [n*ho*wo, ci*kh*kw]
+                if per_image(p, co, k) {
+                    // dw += dy_i [co, ho*wo] x col_i [ho*wo, ci*kh*kw], image by image in order.
+                    for (img, (dy, col)) in dy.chunks(co * p).zip(col.chunks(p * k)).enumerate() {
+                        product(co, k, p, MatRef::row_major(dy, p), MatRef::row_major(col, k), &mut dw, chunk > 0 || img > 0);
+                    }
+                    continue;
+                }
                 let rows = grown(rows, n * p * co);
                 rows.par_chunks_mut(p * co).zip(dy.par_chunks(co * p)).for_each(|(r, img)| transpose(img, co, p, r)); // [n*ho*wo, co]
                 product(co, k, n * p, MatRef::transposed(rows, co), MatRef::row_major(col, k), &mut dw, chunk > 0);
@@ -326,6 +357,8 @@ mod tests {
             Conv2d { x: [3, 16, 8, 8], w: [33, 16, 4, 4], stride: [2, 2], pad: [1, 1] },
             Conv2d { x: [2, 32, 4, 4], w: [1, 32, 4, 4], stride: [1, 1], pad: [0, 0] },
             Conv2d { x: [1, 5, 7, 9], w: [6, 5, 3, 3], stride: [1, 2], pad: [1, 0] },
+            // 256 output pixels, 64 channels out, 72 taps: each image its own product.
+            Conv2d { x: [2, 8, 16, 16], w: [64, 8, 3, 3], stride: [1, 1], pad: [1, 1] },
         ];
         for c in cases {
             let (x, w) = inputs(c.x, c.w);
@@ -346,6 +379,7 @@ mod tests {
             ([2, 16, 4, 4], [16, 8, 4, 4], 2, 1),
             ([2, 8, 8, 8], [8, 3, 4, 4], 2, 1),
             ([2, 5, 5, 7], [5, 6, 3, 3], 2, 1),
+            ([2, 64, 16, 16], [64, 8, 4, 4], 2, 1),
         ];
         for (xs, ws, s, p) in cases {
             let c = Conv2d::of_transposed(xs, ws, [s, s], [p, p]).expect("an output");

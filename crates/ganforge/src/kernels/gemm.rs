@@ -232,7 +232,11 @@ fn blocked<K: Micro>(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
             // B's panel is packed once, sliver by sliver in parallel, and shared by all tasks.
-            bpack.par_chunks_mut(kc * K::NR).take(slivers).enumerate().for_each(|(s, sliver)| K::pack_b(b, pc, kc, jc + s * K::NR, K::NR.min(nc - s * K::NR), sliver));
+            bpack
+                .par_chunks_mut(kc * K::NR)
+                .take(slivers)
+                .enumerate()
+                .for_each(|(s, sliver)| K::pack_b(b, pc, kc, jc + s * K::NR, K::NR.min(nc - s * K::NR), sliver));
             // After the first panel of k, every tile adds to what the earlier panels wrote.
             let acc = accumulate || pc > 0;
             let bpack = &bpack[..];
@@ -249,7 +253,18 @@ fn blocked<K: Micro>(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut
                             // SAFETY: packed panels hold whole MR x kc and kc x NR slivers; the
                             // tile (ic + ir.., jc + jr..) is inside C and owned by this task
                             // (tasks split C into disjoint row blocks x column groups).
-                            unsafe { tile::<K>(kc, apack.as_ptr().add(ir * kc), bpack.as_ptr().add(jr * kc), cp.at((ic + ir) * n + jc + jr), n, rows, cols, acc) };
+                            unsafe {
+                                tile::<K>(
+                                    kc,
+                                    apack.as_ptr().add(ir * kc),
+                                    bpack.as_ptr().add(jr * kc),
+                                    cp.at((ic + ir) * n + jc + jr),
+                                    n,
+                                    rows,
+                                    cols,
+                                    acc,
+                                )
+                            };
                         }
                     }
                 })
@@ -521,7 +536,9 @@ mod tests {
     fn matches_the_definition_on_edge_shapes() {
         for isa in Isa::available() {
             eprintln!("kernels::gemm on {isa:?}");
-            for &(m, n, k) in &[(1, 1, 1), (5, 7, 3), (12, 32, 256), (13, 33, 257), (130, 70, 600), (250, 2100, 40), (37, 5, 1000), (3, 48, 3000)] {
+            for &(m, n, k) in
+                &[(1, 1, 1), (5, 7, 3), (12, 32, 256), (13, 33, 257), (130, 70, 600), (250, 2100, 40), (37, 5, 1000), (3, 48, 3000)]
+            {
                 for transposed in [false, true] {
                     let (av, bv) = (values(m * k, 1), values(k * n, 2));
                     let a = if transposed { MatRef::transposed(&av, m) } else { MatRef::row_major(&av, k) };

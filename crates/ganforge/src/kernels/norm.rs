@@ -130,7 +130,17 @@ pub fn forward(x: &[f32], s: Planes, mean: &[f32], var: &[f32], gamma: &[f32], b
 /// dbeta = sum dz, dgamma = sum dz * xhat, dx = gamma / sqrt(var + eps) * (dz - mean(dz) -
 /// xhat * mean(dz * xhat)).
 #[allow(clippy::too_many_arguments)]
-pub fn backward(x: &[f32], y: &[f32], dy: &[f32], s: Planes, mean: &[f32], var: &[f32], gamma: &[f32], eps: f64, act: Act) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    s: Planes,
+    mean: &[f32],
+    var: &[f32],
+    gamma: &[f32],
+    eps: f64,
+    act: Act,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let len = s.batch * s.channels * s.pixels;
     assert_eq!([x.len(), y.len(), dy.len()], [len; 3], "slices do not match {s:?}");
     let inv: Vec<f32> = var.iter().map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32).collect();
@@ -187,7 +197,13 @@ mod tests {
                     let y = match act {
                         Act::Identity => z,
                         Act::Relu => z.max(0.0),
-                        Act::Leaky(a) => if z > 0.0 { z } else { z * a as f64 },
+                        Act::Leaky(a) => {
+                            if z > 0.0 {
+                                z
+                            } else {
+                                z * a as f64
+                            }
+                        }
                     };
                     total += y * g[i] as f64;
                 }

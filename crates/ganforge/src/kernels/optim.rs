@@ -25,15 +25,17 @@ pub fn adam(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep,
     assert!(g.len() == p.len() && m.len() == p.len() && v.len() == p.len(), "buffers of one parameter");
     let (b1, b2, c1, c2) = (s.beta1 as f32, s.beta2 as f32, (1.0 - s.beta1) as f32, (1.0 - s.beta2) as f32);
     let (step, bias2, eps) = (s.step_size as f32, s.bias2_sqrt as f32, s.eps as f32);
-    p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(|((p, g), (m, v))| {
-        for i in 0..p.len() {
-            let gi = g[i];
-            let (mi, vi) = if fresh { (gi * c1, gi * gi * c2) } else { (m[i] * b1 + gi * c1, v[i] * b2 + gi * gi * c2) };
-            m[i] = mi;
-            v[i] = vi;
-            p[i] -= mi / (vi.sqrt() / bias2 + eps) * step;
-        }
-    });
+    p.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK))).for_each(
+        |((p, g), (m, v))| {
+            for i in 0..p.len() {
+                let gi = g[i];
+                let (mi, vi) = if fresh { (gi * c1, gi * gi * c2) } else { (m[i] * b1 + gi * c1, v[i] * b2 + gi * gi * c2) };
+                m[i] = mi;
+                v[i] = vi;
+                p[i] -= mi / (vi.sqrt() / bias2 + eps) * step;
+            }
+        },
+    );
 }
 
 /// v = alpha v + (1 - alpha) g^2 (from zero when `fresh`), p -= lr g / (sqrt(v) + eps).
