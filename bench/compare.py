@@ -145,6 +145,9 @@ def main():
         print(f"{'config':10} {'batch':>5} {'ganforge img/s':>15} {'PyTorch img/s':>14} {'ratio':>6}")
         for cfg, b, gf, pt in rows:
             print(f"{cfg:10} {b:5d} {gf['images_per_s']:15.1f} {pt['images_per_s']:14.1f} {gf['images_per_s'] / pt['images_per_s']:6.2f}")
+            if "burn_ops" in gf:
+                bo = gf["burn_ops"]
+                print(f"{'  on burn':10} {b:5d} {bo['images_per_s']:15.1f} {pt['images_per_s']:14.1f} {bo['images_per_s'] / pt['images_per_s']:6.2f}")
     else:
         print(f"{'config':10} {'batch':>5} {'ganforge s':>11} {'PyTorch s':>10} {'ratio':>6} {'gf peak MiB':>12} {'pt peak MiB':>12}")
         for cfg, b, gf, pt in rows:

@@ -62,6 +62,19 @@ def train_step_kernels():
     return out
 
 
+def sampling_kernels():
+    """Sampling on ganforge's own kernels, on burn's ops and in PyTorch, from one run."""
+    runs = json.loads((RESULTS / "2026-12-07-sampling-cpu-2threads-kernels.json").read_text())
+    out = [
+        "| config | batch | ganforge images/s, own kernels | on burn's ops | PyTorch images/s | ratio own / PyTorch | ratio burn's ops / PyTorch |",
+        "|--------|------:|-------------------------------:|--------------:|-----------------:|--------------------:|---------------------------:|",
+    ]
+    for r in runs:
+        g, b, p = r["ganforge"]["images_per_s"], r["ganforge"]["burn_ops"]["images_per_s"], r["pytorch"]["images_per_s"]
+        out.append(f"| {r['config']} | {r['batch']} | {g:.1f} | {b:.1f} | {p:.1f} | **{g / p:.2f}** | {b / p:.2f} |")
+    return out
+
+
 def loader():
     raw = RESULTS / "2026-11-28-loader-cpu-2threads.md"
     lines = raw.read_text().splitlines()
@@ -321,6 +334,7 @@ def conv_kernels():
 TABLES = {
     "train-step": train_step,
     "train-step-kernels": train_step_kernels,
+    "sampling-kernels": sampling_kernels,
     "loader": loader,
     "mode-collapse": mode_collapse,
     "mnist-evals": mnist_evals,

@@ -104,6 +104,24 @@ fn train_step_kernels_table_is_its_raw_file() {
 }
 
 #[test]
+fn sampling_kernels_table_is_its_raw_file() {
+    let runs: Vec<Value> = serde_json::from_str(&raw("2026-12-07-sampling-cpu-2threads-kernels.json")).unwrap();
+    let table = rows(&block("sampling-kernels"));
+    assert_eq!(table.len(), runs.len());
+    for (row, run) in table.iter().zip(&runs) {
+        let (g, b, p) = (&run["ganforge"], &run["ganforge"]["burn_ops"], &run["pytorch"]);
+        assert_eq!((g["mode"].as_str(), b["mode"].as_str(), p["mode"].as_str()), (Some("sample"), Some("sample"), Some("sample")));
+        assert_eq!(row[1], run["batch"].to_string());
+        let (gi, bi, pi) = (g["images_per_s"].as_f64().unwrap(), b["images_per_s"].as_f64().unwrap(), p["images_per_s"].as_f64().unwrap());
+        shows(&row[2], 0, gi);
+        shows(&row[3], 0, bi);
+        shows(&row[4], 0, pi);
+        shows(&row[5], 0, gi / pi);
+        shows(&row[6], 0, bi / pi);
+    }
+}
+
+#[test]
 fn loader_table_is_its_raw_file() {
     let records = json_lines(&raw("2026-11-28-loader-cpu-2threads.md"));
     let lines = block("loader");
