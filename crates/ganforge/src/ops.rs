@@ -174,9 +174,14 @@ impl Backward<Flex, 3> for BatchNormActBackward {
     }
 }
 
-/// dL/dx and dL/dw of `y = conv(x, w)` (geometry `g`), for the parents that need them.
+/// dL/dx and dL/dw of `y = conv(x, w)`, or of `y = conv_transpose(x, w)` (`transposed`), for
+/// the parents that need them. `g` is the convolution itself, or for a transposed one the
+/// convolution from y's shape back to x's: then dx is that convolution of dy, and dw its weight
+/// gradient with dy as its input and x as its output's gradient.
 #[derive(Debug)]
-struct ConvBackward;
+struct ConvBackward {
+    transposed: bool,
+}
 
 impl Backward<Flex, 2> for ConvBackward {
     type State = (NodeId, NodeId, Geometry);
@@ -187,66 +192,45 @@ impl Backward<Flex, 2> for ConvBackward {
         let (x_state, w_state, g) = ops.state;
         let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
         let w: FlexTensor = checkpointer.retrieve_node_output(w_state);
-        let dy = f32s(&dy);
+        let (dy, x_shape) = (f32s(&dy), dims4(&x));
         if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, counted(flex(g.backward_input(&dy, &f32s(&w), sgemm), g.x)));
-            // [b, ci, h, w]
+            let dx = if self.transposed { g.forward(&dy, &f32s(&w), sgemm) } else { g.backward_input(&dy, &f32s(&w), sgemm) };
+            grads.register::<Flex>(node.id, counted(flex(dx, x_shape))); // [b, ci, h, w]
         }
         if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, counted(flex(g.backward_weight(&f32s(&x), &dy, sgemm), g.w)));
-            // [co, ci, kh, kw]
+            let dw = if self.transposed { g.backward_weight(&dy, &f32s(&x), sgemm) } else { g.backward_weight(&f32s(&x), &dy, sgemm) };
+            grads.register::<Flex>(node.id, counted(flex(dw, g.w))); // w's shape
         }
     }
 }
 
-/// dL/dx and dL/dw of `y = conv_transpose(x, w)`, where `g` is the convolution from y's shape
-/// back to x's: dx is that convolution of dy, dw its weight gradient with x as the output's.
-#[derive(Debug)]
-struct ConvTransposeBackward;
-
-impl Backward<Flex, 2> for ConvTransposeBackward {
-    type State = (NodeId, NodeId, Geometry);
-
-    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let [node_x, node_w] = ops.parents;
-        let dy = grads.consume::<Flex>(&ops.node);
-        let (x_state, w_state, g) = ops.state;
-        let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
-        let w: FlexTensor = checkpointer.retrieve_node_output(w_state);
-        let dy = f32s(&dy);
-        let x_shape = g.out_shape().expect("checked in the forward");
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, counted(flex(g.forward(&dy, &f32s(&w), sgemm), x_shape)));
-            // [b, ci, h, w]
+/// A convolution on the autodiff backend: `forward` on the primitives, and `backward` recorded
+/// when x or w is tracked.
+fn tracked_conv<C: CheckpointStrategy>(
+    backward: ConvBackward,
+    x: FloatTensor<Autodiff<Flex, C>>,
+    w: FloatTensor<Autodiff<Flex, C>>,
+    g: Geometry,
+    forward: impl FnOnce(FlexTensor, FlexTensor) -> FlexTensor,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    match backward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
+            prep.finish(state, forward(x.into_primitive(), w.into_primitive()))
         }
-        if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, counted(flex(g.backward_weight(&dy, &f32s(&x), sgemm), g.w)));
-            // [ci, co, kh, kw]
-        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(x.into_primitive(), w.into_primitive())),
     }
 }
 
 impl<C: CheckpointStrategy> OwnConv for Autodiff<Flex, C> {
     fn own_conv2d(x: FloatTensor<Self>, w: FloatTensor<Self>, stride: [usize; 2], pad: [usize; 2]) -> FloatTensor<Self> {
         let g = conv_geometry(x.primitive(), w.primitive(), stride, pad);
-        match ConvBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
-                prep.finish(state, Flex::own_conv2d(x.into_primitive(), w.into_primitive(), stride, pad))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::own_conv2d(x.into_primitive(), w.into_primitive(), stride, pad)),
-        }
+        tracked_conv::<C>(ConvBackward { transposed: false }, x, w, g, |x, w| Flex::own_conv2d(x, w, stride, pad))
     }
 
     fn own_conv_transpose2d(x: FloatTensor<Self>, w: FloatTensor<Self>, stride: [usize; 2], pad: [usize; 2]) -> FloatTensor<Self> {
         let g = transposed_geometry(x.primitive(), w.primitive(), stride, pad);
-        match ConvTransposeBackward.prepare::<C>([x.node(), w.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let state = (prep.checkpoint(&x), prep.checkpoint(&w), g);
-                prep.finish(state, Flex::own_conv_transpose2d(x.into_primitive(), w.into_primitive(), stride, pad))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::own_conv_transpose2d(x.into_primitive(), w.into_primitive(), stride, pad)),
-        }
+        tracked_conv::<C>(ConvBackward { transposed: true }, x, w, g, |x, w| Flex::own_conv_transpose2d(x, w, stride, pad))
     }
 
     fn own_batch_norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
