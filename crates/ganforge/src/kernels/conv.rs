@@ -16,7 +16,10 @@
 //!
 //! Unfolding the whole batch first makes products tall enough for any kernel (burn-flex unfolds
 //! per image and tile, so D's deep layers become products 16 rows tall); chunks of images bound
-//! the unfolded matrix's memory. Every element is summed in an order that depends only on the
+//! the unfolded matrix's memory. Layers with many output pixels and a weight that is not thin
+//! run each image as its own product instead, turned so that its result is already NCHW
+//! (`per_image`): the transposes the batched form needs cost more there than the taller product
+//! saves. Every element is summed in an order that depends only on the
 //! layer's shape (see `gemm`), so an image's output does not depend on its batch.
 
 use rayon::prelude::*;
