@@ -285,15 +285,12 @@ fn pack_b<const NR: usize>(b: MatRef, pc: usize, kc: usize, j0: usize, cols: usi
     } else if b.row_stride == 1 && b.col_stride != 1 {
         // B is a transposed view: each of its columns is contiguous along p.
         for j in 0..NR {
+            let dst = sliver[..kc * NR].chunks_exact_mut(NR);
             if j < cols {
                 let col = &b.data[(j0 + j) * b.col_stride + pc..][..kc];
-                for (p, &v) in col.iter().enumerate() {
-                    sliver[p * NR + j] = v;
-                }
+                dst.zip(col).for_each(|(d, &v)| d[j] = v);
             } else {
-                for p in 0..kc {
-                    sliver[p * NR + j] = 0.0;
-                }
+                dst.for_each(|d| d[j] = 0.0);
             }
         }
     } else {
@@ -320,15 +317,15 @@ fn pack_a<const MR: usize>(a: MatRef, ic: usize, mc: usize, pc: usize, kc: usize
             continue;
         }
         for i in 0..MR {
-            if i < rows {
+            let dst = sliver[..kc * MR].chunks_exact_mut(MR);
+            if i >= rows {
+                dst.for_each(|d| d[i] = 0.0);
+            } else if a.col_stride == 1 {
                 // Row i of the sliver is read along k: contiguous when A is row-major.
-                for p in 0..kc {
-                    sliver[p * MR + i] = a.at(i0 + i, pc + p);
-                }
+                let row = &a.data[(i0 + i) * a.row_stride + pc..][..kc];
+                dst.zip(row).for_each(|(d, &v)| d[i] = v);
             } else {
-                for p in 0..kc {
-                    sliver[p * MR + i] = 0.0;
-                }
+                dst.enumerate().for_each(|(p, d)| d[i] = a.at(i0 + i, pc + p));
             }
         }
     }
