@@ -263,13 +263,24 @@ impl<C: CheckpointStrategy> OwnConv for Autodiff<Flex, C> {
     }
 }
 
-/// Whether the own kernels take tensors on this device of this dtype.
+/// Whether the own kernels take this tensor: enabled, on the CPU backend, f32, no empty
+/// dimension.
+fn own_takes(t: &Tensor<4>) -> bool {
+    own_kernels_enabled() && t.device().inner() == Device::flex() && t.dtype() == DType::F32 && t.dims().iter().all(|&d| d > 0)
+}
+
+/// Whether the own kernels take a convolution of x by w.
 fn own_path(x: &Tensor<4>, w: &Tensor<4>) -> bool {
-    own_kernels_enabled()
-        && x.device().inner() == Device::flex()
-        && x.dtype() == DType::F32
-        && w.dtype() == DType::F32
-        && x.dims().iter().chain(&w.dims()).all(|&d| d > 0)
+    own_takes(x) && own_takes(w)
+}
+
+/// `act(y)` with burn's activations (where the fused kernel does not run).
+fn activate(y: Tensor<4>, act: Act) -> Tensor<4> {
+    match act {
+        Act::Identity => y,
+        Act::Relu => relu(y),
+        Act::Leaky(slope) => burn::tensor::activation::leaky_relu(y, slope as f64),
+    }
 }
 
 fn add_bias(y: Tensor<4>, bias: Option<Tensor<1>>) -> Tensor<4> {
@@ -332,18 +343,8 @@ pub fn conv_transpose2d_layer(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4>
 /// does); elsewhere burn's layer and activation.
 pub fn batch_norm_act(bn: &BatchNorm, x: Tensor<4>, act: Act) -> Tensor<4> {
     let training = x.device().is_autodiff() && bn.training.is_enabled();
-    if !(training
-        && own_kernels_enabled()
-        && x.device().inner() == Device::flex()
-        && x.dtype() == DType::F32
-        && x.dims().iter().all(|&d| d > 0))
-    {
-        let y = bn.forward(x);
-        return match act {
-            Act::Identity => y,
-            Act::Relu => relu(y),
-            Act::Leaky(slope) => burn::tensor::activation::leaky_relu(y, slope as f64),
-        };
+    if !(training && own_takes(&x)) {
+        return activate(bn.forward(x), act);
     }
     let c = x.dims()[1];
     let stats: Tensor<2> = Tensor::from_dispatch(Dispatch::own_batch_norm_stats(x.clone().into_dispatch())); // [2, c]
@@ -479,16 +480,7 @@ mod tests {
                 };
                 let x = Tensor::<4>::from_data(TensorData::new(filled(shape.iter().product(), 1), shape), &dev).require_grad();
                 let before = own_kernel_passes();
-                let y = if own {
-                    batch_norm_act(&bn, x.clone(), act)
-                } else {
-                    let y = bn.forward(x.clone());
-                    match act {
-                        Act::Identity => y,
-                        Act::Relu => relu(y),
-                        Act::Leaky(s) => burn::tensor::activation::leaky_relu(y, s as f64),
-                    }
-                };
+                let y = if own { batch_norm_act(&bn, x.clone(), act) } else { activate(bn.forward(x.clone()), act) };
                 let dy = Tensor::<4>::from_data(TensorData::new(filled(shape.iter().product(), 4), shape), &dev);
                 let grads = (y.clone() * dy).sum().backward();
                 assert_eq!(own_kernel_passes() - before, 2 * own as usize, "{act:?}: forward and backward on ganforge's kernels");

@@ -112,11 +112,6 @@ pub fn isa() -> Isa {
     })
 }
 
-/// Whether this CPU runs the AVX-512 kernel.
-pub fn has_avx512() -> bool {
-    Isa::available()[0] == Isa::Avx512
-}
-
 /// `c = a * b`, or `c += a * b` when `accumulate`; `c` is row-major m x n (`c.len() == m * n`),
 /// on the instruction set of [`isa`].
 ///
