@@ -264,8 +264,8 @@ impl<C: CheckpointStrategy> OwnConv for Autodiff<Flex, C> {
 }
 
 /// Whether the own kernels take this tensor: enabled, on the CPU backend, f32, no empty
-/// dimension.
-fn own_takes(t: &Tensor<4>) -> bool {
+/// dimension (also the optimizer's rule for its one-pass update).
+pub fn own_takes<const D: usize>(t: &Tensor<D>) -> bool {
     own_kernels_enabled() && t.device().inner() == Device::flex() && t.dtype() == DType::F32 && t.dims().iter().all(|&d| d > 0)
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use burn::module::{Module, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use crate::dist::Group;
 use crate::kernels::{self, optim::AdamStep};
@@ -94,6 +94,12 @@ impl Optimizer {
         let mut grads = if self.group.size() > 1 { group_mean(&*self.group, &module, grads) } else { grads };
         let mut mapper = crate::params::Paths::new(StepMapper { opt: self, grads: &mut grads });
         module.map(&mut mapper)
+    }
+
+    /// Adam's constants for the current step (t = `steps`): both update paths take them here.
+    fn adam_step(&self, beta1: f64, beta2: f64) -> AdamStep {
+        let t = self.steps as f64;
+        AdamStep { beta1, beta2, step_size: self.lr / (1.0 - beta1.powf(t)), bias2_sqrt: (1.0 - beta2.powf(t)).sqrt(), eps: self.eps }
     }
 
     /// The moments as named host tensors (`m.<param>` for Adam, `v.<param>`).
@@ -202,11 +208,7 @@ impl crate::params::NamedMap for StepMapper<'_> {
         let g = grad.inner().reshape([n]); // [n]
         let name = path.to_string();
         let old = o.state.remove(&name);
-        let (p, moments) = if crate::ops::own_kernels_enabled() && p.device() == Device::flex() && p.dtype() == DType::F32 {
-            fused_update(o, p, g, old)
-        } else {
-            tensor_update(o, p, g, old)
-        };
+        let (p, moments) = if crate::ops::own_takes(&p) { fused_update(o, p, g, old) } else { tensor_update(o, p, g, old) };
         o.state.insert(name, moments);
         let p = p.reshape(dims).autodiff();
         let p = if require_grad { p.require_grad() } else { p };
@@ -225,10 +227,9 @@ fn tensor_update(o: &Optimizer, p: Tensor<1>, g: Tensor<1>, old: Option<Moments>
                 _ => (g.clone().mul_scalar(1.0 - beta1), g.square().mul_scalar(1.0 - beta2)),
             };
             // PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-            let t = o.steps as f64;
-            let (bias1, bias2_sqrt) = (1.0 - beta1.powf(t), (1.0 - beta2.powf(t)).sqrt());
-            let denom = v.clone().sqrt().div_scalar(bias2_sqrt).add_scalar(o.eps);
-            (p - m.clone().div(denom).mul_scalar(o.lr / bias1), Moments { m: Some(m), v })
+            let s = o.adam_step(beta1, beta2);
+            let denom = v.clone().sqrt().div_scalar(s.bias2_sqrt).add_scalar(s.eps);
+            (p - m.clone().div(denom).mul_scalar(s.step_size), Moments { m: Some(m), v })
         }
         Rule::RmsProp { alpha } => {
             let v = match old {
@@ -254,10 +255,7 @@ fn fused_update(o: &Optimizer, p: Tensor<1>, g: Tensor<1>, old: Option<Moments>)
                 Some(Moments { m: Some(m), v }) => (false, host(m), host(v)),
                 _ => (true, vec![0.0; n], vec![0.0; n]),
             };
-            let t = o.steps as f64;
-            let step =
-                AdamStep { beta1, beta2, step_size: o.lr / (1.0 - beta1.powf(t)), bias2_sqrt: (1.0 - beta2.powf(t)).sqrt(), eps: o.eps };
-            kernels::optim::adam(&mut pv, &gv, &mut m, &mut v, step, fresh);
+            kernels::optim::adam(&mut pv, &gv, &mut m, &mut v, o.adam_step(beta1, beta2), fresh);
             (tensor(pv), Moments { m: Some(tensor(m)), v: tensor(v) })
         }
         Rule::RmsProp { alpha } => {
